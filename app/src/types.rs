@@ -1,0 +1,291 @@
+//! The JSON shapes of Gatehouse's REST API: what the server sends and accepts, and what the
+//! browser client reads. Money is USD as a JSON number here; the server keeps it as integers.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// Free-form JSON object attached to a team or key.
+pub type Metadata = Map<String, Value>;
+
+/// Tells "field absent" (outer `None`: leave unchanged) from "field is null" (`Some(None)`:
+/// clear it) in partial updates.
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A team as every endpoint returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Team {
+    pub team_id: String,
+    pub team_alias: Option<String>,
+    /// Models the team may use; empty means every configured model.
+    pub models: Vec<String>,
+    pub max_budget: Option<f64>,
+    pub spend: f64,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub budget_duration: Option<String>,
+    /// When spend next returns to zero (RFC 3339, UTC); null when the budget never resets.
+    pub budget_reset_at: Option<String>,
+    pub metadata: Metadata,
+    pub blocked: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `POST /team/new`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTeam {
+    /// Generated (a UUID) when absent.
+    pub team_id: Option<String>,
+    pub team_alias: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub budget_duration: Option<String>,
+    pub metadata: Option<Metadata>,
+    pub blocked: Option<bool>,
+}
+
+/// `POST /team/update`: only the fields present change; `null` clears a field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamUpdate {
+    pub team_id: String,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub team_alias: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub tpm_limit: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub rpm_limit: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub budget_duration: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Option<Metadata>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<bool>,
+}
+
+/// `POST /team/update` answers with the team's fields and, as LiteLLM does, the same row
+/// under `data`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamUpdated {
+    #[serde(flatten)]
+    pub team: Team,
+    pub data: Team,
+}
+
+/// `{"team_id": ...}` for `/team/block` and `/team/unblock`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRef {
+    pub team_id: String,
+}
+
+/// `GET /team/info` query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamInfoQuery {
+    pub team_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamDelete {
+    pub team_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamsDeleted {
+    pub deleted_teams: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamList {
+    pub teams: Vec<Team>,
+}
+
+/// One key of a team, as `/team/info` lists it under `members`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamMember {
+    pub user_id: Option<String>,
+    /// The masked key, e.g. `sk-3fk2a9x0qz1m...Xy7Q`; the full key is never shown again.
+    pub key: String,
+    pub token: String,
+    pub key_alias: Option<String>,
+    pub blocked: bool,
+}
+
+/// `GET /team/info`: the team's fields at the top level (the spec) plus LiteLLM's
+/// `team_info` and `keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamInfo {
+    #[serde(flatten)]
+    pub team: Team,
+    pub members: Vec<TeamMember>,
+    pub team_info: Team,
+    pub keys: Vec<KeyInfo>,
+}
+
+/// A virtual key as every endpoint but `/key/generate` returns it: never the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The key's public id; accepted wherever an endpoint takes a key.
+    pub token: String,
+    /// The masked key.
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    pub team_id: String,
+    pub user_id: Option<String>,
+    /// Models the key may use, within its team's; empty means all of the team's.
+    pub models: Vec<String>,
+    pub max_budget: Option<f64>,
+    pub spend: f64,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<String>,
+    pub metadata: Metadata,
+    pub blocked: bool,
+    /// Expiry (RFC 3339, UTC); null when the key never expires.
+    pub expires: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `POST /key/generate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub models: Option<Vec<String>>,
+    /// How long the key lives, e.g. `30d`; null or absent: forever.
+    pub duration: Option<String>,
+    pub key_alias: Option<String>,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub budget_duration: Option<String>,
+    pub metadata: Option<Metadata>,
+    pub blocked: Option<bool>,
+}
+
+/// `POST /key/generate` answers with the secret key, this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratedKey {
+    pub key: String,
+    #[serde(flatten)]
+    pub info: KeyInfo,
+}
+
+/// `POST /key/update`: `key` names the key (the secret or its `token`); only the other fields
+/// present change; `null` clears a field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdate {
+    pub key: String,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub key_alias: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub tpm_limit: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub rpm_limit: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub budget_duration: Option<Option<String>>,
+    /// A new lifetime counted from now; null: never expires.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Option<Metadata>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<bool>,
+}
+
+/// `{"key": ...}` for `/key/block` and `/key/unblock`, and the `/key/info` query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRef {
+    pub key: String,
+}
+
+/// `GET /key/info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyInfoResponse {
+    pub key: String,
+    pub info: KeyInfo,
+}
+
+/// `GET /key/list` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyListQuery {
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    /// 1-based.
+    pub page: Option<u64>,
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+    pub total_count: u64,
+    pub current_page: u64,
+    pub total_pages: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDelete {
+    pub keys: Vec<String>,
+}
+
+/// The `token`s of the deleted keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeysDeleted {
+    pub deleted_keys: Vec<String>,
+}
+
+/// `POST /session/login`: the admin key, exchanged for an HttpOnly session cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub expires_at: String,
+}
+
+/// The body of every error: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    /// The HTTP status, as a string (LiteLLM's convention).
+    pub code: String,
+}

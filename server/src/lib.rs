@@ -1,0 +1,181 @@
+//! Gatehouse's server: one axum app serving the REST API and the Leptos console.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod service;
+pub mod state;
+pub mod storage;
+
+use anyhow::Context;
+use app::{shell, App};
+use axum::{
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use config::Config;
+use error::ApiError;
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use service::secrets::{self, MasterKey};
+use state::AppState;
+use std::{io::Write, net::SocketAddr, path::Path, sync::Arc, time::Instant};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// A started server: where it listens and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+    storage: Arc<dyn storage::Storage>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish, then closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.context("server task")??;
+        self.storage.close().await;
+        Ok(())
+    }
+}
+
+/// Opens storage, binds the listener and starts serving in the background.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let master_key = resolve_master_key(&config)?;
+    if let Some(path) = &config.config {
+        std::fs::metadata(path)
+            .with_context(|| format!("GATEHOUSE_CONFIG: cannot read {}", path.display()))?;
+    }
+    let database_url = config.database_url();
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    }
+    let storage = storage::connect(&database_url)
+        .await
+        .context("cannot open the database")?;
+
+    let listener = TcpListener::bind((config.host, config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+    let addr = listener.local_addr()?;
+
+    let site_root = config.site_root.to_string_lossy().to_string();
+    if !Path::new(&site_root).join("pkg").exists() {
+        tracing::warn!(
+            site_root,
+            "console assets not found: the API works, the console needs `cargo leptos build` (scripts/run does it)"
+        );
+    }
+    let leptos_options = LeptosOptions::builder()
+        .output_name("gatehouse")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .env(Env::PROD)
+        .site_addr(addr)
+        .build();
+    let state = AppState {
+        storage: storage.clone(),
+        master_key: Arc::new(MasterKey::new(&master_key)),
+        session_ttl: config.session_ttl,
+        leptos_options: leptos_options.clone(),
+    };
+    let app = Router::new()
+        .merge(routes::router(&state))
+        .leptos_routes(&state, generate_route_list(App), move || {
+            shell(leptos_options.clone())
+        })
+        .fallback(fallback)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state);
+
+    println!("Gatehouse listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+        storage,
+    })
+}
+
+/// The admin key: from the configuration, else from the data directory, else a new one that
+/// is stored there (owner-only) and printed this once.
+fn resolve_master_key(config: &Config) -> anyhow::Result<String> {
+    if let Some(key) = &config.master_key {
+        println!("Admin key: from GATEHOUSE_MASTER_KEY.");
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join("master_key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = config::parse_master_key(text.trim())
+                .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+            println!("Admin key: in {} (set GATEHOUSE_MASTER_KEY to use your own).", path.display());
+            Ok(key)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("cannot create data directory {}", config.data_dir.display())
+            })?;
+            let key = format!("sk-admin-{}", secrets::random_secret(40)?);
+            write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "Admin key (generated, shown once; also stored in {}):\n    {key}",
+                path.display()
+            );
+            Ok(key)
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")?;
+    file.sync_all()
+}
+
+/// Unknown API paths get a JSON 404; everything else is the console's files and pages.
+async fn fallback(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path();
+    if routes::API_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+        return ApiError::NotFound("No such endpoint; see the README for the API.".to_string())
+            .into_response();
+    }
+    let uri = req.uri().clone();
+    leptos_axum::file_and_error_handler::<AppState, _>(shell)(uri, State(state), req).await
+}
+
+/// One line per request: method, path (never the query, which may carry a key), status, time.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,70 @@
+//! `/key/*`: virtual keys, issued to team members.
+
+use crate::{
+    error::ApiError,
+    extract::{ApiJson, ApiQuery},
+    service::keys,
+    state::AppState,
+    storage::Storage,
+};
+use app::types::{
+    GeneratedKey, KeyDelete, KeyInfo, KeyInfoResponse, KeyList, KeyListQuery, KeyRef, KeyUpdate,
+    KeysDeleted, NewKey,
+};
+use axum::{
+    extract::State,
+    routing::{get, post},
+    Json, Router,
+};
+use chrono::Utc;
+use std::sync::Arc;
+
+type Db = State<Arc<dyn Storage>>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/key/generate", post(generate))
+        .route("/key/info", get(info))
+        .route("/key/list", get(list))
+        .route("/key/update", post(update))
+        .route("/key/delete", post(delete))
+        .route("/key/block", post(block))
+        .route("/key/unblock", post(unblock))
+}
+
+async fn generate(State(db): Db, ApiJson(req): ApiJson<NewKey>) -> Result<Json<GeneratedKey>, ApiError> {
+    keys::generate(db.as_ref(), req, Utc::now()).await.map(Json)
+}
+
+async fn info(State(db): Db, ApiQuery(q): ApiQuery<KeyRef>) -> Result<Json<KeyInfoResponse>, ApiError> {
+    let info = keys::info(db.as_ref(), &q.key).await?;
+    Ok(Json(KeyInfoResponse {
+        key: info.token.clone(),
+        info,
+    }))
+}
+
+async fn list(State(db): Db, ApiQuery(q): ApiQuery<KeyListQuery>) -> Result<Json<KeyList>, ApiError> {
+    keys::list(db.as_ref(), q).await.map(Json)
+}
+
+async fn update(State(db): Db, ApiJson(req): ApiJson<KeyUpdate>) -> Result<Json<KeyInfo>, ApiError> {
+    keys::update(db.as_ref(), req, Utc::now()).await.map(Json)
+}
+
+async fn delete(State(db): Db, ApiJson(req): ApiJson<KeyDelete>) -> Result<Json<KeysDeleted>, ApiError> {
+    let deleted_keys = keys::delete(db.as_ref(), req.keys).await?;
+    Ok(Json(KeysDeleted { deleted_keys }))
+}
+
+async fn block(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
+    keys::set_blocked(db.as_ref(), &req.key, true, Utc::now())
+        .await
+        .map(Json)
+}
+
+async fn unblock(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
+    keys::set_blocked(db.as_ref(), &req.key, false, Utc::now())
+        .await
+        .map(Json)
+}

@@ -1,0 +1,71 @@
+//! `/team/*`: the team API of the spec.
+
+use crate::{
+    error::ApiError,
+    extract::{ApiJson, ApiQuery},
+    service::teams,
+    state::AppState,
+    storage::Storage,
+};
+use app::types::{
+    NewTeam, Team, TeamDelete, TeamInfo, TeamInfoQuery, TeamList, TeamRef, TeamUpdate,
+    TeamUpdated, TeamsDeleted,
+};
+use axum::{
+    extract::State,
+    routing::{get, post},
+    Json, Router,
+};
+use chrono::Utc;
+use std::sync::Arc;
+
+type Db = State<Arc<dyn Storage>>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/team/new", post(create))
+        .route("/team/list", get(list))
+        .route("/team/info", get(info))
+        .route("/team/update", post(update))
+        .route("/team/delete", post(delete))
+        .route("/team/block", post(block))
+        .route("/team/unblock", post(unblock))
+}
+
+async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Team>, ApiError> {
+    teams::create(db.as_ref(), req, Utc::now()).await.map(Json)
+}
+
+async fn list(State(db): Db) -> Result<Json<TeamList>, ApiError> {
+    let teams = teams::list(db.as_ref()).await?;
+    Ok(Json(TeamList { teams }))
+}
+
+async fn info(State(db): Db, ApiQuery(q): ApiQuery<TeamInfoQuery>) -> Result<Json<TeamInfo>, ApiError> {
+    teams::info(db.as_ref(), &q.team_id).await.map(Json)
+}
+
+async fn update(State(db): Db, ApiJson(req): ApiJson<TeamUpdate>) -> Result<Json<TeamUpdated>, ApiError> {
+    let team = teams::update(db.as_ref(), req, Utc::now()).await?;
+    Ok(Json(TeamUpdated {
+        data: team.clone(),
+        team,
+    }))
+}
+
+async fn delete(State(db): Db, ApiJson(req): ApiJson<TeamDelete>) -> Result<Json<TeamsDeleted>, ApiError> {
+    let deleted_teams = teams::delete(db.as_ref(), req.team_ids).await?;
+    Ok(Json(TeamsDeleted { deleted_teams }))
+}
+
+async fn block(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
+    teams::set_blocked(db.as_ref(), &req.team_id, true, Utc::now())
+        .await
+        .map(Json)
+}
+
+async fn unblock(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
+    teams::set_blocked(db.as_ref(), &req.team_id, false, Utc::now())
+        .await
+        .map(Json)
+}

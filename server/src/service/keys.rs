@@ -1,0 +1,233 @@
+//! Virtual keys: issued to a team's member, shown once, stored as a hash; a key's models stay
+//! within its team's.
+
+use super::{duration::Period, fields, money::nanos_to_usd, secrets, teams, timestamp, validate};
+use crate::{
+    error::ApiError,
+    storage::{DeleteOutcome, KeyFilter, KeyPatch, KeyRow, Storage, StorageError},
+};
+use app::types::{GeneratedKey, KeyInfo, KeyList, KeyListQuery, KeyUpdate, NewKey, TeamMember};
+use chrono::{DateTime, Utc};
+
+const DEFAULT_PAGE_SIZE: u64 = 10;
+const MAX_PAGE_SIZE: u64 = 100;
+
+pub fn key_view(row: &KeyRow) -> KeyInfo {
+    KeyInfo {
+        token: row.key_id.clone(),
+        key_name: secrets::masked_key(&row.key_id, &row.key_hint),
+        key_alias: row.key_alias.clone(),
+        team_id: row.team_id.clone(),
+        user_id: row.user_id.clone(),
+        models: row.models.clone(),
+        max_budget: row.max_budget.map(nanos_to_usd),
+        spend: nanos_to_usd(row.spend),
+        tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
+        rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
+        budget_duration: row.budget_duration.clone(),
+        budget_reset_at: row.budget_reset_at.map(timestamp),
+        metadata: row.metadata.clone(),
+        blocked: row.blocked,
+        expires: row.expires_at.map(timestamp),
+        created_at: timestamp(row.created_at),
+        updated_at: timestamp(row.updated_at),
+    }
+}
+
+pub fn member_view(row: &KeyRow) -> TeamMember {
+    TeamMember {
+        user_id: row.user_id.clone(),
+        key: secrets::masked_key(&row.key_id, &row.key_hint),
+        token: row.key_id.clone(),
+        key_alias: row.key_alias.clone(),
+        blocked: row.blocked,
+    }
+}
+
+/// Finds the key that `reference` names: the secret key itself, or its public `token`. The
+/// reference is never echoed back, since it may be a secret.
+pub async fn resolve(storage: &dyn Storage, param: &str, reference: &str) -> Result<KeyRow, ApiError> {
+    let found = if secrets::is_virtual_key(reference) {
+        storage.key_by_hash(&secrets::sha256_hex(reference)).await?
+    } else if !reference.is_empty()
+        && reference.len() <= 64
+        && reference.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        storage.key(reference).await?
+    } else {
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} must be a virtual key (sk-...) or a key's token"),
+        ));
+    };
+    found.ok_or_else(|| ApiError::NotFound("Key not found".to_string()))
+}
+
+fn expiry(duration: Option<&str>, now: DateTime<Utc>) -> Result<Option<i64>, ApiError> {
+    duration
+        .map(|text| Period::parse("duration", text).map(|p| p.after(now).timestamp()))
+        .transpose()
+}
+
+pub async fn generate(storage: &dyn Storage, req: NewKey, now: DateTime<Utc>) -> Result<GeneratedKey, ApiError> {
+    let team_id = req.team_id.ok_or_else(|| {
+        ApiError::invalid("team_id", "team_id is required: every key belongs to a team")
+    })?;
+    let team = teams::existing(storage, "team_id", &team_id).await?;
+    if let Some(user_id) = &req.user_id {
+        validate::user_id("user_id", user_id)?;
+    }
+    if let Some(alias) = &req.key_alias {
+        validate::label("key_alias", alias)?;
+    }
+    let models = validate::models("models", req.models.unwrap_or_default())?;
+    validate::models_within_team(&models, &team.team_id, &team.models)?;
+    let (budget_duration, budget_reset_at) =
+        fields::budget_period(req.budget_duration.as_deref(), now)?;
+    let secret = secrets::new_virtual_key()?;
+    let row = KeyRow {
+        key_id: secret.key_id,
+        key_hash: secret.key_hash,
+        key_hint: secret.key_hint,
+        team_id: team.team_id,
+        user_id: req.user_id,
+        key_alias: req.key_alias,
+        models,
+        max_budget: fields::budget(req.max_budget)?,
+        spend: 0,
+        tpm_limit: validate::limit("tpm_limit", req.tpm_limit)?,
+        rpm_limit: validate::limit("rpm_limit", req.rpm_limit)?,
+        budget_duration,
+        budget_reset_at,
+        metadata: req.metadata.unwrap_or_default(),
+        blocked: req.blocked.unwrap_or(false),
+        expires_at: expiry(req.duration.as_deref(), now)?,
+        created_at: now.timestamp(),
+        updated_at: now.timestamp(),
+    };
+    match storage.insert_key(&row).await {
+        Ok(()) => Ok(GeneratedKey {
+            key: secret.key,
+            info: key_view(&row),
+        }),
+        // The team was deleted between the check and the insert.
+        Err(StorageError::MissingReference) => {
+            Err(ApiError::NotFound(format!("Team '{team_id}' not found")))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn info(storage: &dyn Storage, reference: &str) -> Result<KeyInfo, ApiError> {
+    resolve(storage, "key", reference).await.map(|row| key_view(&row))
+}
+
+pub async fn list(storage: &dyn Storage, query: KeyListQuery) -> Result<KeyList, ApiError> {
+    if let Some(team_id) = &query.team_id {
+        validate::team_id("team_id", team_id)?;
+    }
+    if let Some(user_id) = &query.user_id {
+        validate::user_id("user_id", user_id)?;
+    }
+    let page = query.page.unwrap_or(1);
+    if page == 0 || page > u64::from(u32::MAX) {
+        return Err(ApiError::invalid("page", "page counts from 1"));
+    }
+    let size = query.size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(ApiError::invalid(
+            "size",
+            format!("size must be from 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let filter = KeyFilter {
+        team_id: query.team_id,
+        user_id: query.user_id,
+    };
+    let (rows, total) = storage.keys(&filter, (page - 1) * size, size).await?;
+    Ok(KeyList {
+        keys: rows.iter().map(key_view).collect(),
+        total_count: total,
+        current_page: page,
+        total_pages: total.div_ceil(size),
+    })
+}
+
+pub async fn update(storage: &dyn Storage, req: KeyUpdate, now: DateTime<Utc>) -> Result<KeyInfo, ApiError> {
+    let key = resolve(storage, "key", &req.key).await?;
+    if let Some(Some(user_id)) = &req.user_id {
+        validate::user_id("user_id", user_id)?;
+    }
+    if let Some(Some(alias)) = &req.key_alias {
+        validate::label("key_alias", alias)?;
+    }
+    let models = fields::models_update(req.models)?;
+    if let Some(models) = &models {
+        let team = teams::existing(storage, "team_id", &key.team_id).await?;
+        validate::models_within_team(models, &team.team_id, &team.models)?;
+    }
+    let (budget_duration, budget_reset_at) =
+        fields::budget_period_update(req.budget_duration, now)?;
+    let patch = KeyPatch {
+        user_id: req.user_id,
+        key_alias: req.key_alias,
+        models,
+        max_budget: fields::budget_update(req.max_budget)?,
+        tpm_limit: fields::limit_update("tpm_limit", req.tpm_limit)?,
+        rpm_limit: fields::limit_update("rpm_limit", req.rpm_limit)?,
+        budget_duration,
+        budget_reset_at,
+        metadata: req.metadata.map(Option::unwrap_or_default),
+        blocked: req.blocked,
+        expires_at: req
+            .duration
+            .map(|duration| expiry(duration.as_deref(), now))
+            .transpose()?,
+    };
+    apply(storage, &key.key_id, &patch, now).await
+}
+
+pub async fn set_blocked(
+    storage: &dyn Storage,
+    reference: &str,
+    blocked: bool,
+    now: DateTime<Utc>,
+) -> Result<KeyInfo, ApiError> {
+    let key = resolve(storage, "key", reference).await?;
+    let patch = KeyPatch {
+        blocked: Some(blocked),
+        ..KeyPatch::default()
+    };
+    apply(storage, &key.key_id, &patch, now).await
+}
+
+async fn apply(
+    storage: &dyn Storage,
+    key_id: &str,
+    patch: &KeyPatch,
+    now: DateTime<Utc>,
+) -> Result<KeyInfo, ApiError> {
+    storage
+        .update_key(key_id, patch, now.timestamp())
+        .await?
+        .map(|row| key_view(&row))
+        .ok_or_else(|| ApiError::NotFound("Key not found".to_string()))
+}
+
+/// Deletes the keys, all or none; answers their tokens.
+pub async fn delete(storage: &dyn Storage, references: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if references.is_empty() {
+        return Err(ApiError::invalid("keys", "keys must name at least one key"));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(references.len());
+    for reference in &references {
+        let key = resolve(storage, "keys", reference).await?;
+        if !ids.contains(&key.key_id) {
+            ids.push(key.key_id);
+        }
+    }
+    match storage.delete_keys(&ids).await? {
+        DeleteOutcome::Deleted => Ok(ids),
+        DeleteOutcome::Missing(_) => Err(ApiError::NotFound("Key not found".to_string())),
+    }
+}

@@ -1,0 +1,168 @@
+//! Teams: create, read, change, block and delete, with every rule on their fields.
+
+use super::{
+    fields,
+    keys::{key_view, member_view},
+    money::nanos_to_usd,
+    timestamp, validate,
+};
+use crate::{
+    error::ApiError,
+    storage::{DeleteOutcome, KeyFilter, Storage, StorageError, TeamPatch, TeamRow},
+};
+use app::types::{NewTeam, Team, TeamInfo, TeamUpdate};
+use chrono::{DateTime, Utc};
+
+pub fn team_view(row: &TeamRow) -> Team {
+    Team {
+        team_id: row.team_id.clone(),
+        team_alias: row.team_alias.clone(),
+        models: row.models.clone(),
+        max_budget: row.max_budget.map(nanos_to_usd),
+        spend: nanos_to_usd(row.spend),
+        tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
+        rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
+        budget_duration: row.budget_duration.clone(),
+        budget_reset_at: row.budget_reset_at.map(timestamp),
+        metadata: row.metadata.clone(),
+        blocked: row.blocked,
+        created_at: timestamp(row.created_at),
+        updated_at: timestamp(row.updated_at),
+    }
+}
+
+fn not_found(team_id: &str) -> ApiError {
+    ApiError::NotFound(format!("Team '{team_id}' not found"))
+}
+
+/// Reads a team that must exist; `param` names the request field that held its id.
+pub async fn existing(storage: &dyn Storage, param: &str, team_id: &str) -> Result<TeamRow, ApiError> {
+    validate::team_id(param, team_id)?;
+    storage.team(team_id).await?.ok_or_else(|| not_found(team_id))
+}
+
+pub async fn create(storage: &dyn Storage, req: NewTeam, now: DateTime<Utc>) -> Result<Team, ApiError> {
+    let team_id = match req.team_id {
+        Some(id) => {
+            validate::team_id("team_id", &id)?;
+            id
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    if let Some(alias) = &req.team_alias {
+        validate::label("team_alias", alias)?;
+    }
+    let (budget_duration, budget_reset_at) =
+        fields::budget_period(req.budget_duration.as_deref(), now)?;
+    let row = TeamRow {
+        team_alias: req.team_alias,
+        models: validate::models("models", req.models.unwrap_or_default())?,
+        max_budget: fields::budget(req.max_budget)?,
+        spend: 0,
+        tpm_limit: validate::limit("tpm_limit", req.tpm_limit)?,
+        rpm_limit: validate::limit("rpm_limit", req.rpm_limit)?,
+        budget_duration,
+        budget_reset_at,
+        metadata: req.metadata.unwrap_or_default(),
+        blocked: req.blocked.unwrap_or(false),
+        created_at: now.timestamp(),
+        updated_at: now.timestamp(),
+        team_id,
+    };
+    match storage.insert_team(&row).await {
+        Ok(()) => Ok(team_view(&row)),
+        Err(StorageError::AlreadyExists) => Err(ApiError::Conflict(format!(
+            "Team '{}' already exists; choose another team_id or use /team/update",
+            row.team_id
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn list(storage: &dyn Storage) -> Result<Vec<Team>, ApiError> {
+    Ok(storage.teams().await?.iter().map(team_view).collect())
+}
+
+pub async fn info(storage: &dyn Storage, team_id: &str) -> Result<TeamInfo, ApiError> {
+    let team = existing(storage, "team_id", team_id).await?;
+    let filter = KeyFilter {
+        team_id: Some(team.team_id.clone()),
+        user_id: None,
+    };
+    let (keys, _) = storage.keys(&filter, 0, u64::MAX >> 1).await?;
+    let team = team_view(&team);
+    Ok(TeamInfo {
+        members: keys.iter().map(member_view).collect(),
+        keys: keys.iter().map(key_view).collect(),
+        team_info: team.clone(),
+        team,
+    })
+}
+
+/// Applies the fields present in `req`; changing `budget_duration` moves `budget_reset_at`
+/// without touching spend.
+pub async fn update(storage: &dyn Storage, req: TeamUpdate, now: DateTime<Utc>) -> Result<Team, ApiError> {
+    validate::team_id("team_id", &req.team_id)?;
+    if let Some(Some(alias)) = &req.team_alias {
+        validate::label("team_alias", alias)?;
+    }
+    let (budget_duration, budget_reset_at) =
+        fields::budget_period_update(req.budget_duration, now)?;
+    let patch = TeamPatch {
+        team_alias: req.team_alias,
+        models: fields::models_update(req.models)?,
+        max_budget: fields::budget_update(req.max_budget)?,
+        tpm_limit: fields::limit_update("tpm_limit", req.tpm_limit)?,
+        rpm_limit: fields::limit_update("rpm_limit", req.rpm_limit)?,
+        budget_duration,
+        budget_reset_at,
+        metadata: req.metadata.map(Option::unwrap_or_default),
+        blocked: req.blocked,
+    };
+    apply(storage, &req.team_id, &patch, now).await
+}
+
+pub async fn set_blocked(
+    storage: &dyn Storage,
+    team_id: &str,
+    blocked: bool,
+    now: DateTime<Utc>,
+) -> Result<Team, ApiError> {
+    validate::team_id("team_id", team_id)?;
+    let patch = TeamPatch {
+        blocked: Some(blocked),
+        ..TeamPatch::default()
+    };
+    apply(storage, team_id, &patch, now).await
+}
+
+async fn apply(
+    storage: &dyn Storage,
+    team_id: &str,
+    patch: &TeamPatch,
+    now: DateTime<Utc>,
+) -> Result<Team, ApiError> {
+    storage
+        .update_team(team_id, patch, now.timestamp())
+        .await?
+        .map(|row| team_view(&row))
+        .ok_or_else(|| not_found(team_id))
+}
+
+/// Deletes the teams and their keys, all or none.
+pub async fn delete(storage: &dyn Storage, team_ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if team_ids.is_empty() {
+        return Err(ApiError::invalid("team_ids", "team_ids must name at least one team"));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(team_ids.len());
+    for id in team_ids {
+        validate::team_id("team_ids", &id)?;
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    match storage.delete_teams(&unique).await? {
+        DeleteOutcome::Deleted => Ok(unique),
+        DeleteOutcome::Missing(id) => Err(not_found(&id)),
+    }
+}

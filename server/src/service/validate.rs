@@ -1,0 +1,146 @@
+//! The shape rules for ids, names and lists that clients send. Each rule lives here once.
+
+use crate::error::ApiError;
+
+const MAX_ID: usize = 128;
+const MAX_TEXT: usize = 256;
+const MAX_MODELS: usize = 1_000;
+
+/// Team ids: a letter or digit, then letters, digits, `.`, `_` or `-` (128 at most), so they are
+/// safe in URLs, logs and file names.
+pub fn team_id(param: &str, value: &str) -> Result<(), ApiError> {
+    let mut chars = value.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if first_ok && rest_ok && value.len() <= MAX_ID {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            param,
+            format!(
+                "{param} must be 1 to {MAX_ID} characters: letters, digits, '.', '_' or '-', \
+                 starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// User ids also allow what e-mail addresses and SSO subjects use: `@`, `+` and `:`.
+pub fn user_id(param: &str, value: &str) -> Result<(), ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_TEXT
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            param,
+            format!(
+                "{param} must be 1 to {MAX_TEXT} characters: letters, digits, '.', '_', '-', \
+                 '@', '+' or ':'"
+            ),
+        ))
+    }
+}
+
+/// Human-readable names (aliases): any text but control characters, 1 to 256 characters.
+pub fn label(param: &str, value: &str) -> Result<(), ApiError> {
+    let ok = !value.trim().is_empty()
+        && value.chars().count() <= MAX_TEXT
+        && !value.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            param,
+            format!(
+                "{param} must be 1 to {MAX_TEXT} characters without control characters \
+                 (send null to clear it)"
+            ),
+        ))
+    }
+}
+
+/// A list of model names: each without spaces or control characters; duplicates dropped,
+/// order kept.
+pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if models.len() > MAX_MODELS {
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} may list at most {MAX_MODELS} models"),
+        ));
+    }
+    let mut seen = Vec::with_capacity(models.len());
+    for model in models {
+        let ok = !model.is_empty()
+            && model.len() <= MAX_TEXT
+            && !model.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(ApiError::invalid(
+                param,
+                format!("{param} must be model names of 1 to {MAX_TEXT} characters without spaces"),
+            ));
+        }
+        if !seen.contains(&model) {
+            seen.push(model);
+        }
+    }
+    Ok(seen)
+}
+
+/// A tokens- or requests-per-minute limit as stored.
+pub fn limit(param: &str, value: Option<u64>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            i64::try_from(v)
+                .map_err(|_| ApiError::invalid(param, format!("{param} is too large")))
+        })
+        .transpose()
+}
+
+/// A key's models must lie within its team's (an empty team list allows every model).
+pub fn models_within_team(
+    key_models: &[String],
+    team_id: &str,
+    team_models: &[String],
+) -> Result<(), ApiError> {
+    if team_models.is_empty() {
+        return Ok(());
+    }
+    match key_models.iter().find(|m| !team_models.contains(m)) {
+        None => Ok(()),
+        Some(model) => Err(ApiError::invalid(
+            "models",
+            format!(
+                "Model '{model}' is not available to team '{team_id}'; the team's models are: {}",
+                team_models.join(", ")
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn team_ids() {
+        for ok in ["engineering-team", "a", "team_1.b", "0f8fad5b-d9cb-469f-a165-70867728950e"] {
+            assert!(team_id("team_id", ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in ["", "-x", "a b", "a/b", "a'b", "<script>", "é", long.as_str()] {
+            assert!(team_id("team_id", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn model_lists_drop_duplicates_and_refuse_blanks() {
+        let list = vec!["gpt-4".to_string(), "gpt-4".to_string(), "claude-2".to_string()];
+        assert_eq!(models("models", list).expect("valid"), vec!["gpt-4", "claude-2"]);
+        assert!(models("models", vec![String::new()]).is_err());
+        assert!(models("models", vec!["gpt 4".to_string()]).is_err());
+    }
+}

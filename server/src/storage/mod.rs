@@ -1,0 +1,162 @@
+//! Persistence behind one small trait, so each database has its own implementation picked once at
+//! start from the URL scheme. Rows here are storage shapes (money in nano-dollars, times in unix
+//! seconds), kept apart from the API types.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("a row with that id already exists")]
+    AlreadyExists,
+    #[error("a row it refers to does not exist")]
+    MissingReference,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL: {0}")]
+    Unsupported(String),
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamRow {
+    pub team_id: String,
+    pub team_alias: Option<String>,
+    pub models: Vec<String>,
+    pub max_budget: Option<i64>,
+    pub spend: i64,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<i64>,
+    pub metadata: Map<String, Value>,
+    pub blocked: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The fields of a team to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TeamPatch {
+    pub team_alias: Option<Option<String>>,
+    pub models: Option<Vec<String>>,
+    pub max_budget: Option<Option<i64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub rpm_limit: Option<Option<i64>>,
+    pub budget_duration: Option<Option<String>>,
+    pub budget_reset_at: Option<Option<i64>>,
+    pub metadata: Option<Map<String, Value>>,
+    pub blocked: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRow {
+    /// Public id, shown as `token`.
+    pub key_id: String,
+    /// Hex SHA-256 of the whole secret key; the secret itself is never stored.
+    pub key_hash: String,
+    /// The secret's last four characters, for the masked form.
+    pub key_hint: String,
+    pub team_id: String,
+    pub user_id: Option<String>,
+    pub key_alias: Option<String>,
+    pub models: Vec<String>,
+    pub max_budget: Option<i64>,
+    pub spend: i64,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<i64>,
+    pub metadata: Map<String, Value>,
+    pub blocked: bool,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The fields of a key to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub user_id: Option<Option<String>>,
+    pub key_alias: Option<Option<String>>,
+    pub models: Option<Vec<String>>,
+    pub max_budget: Option<Option<i64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub rpm_limit: Option<Option<i64>>,
+    pub budget_duration: Option<Option<String>>,
+    pub budget_reset_at: Option<Option<i64>>,
+    pub metadata: Option<Map<String, Value>>,
+    pub blocked: Option<bool>,
+    pub expires_at: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// What a delete of several rows did: all of them, or none because one was missing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeleteOutcome {
+    Deleted,
+    Missing(String),
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync {
+    async fn insert_team(&self, team: &TeamRow) -> StorageResult<()>;
+    async fn team(&self, team_id: &str) -> StorageResult<Option<TeamRow>>;
+    async fn teams(&self) -> StorageResult<Vec<TeamRow>>;
+    /// Applies `patch` in one statement and returns the new row, `None` for an unknown team.
+    async fn update_team(
+        &self,
+        team_id: &str,
+        patch: &TeamPatch,
+        now: i64,
+    ) -> StorageResult<Option<TeamRow>>;
+    /// Deletes the teams and their keys in one transaction, or nothing.
+    async fn delete_teams(&self, team_ids: &[String]) -> StorageResult<DeleteOutcome>;
+
+    /// Fails with [`StorageError::MissingReference`] when the key's team does not exist.
+    async fn insert_key(&self, key: &KeyRow) -> StorageResult<()>;
+    async fn key(&self, key_id: &str) -> StorageResult<Option<KeyRow>>;
+    async fn key_by_hash(&self, key_hash: &str) -> StorageResult<Option<KeyRow>>;
+    /// One page of keys, oldest first, and the number of keys matching the filter.
+    async fn keys(&self, filter: &KeyFilter, offset: u64, limit: u64)
+        -> StorageResult<(Vec<KeyRow>, u64)>;
+    async fn update_key(
+        &self,
+        key_id: &str,
+        patch: &KeyPatch,
+        now: i64,
+    ) -> StorageResult<Option<KeyRow>>;
+    /// Deletes the keys in one transaction, or nothing.
+    async fn delete_keys(&self, key_ids: &[String]) -> StorageResult<DeleteOutcome>;
+
+    async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()>;
+    /// Whether the session exists and is still valid at `now`.
+    async fn session_valid(&self, token_hash: &str, now: i64) -> StorageResult<bool>;
+    async fn delete_session(&self, token_hash: &str) -> StorageResult<()>;
+    async fn delete_expired_sessions(&self, now: i64) -> StorageResult<()>;
+
+    async fn close(&self);
+}
+
+/// Opens the database named by `url` and brings its schema up to date.
+pub async fn connect(url: &str) -> StorageResult<Arc<dyn Storage>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStorage::connect(url).await?))
+    } else {
+        Err(StorageError::Unsupported(format!(
+            "{} (this version stores data in SQLite: use sqlite://PATH)",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

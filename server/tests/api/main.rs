@@ -1,0 +1,7 @@
+//! The REST API against a real server and a real SQLite file.
+
+mod auth;
+mod errors;
+mod helpers;
+mod keys;
+mod teams;
