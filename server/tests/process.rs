@@ -1,0 +1,327 @@
+//! The `gatehouse` binary as a user runs it: start-up configuration, the admin key, clean
+//! shutdown, log hygiene, and the spec's own curl and Python examples, run unmodified except
+//! that `http://localhost:4000` and `sk-admin-xxx` point at this test's server.
+
+use serde_json::{json, Value};
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::{mpsc, Arc, Mutex},
+    thread,
+    time::Duration,
+};
+use tempfile::TempDir;
+
+const ADMIN_KEY: &str = "sk-admin-process-test-5f1c2a";
+const SPEC: &str = include_str!("../../docs/team-management.md");
+
+fn gatehouse() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    for var in ["DATABASE_URL", "GATEHOUSE_HOST", "GATEHOUSE_PORT", "GATEHOUSE_MASTER_KEY", "GATEHOUSE_CONFIG", "GATEHOUSE_DATA_DIR"] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// A running `gatehouse` process and everything it has printed.
+struct Server {
+    child: Child,
+    base: String,
+    output: Arc<Mutex<String>>,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn start(master_key: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, master_key)
+    }
+
+    fn start_in(dir: TempDir, master_key: Option<&str>) -> Self {
+        let mut command = gatehouse();
+        command
+            .env("GATEHOUSE_PORT", "0")
+            .env("GATEHOUSE_DATA_DIR", dir.path().join("data"))
+            .env("LEPTOS_SITE_ROOT", dir.path().join("site"))
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(key) = master_key {
+            command.env("GATEHOUSE_MASTER_KEY", key);
+        }
+        let mut child = command.spawn().expect("gatehouse starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (address_tx, address_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        collect(stdout, output.clone(), Some(address_tx));
+        collect(stderr, output.clone(), None);
+        let base = address_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no listening line; output:\n{}", output.lock().expect("lock")));
+        Self { child, base, output, _dir: dir }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().expect("lock").clone()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = self.child.wait().expect("exit");
+        assert!(exit.success(), "gatehouse exited with {exit} after SIGTERM");
+        self.output()
+    }
+
+    /// The example's text with the spec's address and admin key pointed at this server.
+    fn point(&self, example: &str) -> String {
+        example
+            .replace("http://localhost:4000", &self.base)
+            .replace("sk-admin-xxx", ADMIN_KEY)
+    }
+
+    fn curl(&self, example: &str) -> Value {
+        let output = run(Command::new("bash").arg("-c").arg(self.point(example)));
+        serde_json::from_slice(&output.stdout).expect("curl printed JSON")
+    }
+
+    fn python(&self, example: &str) -> String {
+        let python = std::env::var("GATEHOUSE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let output = run(Command::new(python).arg("-c").arg(self.point(example)));
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let output = run(Command::new("curl").args(["-sS", "-H", &format!("Authorization: Bearer {ADMIN_KEY}"), &format!("{}{path}", self.base)]));
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static, output: Arc<Mutex<String>>, address: Option<mpsc::Sender<String>>) {
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let (Some(tx), Some(rest)) = (&address, line.split("listening on ").nth(1)) {
+                let _ = tx.send(rest.trim().to_string());
+            }
+            let mut all = output.lock().expect("lock");
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().expect("command runs");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// An example from `tests/spec/`, checked to stand verbatim in the spec.
+fn example(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec").join(name);
+    let text = std::fs::read_to_string(&path).expect("example file");
+    assert!(SPEC.contains(text.trim_end()), "{name} is not verbatim from the spec");
+    text
+}
+
+#[test]
+fn the_spec_curl_examples_work() {
+    let server = Server::start(Some(ADMIN_KEY));
+    let team = server.curl(&example("curl_team_new.sh"));
+    assert_eq!(team["team_id"], "engineering-team");
+    assert_eq!(team["spend"], json!(0.0));
+    assert_eq!(team["metadata"]["cost_center"], "CC-123");
+
+    let list = server.curl(&example("curl_team_list.sh"));
+    assert_eq!(list["teams"][0]["team_alias"], "Engineering Team");
+    let info = server.curl(&example("curl_team_info.sh"));
+    assert_eq!(info["max_budget"], json!(1000.0));
+    assert_eq!(info["members"], json!([]));
+
+    let updated = server.curl(&example("curl_team_update.sh"));
+    assert_eq!(updated["max_budget"], json!(2000.0));
+    assert_eq!(updated["models"], json!(["gpt-4", "gpt-3.5-turbo", "claude-2"]));
+    assert_eq!(updated["tpm_limit"], json!(1000000), "fields not sent are kept");
+
+    let key = server.curl(&example("curl_key_generate.sh"));
+    assert!(key["key"].as_str().is_some_and(|k| k.starts_with("sk-")));
+    assert_eq!(key["models"], json!(["gpt-4"]));
+    assert!(key["expires"].is_string());
+    let info = server.get("/team/info?team_id=engineering-team");
+    assert_eq!(info["members"].as_array().map(Vec::len), Some(1));
+
+    assert_eq!(server.curl(&example("curl_team_block.sh"))["blocked"], json!(true));
+    assert_eq!(server.curl(&example("curl_team_unblock.sh"))["blocked"], json!(false));
+
+    let deleted = server.curl(&example("curl_team_delete.sh"));
+    assert_eq!(deleted["deleted_teams"], json!(["engineering-team"]));
+    assert_eq!(server.get("/team/list")["teams"], json!([]));
+    let token = key["token"].as_str().expect("token");
+    assert_eq!(server.get(&format!("/key/info?key={token}"))["error"]["code"], "404");
+}
+
+#[test]
+fn the_spec_python_examples_run_unmodified() {
+    let server = Server::start(Some(ADMIN_KEY));
+    assert_eq!(server.python(&example("create_team.py")), "Created team: engineering-team\n");
+    assert_eq!(
+        server.python(&example("list_teams.py")),
+        "Team: Engineering Team\n  Spend: $0.00 / $1000.00\n  Models: gpt-4, gpt-3.5-turbo\n"
+    );
+    assert_eq!(
+        server.python(&example("team_info.py")),
+        "Team: Engineering Team\nBudget: $0.00 / $1000.00\nMembers: 0\n"
+    );
+
+    server.python(&example("update_team.py"));
+    let team = server.get("/team/info?team_id=engineering-team");
+    assert_eq!(team["max_budget"], json!(2000.0));
+    assert_eq!(team["tpm_limit"], json!(2000000));
+    assert_eq!(team["rpm_limit"], json!(10000));
+
+    // "Add Member to Team", then "List Team Members".
+    let key = server.curl(&example("curl_key_generate.sh"));
+    let members = server.python(&example("list_members.py"));
+    let masked = team_member_key(&server);
+    assert_eq!(members, format!("Member: None, Key: {masked}\n"));
+    assert!(!members.contains(key["key"].as_str().expect("key")));
+
+    server.python(&example("delete_team.py"));
+    assert_eq!(server.get("/team/list")["teams"], json!([]));
+
+    assert_eq!(
+        server.python(&example("complete_example.py")),
+        "Created team: data-science-team\n\
+         Created key for user 1\nCreated key for user 2\nCreated key for user 3\n\
+         \nTeam Info:\n  Name: Data Science Team\n  Budget: $0.00 / $500.00\n  Members: 3\n\
+         \nUpdated team budget to $1000\n\
+         \nTotal teams: 1\n  - Data Science Team: $0.00 / $1000.00\n"
+    );
+
+    // The last example continues the page's session, where `requests` is already imported.
+    server.python(&format!("import requests\n{}", example("team_with_limits.py")));
+    let startup = server.get("/team/info?team_id=startup-team");
+    assert_eq!(startup["max_budget"], json!(50.0));
+    assert_eq!(startup["tpm_limit"], json!(100000));
+    assert_eq!(startup["rpm_limit"], json!(1000));
+    assert_eq!(startup["budget_duration"], "30d");
+}
+
+fn team_member_key(server: &Server) -> String {
+    let info = server.get("/team/info?team_id=engineering-team");
+    info["members"][0]["key"].as_str().expect("masked key").to_string()
+}
+
+#[test]
+fn keys_and_hashes_never_reach_the_log() {
+    let server = Server::start(Some(ADMIN_KEY));
+    server.curl(&example("curl_team_new.sh"));
+    let generated = server.curl(&example("curl_key_generate.sh"));
+    let key = generated["key"].as_str().expect("key").to_string();
+    let hash = server::service::secrets::sha256_hex(&key);
+    // The key in a query string, as a bearer token on an admin route, and a wrong one.
+    server.get(&format!("/key/info?key={key}"));
+    let bogus = "sk-bogus_ThisIsNotARealKeyButLooksLikeOne1234";
+    for token in [key.as_str(), bogus] {
+        run(Command::new("curl").args(["-sS", "-H", &format!("Authorization: Bearer {token}"), &format!("{}/team/list", server.base)]));
+    }
+    let log = server.terminate();
+    assert!(log.contains("/key/info"), "requests are logged:\n{log}");
+    for secret in [ADMIN_KEY, key.as_str(), hash.as_str(), bogus] {
+        assert!(!log.contains(secret), "log contains a secret:\n{log}");
+    }
+}
+
+#[test]
+fn first_start_generates_and_stores_an_admin_key_printed_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let first = Server::start_in(dir, None);
+    let output = first.output();
+    let key_file = data.join("master_key");
+    let key = std::fs::read_to_string(&key_file).expect("key stored").trim().to_string();
+    assert!(key.starts_with("sk-admin-") && key.len() >= 40, "{key}");
+    assert!(output.contains(&key), "the new key is printed:\n{output}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // It works, and a second start reuses it without printing it.
+    let status = run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Authorization: Bearer {key}"), &format!("{}/team/list", first.base)]));
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
+    let dir = first.terminate_keep_dir();
+    let second = Server::start_in(dir, None);
+    let output = second.output();
+    assert!(!output.contains(&key), "the key is printed again:\n{output}");
+    assert!(output.contains("master_key"), "says where the key is:\n{output}");
+}
+
+impl Server {
+    fn terminate_keep_dir(mut self) -> TempDir {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("placeholder");
+        std::mem::replace(&mut self._dir, dir)
+    }
+}
+
+#[test]
+fn invalid_configuration_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cases: &[(&str, &str, &str)] = &[
+        ("GATEHOUSE_PORT", "not-a-port", "invalid value"),
+        ("GATEHOUSE_PORT", "70000", "invalid value"),
+        ("GATEHOUSE_HOST", "localhost:99", "invalid value"),
+        ("GATEHOUSE_MASTER_KEY", "short", "admin key must be"),
+        ("DATABASE_URL", "mysql://db/x", "unsupported database URL"),
+        ("GATEHOUSE_CONFIG", "/nonexistent/gatehouse.yaml", "GATEHOUSE_CONFIG"),
+        ("GATEHOUSE_SESSION_TTL", "forever", "session_ttl"),
+    ];
+    for (var, value, expected) in cases {
+        let output = gatehouse()
+            .env("GATEHOUSE_PORT", "0")
+            .env("GATEHOUSE_DATA_DIR", dir.path().join("data"))
+            .env("GATEHOUSE_MASTER_KEY", ADMIN_KEY)
+            .env(var, value)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{var}={value} was accepted");
+        assert!(stderr.contains(expected), "{var}={value}: {stderr}");
+        assert!(!stderr.contains(ADMIN_KEY), "{var}={value} printed the admin key");
+    }
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let output = gatehouse()
+        .env("GATEHOUSE_MASTER_KEY", ADMIN_KEY)
+        .arg("--help")
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for var in ["GATEHOUSE_PORT", "GATEHOUSE_HOST", "DATABASE_URL", "GATEHOUSE_MASTER_KEY", "GATEHOUSE_CONFIG", "GATEHOUSE_DATA_DIR"] {
+        assert!(help.contains(var), "--help lacks {var}:\n{help}");
+    }
+    assert!(!help.contains(ADMIN_KEY), "--help shows the admin key");
+}
