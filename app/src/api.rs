@@ -41,7 +41,9 @@ mod transport {
     fn network_error(err: gloo_net::Error) -> ApiError {
         ApiError {
             status: 0,
-            message: format!("Could not reach Gatehouse ({err}). Check that the server is running."),
+            message: format!(
+                "Could not reach Gatehouse ({err}). Check that the server is running."
+            ),
         }
     }
 
@@ -65,7 +67,10 @@ mod transport {
         read(response).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         let response = Request::post(path)
             .json(body)
             .map_err(network_error)?
@@ -94,7 +99,10 @@ mod transport {
         Err(browser_only())
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(_path: &str, _body: &B) -> Result<T, ApiError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        _path: &str,
+        _body: &B,
+    ) -> Result<T, ApiError> {
         Err(browser_only())
     }
 }

@@ -50,8 +50,7 @@ pub struct Config {
 
 /// The rule for admin keys, whether set by the operator or read back from the data directory.
 pub fn parse_master_key(value: &str) -> Result<String, String> {
-    let ok = (8..=256).contains(&value.len())
-        && value.chars().all(|c| c.is_ascii_graphic());
+    let ok = (8..=256).contains(&value.len()) && value.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(value.to_string())
     } else {
@@ -68,8 +67,8 @@ fn parse_ttl(value: &str) -> Result<chrono::Duration, String> {
 
 impl Config {
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("gatehouse.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gatehouse.db").display()))
     }
 }

@@ -21,15 +21,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| ApiError::Status {
-                status: rejection.status(),
-                message: match rejection.status().as_u16() {
-                    413 => "Request body too large.".to_string(),
-                    _ => rejection.body_text(),
-                },
-            })?;
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection| ApiError::Status {
+                    status: rejection.status(),
+                    message: match rejection.status().as_u16() {
+                        413 => "Request body too large.".to_string(),
+                        _ => rejection.body_text(),
+                    },
+                })?;
         parse_json(&bytes).map(ApiJson)
     }
 }

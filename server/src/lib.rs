@@ -53,8 +53,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     let database_url = config.database_url();
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
     }
     let storage = storage::connect(&database_url)
         .await
@@ -124,7 +125,10 @@ fn resolve_master_key(config: &Config) -> anyhow::Result<String> {
         Ok(text) => {
             let key = config::parse_master_key(text.trim())
                 .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
-            println!("Admin key: in {} (set GATEHOUSE_MASTER_KEY to use your own).", path.display());
+            println!(
+                "Admin key: in {} (set GATEHOUSE_MASTER_KEY to use your own).",
+                path.display()
+            );
             Ok(key)
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -132,7 +136,8 @@ fn resolve_master_key(config: &Config) -> anyhow::Result<String> {
                 format!("cannot create data directory {}", config.data_dir.display())
             })?;
             let key = format!("sk-admin-{}", secrets::random_secret(40)?);
-            write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+            write_private(&path, &key)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             println!(
                 "Admin key (generated, shown once; also stored in {}):\n    {key}",
                 path.display()
@@ -156,7 +161,10 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// Unknown API paths get a JSON 404; everything else is the console's files and pages.
 async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path();
-    if routes::API_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+    if routes::API_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+    {
         return ApiError::NotFound("No such endpoint; see the README for the API.".to_string())
             .into_response();
     }

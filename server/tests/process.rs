@@ -18,7 +18,14 @@ const SPEC: &str = include_str!("../../docs/team-management.md");
 
 fn gatehouse() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    for var in ["DATABASE_URL", "GATEHOUSE_HOST", "GATEHOUSE_PORT", "GATEHOUSE_MASTER_KEY", "GATEHOUSE_CONFIG", "GATEHOUSE_DATA_DIR"] {
+    for var in [
+        "DATABASE_URL",
+        "GATEHOUSE_HOST",
+        "GATEHOUSE_PORT",
+        "GATEHOUSE_MASTER_KEY",
+        "GATEHOUSE_CONFIG",
+        "GATEHOUSE_DATA_DIR",
+    ] {
         command.env_remove(var);
     }
     command
@@ -59,8 +66,18 @@ impl Server {
         collect(stderr, output.clone(), None);
         let base = address_rx
             .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no listening line; output:\n{}", output.lock().expect("lock")));
-        Self { child, base, output, _dir: dir }
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no listening line; output:\n{}",
+                    output.lock().expect("lock")
+                )
+            });
+        Self {
+            child,
+            base,
+            output,
+            _dir: dir,
+        }
     }
 
     fn output(&self) -> String {
@@ -98,7 +115,12 @@ impl Server {
     }
 
     fn get(&self, path: &str) -> Value {
-        let output = run(Command::new("curl").args(["-sS", "-H", &format!("Authorization: Bearer {ADMIN_KEY}"), &format!("{}{path}", self.base)]));
+        let output = run(Command::new("curl").args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {ADMIN_KEY}"),
+            &format!("{}{path}", self.base),
+        ]));
         serde_json::from_slice(&output.stdout).expect("JSON")
     }
 }
@@ -110,7 +132,11 @@ impl Drop for Server {
     }
 }
 
-fn collect(stream: impl Read + Send + 'static, output: Arc<Mutex<String>>, address: Option<mpsc::Sender<String>>) {
+fn collect(
+    stream: impl Read + Send + 'static,
+    output: Arc<Mutex<String>>,
+    address: Option<mpsc::Sender<String>>,
+) {
     thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if let (Some(tx), Some(rest)) = (&address, line.split("listening on ").nth(1)) {
@@ -136,9 +162,14 @@ fn run(command: &mut Command) -> Output {
 
 /// An example from `tests/spec/`, checked to stand verbatim in the spec.
 fn example(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/spec")
+        .join(name);
     let text = std::fs::read_to_string(&path).expect("example file");
-    assert!(SPEC.contains(text.trim_end()), "{name} is not verbatim from the spec");
+    assert!(
+        SPEC.contains(text.trim_end()),
+        "{name} is not verbatim from the spec"
+    );
     text
 }
 
@@ -158,8 +189,15 @@ fn the_spec_curl_examples_work() {
 
     let updated = server.curl(&example("curl_team_update.sh"));
     assert_eq!(updated["max_budget"], json!(2000.0));
-    assert_eq!(updated["models"], json!(["gpt-4", "gpt-3.5-turbo", "claude-2"]));
-    assert_eq!(updated["tpm_limit"], json!(1000000), "fields not sent are kept");
+    assert_eq!(
+        updated["models"],
+        json!(["gpt-4", "gpt-3.5-turbo", "claude-2"])
+    );
+    assert_eq!(
+        updated["tpm_limit"],
+        json!(1000000),
+        "fields not sent are kept"
+    );
 
     let key = server.curl(&example("curl_key_generate.sh"));
     assert!(key["key"].as_str().is_some_and(|k| k.starts_with("sk-")));
@@ -168,20 +206,32 @@ fn the_spec_curl_examples_work() {
     let info = server.get("/team/info?team_id=engineering-team");
     assert_eq!(info["members"].as_array().map(Vec::len), Some(1));
 
-    assert_eq!(server.curl(&example("curl_team_block.sh"))["blocked"], json!(true));
-    assert_eq!(server.curl(&example("curl_team_unblock.sh"))["blocked"], json!(false));
+    assert_eq!(
+        server.curl(&example("curl_team_block.sh"))["blocked"],
+        json!(true)
+    );
+    assert_eq!(
+        server.curl(&example("curl_team_unblock.sh"))["blocked"],
+        json!(false)
+    );
 
     let deleted = server.curl(&example("curl_team_delete.sh"));
     assert_eq!(deleted["deleted_teams"], json!(["engineering-team"]));
     assert_eq!(server.get("/team/list")["teams"], json!([]));
     let token = key["token"].as_str().expect("token");
-    assert_eq!(server.get(&format!("/key/info?key={token}"))["error"]["code"], "404");
+    assert_eq!(
+        server.get(&format!("/key/info?key={token}"))["error"]["code"],
+        "404"
+    );
 }
 
 #[test]
 fn the_spec_python_examples_run_unmodified() {
     let server = Server::start(Some(ADMIN_KEY));
-    assert_eq!(server.python(&example("create_team.py")), "Created team: engineering-team\n");
+    assert_eq!(
+        server.python(&example("create_team.py")),
+        "Created team: engineering-team\n"
+    );
     assert_eq!(
         server.python(&example("list_teams.py")),
         "Team: Engineering Team\n  Spend: $0.00 / $1000.00\n  Models: gpt-4, gpt-3.5-turbo\n"
@@ -217,7 +267,10 @@ fn the_spec_python_examples_run_unmodified() {
     );
 
     // The last example continues the page's session, where `requests` is already imported.
-    server.python(&format!("import requests\n{}", example("team_with_limits.py")));
+    server.python(&format!(
+        "import requests\n{}",
+        example("team_with_limits.py")
+    ));
     let startup = server.get("/team/info?team_id=startup-team");
     assert_eq!(startup["max_budget"], json!(50.0));
     assert_eq!(startup["tpm_limit"], json!(100000));
@@ -227,7 +280,10 @@ fn the_spec_python_examples_run_unmodified() {
 
 fn team_member_key(server: &Server) -> String {
     let info = server.get("/team/info?team_id=engineering-team");
-    info["members"][0]["key"].as_str().expect("masked key").to_string()
+    info["members"][0]["key"]
+        .as_str()
+        .expect("masked key")
+        .to_string()
 }
 
 #[test]
@@ -241,7 +297,12 @@ fn keys_and_hashes_never_reach_the_log() {
     server.get(&format!("/key/info?key={key}"));
     let bogus = "sk-bogus_ThisIsNotARealKeyButLooksLikeOne1234";
     for token in [key.as_str(), bogus] {
-        run(Command::new("curl").args(["-sS", "-H", &format!("Authorization: Bearer {token}"), &format!("{}/team/list", server.base)]));
+        run(Command::new("curl").args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{}/team/list", server.base),
+        ]));
     }
     let log = server.terminate();
     assert!(log.contains("/key/info"), "requests are logged:\n{log}");
@@ -257,28 +318,51 @@ fn first_start_generates_and_stores_an_admin_key_printed_once() {
     let first = Server::start_in(dir, None);
     let output = first.output();
     let key_file = data.join("master_key");
-    let key = std::fs::read_to_string(&key_file).expect("key stored").trim().to_string();
+    let key = std::fs::read_to_string(&key_file)
+        .expect("key stored")
+        .trim()
+        .to_string();
     assert!(key.starts_with("sk-admin-") && key.len() >= 40, "{key}");
     assert!(output.contains(&key), "the new key is printed:\n{output}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key_file).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(&key_file)
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // It works, and a second start reuses it without printing it.
-    let status = run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Authorization: Bearer {key}"), &format!("{}/team/list", first.base)]));
+    let status = run(Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("Authorization: Bearer {key}"),
+        &format!("{}/team/list", first.base),
+    ]));
     assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
     let dir = first.terminate_keep_dir();
     let second = Server::start_in(dir, None);
     let output = second.output();
-    assert!(!output.contains(&key), "the key is printed again:\n{output}");
-    assert!(output.contains("master_key"), "says where the key is:\n{output}");
+    assert!(
+        !output.contains(&key),
+        "the key is printed again:\n{output}"
+    );
+    assert!(
+        output.contains("master_key"),
+        "says where the key is:\n{output}"
+    );
 }
 
 impl Server {
     fn terminate_keep_dir(mut self) -> TempDir {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
         let dir = tempfile::tempdir().expect("placeholder");
         std::mem::replace(&mut self._dir, dir)
@@ -294,7 +378,11 @@ fn invalid_configuration_is_refused_with_a_message() {
         ("GATEHOUSE_HOST", "localhost:99", "invalid value"),
         ("GATEHOUSE_MASTER_KEY", "short", "admin key must be"),
         ("DATABASE_URL", "mysql://db/x", "unsupported database URL"),
-        ("GATEHOUSE_CONFIG", "/nonexistent/gatehouse.yaml", "GATEHOUSE_CONFIG"),
+        (
+            "GATEHOUSE_CONFIG",
+            "/nonexistent/gatehouse.yaml",
+            "GATEHOUSE_CONFIG",
+        ),
         ("GATEHOUSE_SESSION_TTL", "forever", "session_ttl"),
     ];
     for (var, value, expected) in cases {
@@ -308,7 +396,10 @@ fn invalid_configuration_is_refused_with_a_message() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{var}={value} was accepted");
         assert!(stderr.contains(expected), "{var}={value}: {stderr}");
-        assert!(!stderr.contains(ADMIN_KEY), "{var}={value} printed the admin key");
+        assert!(
+            !stderr.contains(ADMIN_KEY),
+            "{var}={value} printed the admin key"
+        );
     }
 }
 
@@ -320,7 +411,14 @@ fn help_documents_every_setting() {
         .output()
         .expect("runs");
     let help = String::from_utf8_lossy(&output.stdout);
-    for var in ["GATEHOUSE_PORT", "GATEHOUSE_HOST", "DATABASE_URL", "GATEHOUSE_MASTER_KEY", "GATEHOUSE_CONFIG", "GATEHOUSE_DATA_DIR"] {
+    for var in [
+        "GATEHOUSE_PORT",
+        "GATEHOUSE_HOST",
+        "DATABASE_URL",
+        "GATEHOUSE_MASTER_KEY",
+        "GATEHOUSE_CONFIG",
+        "GATEHOUSE_DATA_DIR",
+    ] {
         assert!(help.contains(var), "--help lacks {var}:\n{help}");
     }
     assert!(!help.contains(ADMIN_KEY), "--help shows the admin key");

@@ -72,7 +72,7 @@ fn TeamTable(teams: Vec<Team>) -> impl IntoView {
         return view! {
             <p class="empty">"No teams yet. Create one with " <code>"POST /team/new"</code> "."</p>
         }
-            .into_any();
+        .into_any();
     }
     view! {
         <div class="table-wrap">

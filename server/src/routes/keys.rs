@@ -32,11 +32,17 @@ pub fn router() -> Router<AppState> {
         .route("/key/unblock", post(unblock))
 }
 
-async fn generate(State(db): Db, ApiJson(req): ApiJson<NewKey>) -> Result<Json<GeneratedKey>, ApiError> {
+async fn generate(
+    State(db): Db,
+    ApiJson(req): ApiJson<NewKey>,
+) -> Result<Json<GeneratedKey>, ApiError> {
     keys::generate(db.as_ref(), req, Utc::now()).await.map(Json)
 }
 
-async fn info(State(db): Db, ApiQuery(q): ApiQuery<KeyRef>) -> Result<Json<KeyInfoResponse>, ApiError> {
+async fn info(
+    State(db): Db,
+    ApiQuery(q): ApiQuery<KeyRef>,
+) -> Result<Json<KeyInfoResponse>, ApiError> {
     let info = keys::info(db.as_ref(), &q.key).await?;
     Ok(Json(KeyInfoResponse {
         key: info.token.clone(),
@@ -44,15 +50,24 @@ async fn info(State(db): Db, ApiQuery(q): ApiQuery<KeyRef>) -> Result<Json<KeyIn
     }))
 }
 
-async fn list(State(db): Db, ApiQuery(q): ApiQuery<KeyListQuery>) -> Result<Json<KeyList>, ApiError> {
+async fn list(
+    State(db): Db,
+    ApiQuery(q): ApiQuery<KeyListQuery>,
+) -> Result<Json<KeyList>, ApiError> {
     keys::list(db.as_ref(), q).await.map(Json)
 }
 
-async fn update(State(db): Db, ApiJson(req): ApiJson<KeyUpdate>) -> Result<Json<KeyInfo>, ApiError> {
+async fn update(
+    State(db): Db,
+    ApiJson(req): ApiJson<KeyUpdate>,
+) -> Result<Json<KeyInfo>, ApiError> {
     keys::update(db.as_ref(), req, Utc::now()).await.map(Json)
 }
 
-async fn delete(State(db): Db, ApiJson(req): ApiJson<KeyDelete>) -> Result<Json<KeysDeleted>, ApiError> {
+async fn delete(
+    State(db): Db,
+    ApiJson(req): ApiJson<KeyDelete>,
+) -> Result<Json<KeysDeleted>, ApiError> {
     let deleted_keys = keys::delete(db.as_ref(), req.keys).await?;
     Ok(Json(KeysDeleted { deleted_keys }))
 }

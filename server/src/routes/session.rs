@@ -29,7 +29,10 @@ fn cookie(value: &str, max_age_secs: i64) -> String {
     format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}")
 }
 
-async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) -> Result<Response, ApiError> {
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<Login>,
+) -> Result<Response, ApiError> {
     let new = session::sign_in(
         state.storage.as_ref(),
         &state.master_key,

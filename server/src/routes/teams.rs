@@ -8,8 +8,8 @@ use crate::{
     storage::Storage,
 };
 use app::types::{
-    NewTeam, Team, TeamDelete, TeamInfo, TeamInfoQuery, TeamList, TeamRef, TeamUpdate,
-    TeamUpdated, TeamsDeleted,
+    NewTeam, Team, TeamDelete, TeamInfo, TeamInfoQuery, TeamList, TeamRef, TeamUpdate, TeamUpdated,
+    TeamsDeleted,
 };
 use axum::{
     extract::State,
@@ -41,11 +41,17 @@ async fn list(State(db): Db) -> Result<Json<TeamList>, ApiError> {
     Ok(Json(TeamList { teams }))
 }
 
-async fn info(State(db): Db, ApiQuery(q): ApiQuery<TeamInfoQuery>) -> Result<Json<TeamInfo>, ApiError> {
+async fn info(
+    State(db): Db,
+    ApiQuery(q): ApiQuery<TeamInfoQuery>,
+) -> Result<Json<TeamInfo>, ApiError> {
     teams::info(db.as_ref(), &q.team_id).await.map(Json)
 }
 
-async fn update(State(db): Db, ApiJson(req): ApiJson<TeamUpdate>) -> Result<Json<TeamUpdated>, ApiError> {
+async fn update(
+    State(db): Db,
+    ApiJson(req): ApiJson<TeamUpdate>,
+) -> Result<Json<TeamUpdated>, ApiError> {
     let team = teams::update(db.as_ref(), req, Utc::now()).await?;
     Ok(Json(TeamUpdated {
         data: team.clone(),
@@ -53,7 +59,10 @@ async fn update(State(db): Db, ApiJson(req): ApiJson<TeamUpdate>) -> Result<Json
     }))
 }
 
-async fn delete(State(db): Db, ApiJson(req): ApiJson<TeamDelete>) -> Result<Json<TeamsDeleted>, ApiError> {
+async fn delete(
+    State(db): Db,
+    ApiJson(req): ApiJson<TeamDelete>,
+) -> Result<Json<TeamsDeleted>, ApiError> {
     let deleted_teams = teams::delete(db.as_ref(), req.team_ids).await?;
     Ok(Json(TeamsDeleted { deleted_teams }))
 }

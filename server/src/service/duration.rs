@@ -145,10 +145,14 @@ mod tests {
 
     #[test]
     fn parses_the_documented_grammar() {
-        for ok in ["1s", "30s", "15m", "1h", "1d", "30d", "1mo", "12mo", "100000d"] {
+        for ok in [
+            "1s", "30s", "15m", "1h", "1d", "30d", "1mo", "12mo", "100000d",
+        ] {
             assert!(Period::parse("d", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "d", "0d", "1", "1w", "1 d", "-1d", "1D", "1.5d", "100001d", "1dd", "mo"] {
+        for bad in [
+            "", "d", "0d", "1", "1w", "1 d", "-1d", "1D", "1.5d", "100001d", "1dd", "mo",
+        ] {
             assert!(Period::parse("d", bad).is_err(), "{bad}");
         }
     }
@@ -168,15 +172,29 @@ mod tests {
         assert_eq!(reset("15m", now), "2026-11-27T15:30:00+00:00");
         assert_eq!(reset("30s", now), "2026-11-27T15:29:30+00:00");
         // Exactly on a boundary: the next one, never now.
-        assert_eq!(reset("1d", "2026-11-28T00:00:00Z"), "2026-11-29T00:00:00+00:00");
-        assert_eq!(reset("7d", "2026-11-30T00:00:00Z"), "2026-12-07T00:00:00+00:00");
-        assert_eq!(reset("1mo", "2026-12-31T23:59:59Z"), "2027-01-01T00:00:00+00:00");
+        assert_eq!(
+            reset("1d", "2026-11-28T00:00:00Z"),
+            "2026-11-29T00:00:00+00:00"
+        );
+        assert_eq!(
+            reset("7d", "2026-11-30T00:00:00Z"),
+            "2026-12-07T00:00:00+00:00"
+        );
+        assert_eq!(
+            reset("1mo", "2026-12-31T23:59:59Z"),
+            "2027-01-01T00:00:00+00:00"
+        );
     }
 
     #[test]
     fn key_lifetimes_count_from_now() {
         let now = at("2026-01-31T10:00:00Z");
-        let after = |p: &str| Period::parse("duration", p).expect("valid").after(now).to_rfc3339();
+        let after = |p: &str| {
+            Period::parse("duration", p)
+                .expect("valid")
+                .after(now)
+                .to_rfc3339()
+        };
         assert_eq!(after("30d"), "2026-03-02T10:00:00+00:00");
         assert_eq!(after("1mo"), "2026-02-28T10:00:00+00:00");
         assert_eq!(after("90s"), "2026-01-31T10:01:30+00:00");

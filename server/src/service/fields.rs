@@ -14,7 +14,10 @@ pub fn budget_period(
         None => Ok((None, None)),
         Some(text) => {
             let period = Period::parse("budget_duration", text)?;
-            Ok((Some(text.to_string()), Some(period.next_reset(now).timestamp())))
+            Ok((
+                Some(text.to_string()),
+                Some(period.next_reset(now).timestamp()),
+            ))
         }
     }
 }
@@ -42,7 +45,10 @@ pub fn budget_update(usd: Option<Option<f64>>) -> Result<Option<Option<i64>>, Ap
     usd.map(budget).transpose()
 }
 
-pub fn limit_update(param: &str, limit: Option<Option<u64>>) -> Result<Option<Option<i64>>, ApiError> {
+pub fn limit_update(
+    param: &str,
+    limit: Option<Option<u64>>,
+) -> Result<Option<Option<i64>>, ApiError> {
     limit.map(|limit| validate::limit(param, limit)).transpose()
 }
 

@@ -46,7 +46,11 @@ pub fn member_view(row: &KeyRow) -> TeamMember {
 
 /// Finds the key that `reference` names: the secret key itself, or its public `token`. The
 /// reference is never echoed back, since it may be a secret.
-pub async fn resolve(storage: &dyn Storage, param: &str, reference: &str) -> Result<KeyRow, ApiError> {
+pub async fn resolve(
+    storage: &dyn Storage,
+    param: &str,
+    reference: &str,
+) -> Result<KeyRow, ApiError> {
     let found = if secrets::is_virtual_key(reference) {
         storage.key_by_hash(&secrets::sha256_hex(reference)).await?
     } else if !reference.is_empty()
@@ -69,9 +73,16 @@ fn expiry(duration: Option<&str>, now: DateTime<Utc>) -> Result<Option<i64>, Api
         .transpose()
 }
 
-pub async fn generate(storage: &dyn Storage, req: NewKey, now: DateTime<Utc>) -> Result<GeneratedKey, ApiError> {
+pub async fn generate(
+    storage: &dyn Storage,
+    req: NewKey,
+    now: DateTime<Utc>,
+) -> Result<GeneratedKey, ApiError> {
     let team_id = req.team_id.ok_or_else(|| {
-        ApiError::invalid("team_id", "team_id is required: every key belongs to a team")
+        ApiError::invalid(
+            "team_id",
+            "team_id is required: every key belongs to a team",
+        )
     })?;
     let team = teams::existing(storage, "team_id", &team_id).await?;
     if let Some(user_id) = &req.user_id {
@@ -119,7 +130,9 @@ pub async fn generate(storage: &dyn Storage, req: NewKey, now: DateTime<Utc>) ->
 }
 
 pub async fn info(storage: &dyn Storage, reference: &str) -> Result<KeyInfo, ApiError> {
-    resolve(storage, "key", reference).await.map(|row| key_view(&row))
+    resolve(storage, "key", reference)
+        .await
+        .map(|row| key_view(&row))
 }
 
 pub async fn list(storage: &dyn Storage, query: KeyListQuery) -> Result<KeyList, ApiError> {
@@ -153,7 +166,11 @@ pub async fn list(storage: &dyn Storage, query: KeyListQuery) -> Result<KeyList,
     })
 }
 
-pub async fn update(storage: &dyn Storage, req: KeyUpdate, now: DateTime<Utc>) -> Result<KeyInfo, ApiError> {
+pub async fn update(
+    storage: &dyn Storage,
+    req: KeyUpdate,
+    now: DateTime<Utc>,
+) -> Result<KeyInfo, ApiError> {
     let key = resolve(storage, "key", &req.key).await?;
     if let Some(Some(user_id)) = &req.user_id {
         validate::user_id("user_id", user_id)?;
@@ -215,7 +232,10 @@ async fn apply(
 }
 
 /// Deletes the keys, all or none; answers their tokens.
-pub async fn delete(storage: &dyn Storage, references: Vec<String>) -> Result<Vec<String>, ApiError> {
+pub async fn delete(
+    storage: &dyn Storage,
+    references: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
     if references.is_empty() {
         return Err(ApiError::invalid("keys", "keys must name at least one key"));
     }

@@ -41,7 +41,11 @@ pub async fn sign_in(
     Ok(NewSession { token, expires_at })
 }
 
-pub async fn is_valid(storage: &dyn Storage, token: &str, now: DateTime<Utc>) -> Result<bool, ApiError> {
+pub async fn is_valid(
+    storage: &dyn Storage,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
     Ok(storage
         .session_valid(&secrets::sha256_hex(token), now.timestamp())
         .await?)

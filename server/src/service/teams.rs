@@ -36,12 +36,23 @@ fn not_found(team_id: &str) -> ApiError {
 }
 
 /// Reads a team that must exist; `param` names the request field that held its id.
-pub async fn existing(storage: &dyn Storage, param: &str, team_id: &str) -> Result<TeamRow, ApiError> {
+pub async fn existing(
+    storage: &dyn Storage,
+    param: &str,
+    team_id: &str,
+) -> Result<TeamRow, ApiError> {
     validate::team_id(param, team_id)?;
-    storage.team(team_id).await?.ok_or_else(|| not_found(team_id))
+    storage
+        .team(team_id)
+        .await?
+        .ok_or_else(|| not_found(team_id))
 }
 
-pub async fn create(storage: &dyn Storage, req: NewTeam, now: DateTime<Utc>) -> Result<Team, ApiError> {
+pub async fn create(
+    storage: &dyn Storage,
+    req: NewTeam,
+    now: DateTime<Utc>,
+) -> Result<Team, ApiError> {
     let team_id = match req.team_id {
         Some(id) => {
             validate::team_id("team_id", &id)?;
@@ -101,7 +112,11 @@ pub async fn info(storage: &dyn Storage, team_id: &str) -> Result<TeamInfo, ApiE
 
 /// Applies the fields present in `req`; changing `budget_duration` moves `budget_reset_at`
 /// without touching spend.
-pub async fn update(storage: &dyn Storage, req: TeamUpdate, now: DateTime<Utc>) -> Result<Team, ApiError> {
+pub async fn update(
+    storage: &dyn Storage,
+    req: TeamUpdate,
+    now: DateTime<Utc>,
+) -> Result<Team, ApiError> {
     validate::team_id("team_id", &req.team_id)?;
     if let Some(Some(alias)) = &req.team_alias {
         validate::label("team_alias", alias)?;
@@ -152,7 +167,10 @@ async fn apply(
 /// Deletes the teams and their keys, all or none.
 pub async fn delete(storage: &dyn Storage, team_ids: Vec<String>) -> Result<Vec<String>, ApiError> {
     if team_ids.is_empty() {
-        return Err(ApiError::invalid("team_ids", "team_ids must name at least one team"));
+        return Err(ApiError::invalid(
+            "team_ids",
+            "team_ids must name at least one team",
+        ));
     }
     let mut unique: Vec<String> = Vec::with_capacity(team_ids.len());
     for id in team_ids {

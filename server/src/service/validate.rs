@@ -94,8 +94,7 @@ pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, ApiError>
 pub fn limit(param: &str, value: Option<u64>) -> Result<Option<i64>, ApiError> {
     value
         .map(|v| {
-            i64::try_from(v)
-                .map_err(|_| ApiError::invalid(param, format!("{param} is too large")))
+            i64::try_from(v).map_err(|_| ApiError::invalid(param, format!("{param} is too large")))
         })
         .transpose()
 }
@@ -127,19 +126,40 @@ mod tests {
 
     #[test]
     fn team_ids() {
-        for ok in ["engineering-team", "a", "team_1.b", "0f8fad5b-d9cb-469f-a165-70867728950e"] {
+        for ok in [
+            "engineering-team",
+            "a",
+            "team_1.b",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        ] {
             assert!(team_id("team_id", ok).is_ok(), "{ok}");
         }
         let long = "a".repeat(129);
-        for bad in ["", "-x", "a b", "a/b", "a'b", "<script>", "é", long.as_str()] {
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a/b",
+            "a'b",
+            "<script>",
+            "é",
+            long.as_str(),
+        ] {
             assert!(team_id("team_id", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn model_lists_drop_duplicates_and_refuse_blanks() {
-        let list = vec!["gpt-4".to_string(), "gpt-4".to_string(), "claude-2".to_string()];
-        assert_eq!(models("models", list).expect("valid"), vec!["gpt-4", "claude-2"]);
+        let list = vec![
+            "gpt-4".to_string(),
+            "gpt-4".to_string(),
+            "claude-2".to_string(),
+        ];
+        assert_eq!(
+            models("models", list).expect("valid"),
+            vec!["gpt-4", "claude-2"]
+        );
         assert!(models("models", vec![String::new()]).is_err());
         assert!(models("models", vec!["gpt 4".to_string()]).is_err());
     }

@@ -129,8 +129,12 @@ pub trait Storage: Send + Sync {
     async fn key(&self, key_id: &str) -> StorageResult<Option<KeyRow>>;
     async fn key_by_hash(&self, key_hash: &str) -> StorageResult<Option<KeyRow>>;
     /// One page of keys, oldest first, and the number of keys matching the filter.
-    async fn keys(&self, filter: &KeyFilter, offset: u64, limit: u64)
-        -> StorageResult<(Vec<KeyRow>, u64)>;
+    async fn keys(
+        &self,
+        filter: &KeyFilter,
+        offset: u64,
+        limit: u64,
+    ) -> StorageResult<(Vec<KeyRow>, u64)>;
     async fn update_key(
         &self,
         key_id: &str,

@@ -195,9 +195,10 @@ impl Storage for SqliteStorage {
     }
 
     async fn teams(&self) -> StorageResult<Vec<TeamRow>> {
-        let rows = sqlx::query_as::<_, TeamRecord>("SELECT * FROM teams ORDER BY created_at, rowid")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query_as::<_, TeamRecord>("SELECT * FROM teams ORDER BY created_at, rowid")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -305,7 +306,10 @@ impl Storage for SqliteStorage {
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .push(" OFFSET ")
             .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        let rows = q.build_query_as::<KeyRecord>().fetch_all(&self.pool).await?;
+        let rows = q
+            .build_query_as::<KeyRecord>()
+            .fetch_all(&self.pool)
+            .await?;
         Ok((
             rows.into_iter().map(Into::into).collect(),
             u64::try_from(total).unwrap_or(0),

@@ -29,14 +29,37 @@ async fn admin_routes_need_the_master_key() {
         let none = app.send(method.clone(), path, None, body.clone()).await;
         assert_eq!(none.status, StatusCode::UNAUTHORIZED, "{path} without key");
         none.error_message();
-        let wrong = app.send(method.clone(), path, Some("sk-admin-wrong-key"), body.clone()).await;
-        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{path} with a wrong key");
-        let member = app.send(method.clone(), path, Some(&virtual_key), body.clone()).await;
-        assert_eq!(member.status, StatusCode::FORBIDDEN, "{path} with a virtual key");
-        assert!(!member.body.to_string().contains(&virtual_key), "error echoes the key");
+        let wrong = app
+            .send(
+                method.clone(),
+                path,
+                Some("sk-admin-wrong-key"),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            wrong.status,
+            StatusCode::UNAUTHORIZED,
+            "{path} with a wrong key"
+        );
+        let member = app
+            .send(method.clone(), path, Some(&virtual_key), body.clone())
+            .await;
+        assert_eq!(
+            member.status,
+            StatusCode::FORBIDDEN,
+            "{path} with a virtual key"
+        );
+        assert!(
+            !member.body.to_string().contains(&virtual_key),
+            "error echoes the key"
+        );
     }
     // Nothing changed by any of those calls.
-    assert_eq!(app.team_list().await.body["teams"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        app.team_list().await.body["teams"].as_array().map(Vec::len),
+        Some(1)
+    );
     assert_eq!(app.key_list("").await.body["total_count"], json!(1));
 }
 
@@ -51,7 +74,11 @@ async fn a_malformed_authorization_header_is_401() {
             .send()
             .await
             .expect("sent");
-        assert_eq!(read(reply).await.status, StatusCode::UNAUTHORIZED, "{value}");
+        assert_eq!(
+            read(reply).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{value}"
+        );
     }
 }
 
@@ -63,7 +90,10 @@ fn session_cookie(reply: &crate::helpers::Reply) -> String {
         .to_str()
         .expect("ascii");
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
-        assert!(set_cookie.contains(attribute), "{attribute} missing in {set_cookie}");
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} missing in {set_cookie}"
+        );
     }
     assert!(!set_cookie.contains(ADMIN_KEY));
     set_cookie.split(';').next().expect("pair").to_string()
@@ -74,7 +104,12 @@ async fn signing_in_sets_a_session_cookie_the_api_accepts() {
     let app = TestApp::spawn().await;
     app.new_team(json!({"team_id": "t"})).await;
     let login = app
-        .send(Method::POST, "/session/login", None, Some(json!({"key": ADMIN_KEY})))
+        .send(
+            Method::POST,
+            "/session/login",
+            None,
+            Some(json!({"key": ADMIN_KEY})),
+        )
         .await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
     assert!(login.body["expires_at"].is_string());
@@ -85,15 +120,38 @@ async fn signing_in_sets_a_session_cookie_the_api_accepts() {
             .request(method, format!("{}{}", app.base, path))
             .header(header::COOKIE, cookie.clone())
     };
-    let list = read(with_cookie(Method::GET, "/team/list").send().await.expect("sent")).await;
+    let list = read(
+        with_cookie(Method::GET, "/team/list")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body["teams"][0]["team_id"], "t");
 
-    let logout = read(with_cookie(Method::POST, "/session/logout").send().await.expect("sent")).await;
+    let logout = read(
+        with_cookie(Method::POST, "/session/logout")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
     assert_eq!(logout.status, StatusCode::OK);
-    let cleared = logout.headers.get(header::SET_COOKIE).expect("cleared").to_str().expect("ascii");
+    let cleared = logout
+        .headers
+        .get(header::SET_COOKIE)
+        .expect("cleared")
+        .to_str()
+        .expect("ascii");
     assert!(cleared.contains("Max-Age=0"));
-    let after = read(with_cookie(Method::GET, "/team/list").send().await.expect("sent")).await;
+    let after = read(
+        with_cookie(Method::GET, "/team/list")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     assert!(after.error_message().contains("sign in"));
 }
@@ -104,7 +162,12 @@ async fn a_wrong_key_does_not_sign_in() {
     let virtual_key = app.team_with_key("t").await;
     for key in ["sk-admin-wrong", virtual_key.as_str(), ""] {
         let login = app
-            .send(Method::POST, "/session/login", None, Some(json!({"key": key})))
+            .send(
+                Method::POST,
+                "/session/login",
+                None,
+                Some(json!({"key": key})),
+            )
             .await;
         assert_eq!(login.status, StatusCode::UNAUTHORIZED);
         assert!(login.error_message().contains("not the admin key"));

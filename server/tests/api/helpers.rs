@@ -28,9 +28,17 @@ impl Reply {
     /// Asserts the OpenAI-style error shape and returns `error.message`.
     pub fn error_message(&self) -> String {
         let error = &self.body["error"];
-        assert!(error["message"].is_string(), "no error.message in {}", self.body);
+        assert!(
+            error["message"].is_string(),
+            "no error.message in {}",
+            self.body
+        );
         assert!(error["type"].is_string(), "no error.type in {}", self.body);
-        assert!(error.get("param").is_some(), "no error.param in {}", self.body);
+        assert!(
+            error.get("param").is_some(),
+            "no error.param in {}",
+            self.body
+        );
         assert_eq!(error["code"], json!(self.status.as_u16().to_string()));
         error["message"].as_str().unwrap_or_default().to_string()
     }
@@ -76,8 +84,16 @@ impl TestApp {
     }
 
     /// Sends a request with `auth` as the bearer token (none when `None`).
-    pub async fn send(&self, method: Method, path: &str, auth: Option<&str>, body: Option<Value>) -> Reply {
-        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(token) = auth {
             request = request.bearer_auth(token);
         }
@@ -88,7 +104,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, Some(ADMIN_KEY), Some(body)).await
+        self.send(Method::POST, path, Some(ADMIN_KEY), Some(body))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -130,11 +147,13 @@ impl TestApp {
     }
 
     pub async fn block_team(&self, team_id: &str) -> Reply {
-        self.post("/team/block", json!({ "team_id": team_id })).await
+        self.post("/team/block", json!({ "team_id": team_id }))
+            .await
     }
 
     pub async fn unblock_team(&self, team_id: &str) -> Reply {
-        self.post("/team/unblock", json!({ "team_id": team_id })).await
+        self.post("/team/unblock", json!({ "team_id": team_id }))
+            .await
     }
 
     pub async fn generate_key(&self, body: Value) -> Reply {
@@ -181,5 +200,9 @@ pub async fn read(response: reqwest::Response) -> Reply {
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("{status}: body is not JSON: {text:?}"));
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

@@ -53,8 +53,14 @@ async fn a_generated_key_is_shown_once_and_stored_only_as_a_hash() {
         bytes.extend(wal);
     }
     let secret = &key[key.find('_').expect("separator") + 1..];
-    assert!(find(&bytes, key.as_bytes()).is_none(), "raw key in database");
-    assert!(find(&bytes, secret.as_bytes()).is_none(), "secret in database");
+    assert!(
+        find(&bytes, key.as_bytes()).is_none(),
+        "raw key in database"
+    );
+    assert!(
+        find(&bytes, secret.as_bytes()).is_none(),
+        "secret in database"
+    );
     assert!(find(&bytes, server::service::secrets::sha256_hex(key).as_bytes()).is_some());
 }
 
@@ -65,7 +71,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[tokio::test]
 async fn key_info_accepts_the_key_or_its_token() {
     let app = app_with_team().await;
-    let generated = app.generate_key(json!({"team_id": "data-science-team"})).await.body;
+    let generated = app
+        .generate_key(json!({"team_id": "data-science-team"}))
+        .await
+        .body;
     let key = generated["key"].as_str().expect("key");
     let token = generated["token"].as_str().expect("token");
     let by_key = app.key_info(key).await;
@@ -73,7 +82,10 @@ async fn key_info_accepts_the_key_or_its_token() {
     assert_eq!(by_key.status, StatusCode::OK);
     assert_eq!(by_key.body, by_token.body);
     assert_eq!(by_key.body["key"], json!(token), "the secret is not echoed");
-    assert_eq!(app.key_info("sk-unknown_key").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.key_info("sk-unknown_key").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -89,7 +101,9 @@ async fn key_models_must_be_within_the_team_models() {
 
     // A team with no model list allows any model.
     app.new_team(json!({"team_id": "open"})).await;
-    let open = app.generate_key(json!({"team_id": "open", "models": ["gpt-4o"]})).await;
+    let open = app
+        .generate_key(json!({"team_id": "open", "models": ["gpt-4o"]}))
+        .await;
     assert_eq!(open.status, StatusCode::OK);
 
     // Updates are held to the same rule.
@@ -98,9 +112,14 @@ async fn key_models_must_be_within_the_team_models() {
         .await
         .body["token"]
         .clone();
-    let update = app.update_key(json!({"key": token, "models": ["llama-3"]})).await;
+    let update = app
+        .update_key(json!({"key": token, "models": ["llama-3"]}))
+        .await;
     assert_eq!(update.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.key_info(token.as_str().expect("token")).await.body["info"]["models"], json!(["gpt-4"]));
+    assert_eq!(
+        app.key_info(token.as_str().expect("token")).await.body["info"]["models"],
+        json!(["gpt-4"])
+    );
 }
 
 #[tokio::test]
@@ -119,7 +138,8 @@ async fn key_list_filters_by_team_and_paginates() {
     let app = app_with_team().await;
     app.new_team(json!({"team_id": "other"})).await;
     for i in 0..5 {
-        app.generate_key(json!({"team_id": "data-science-team", "user_id": format!("u{i}")})).await;
+        app.generate_key(json!({"team_id": "data-science-team", "user_id": format!("u{i}")}))
+            .await;
     }
     app.generate_key(json!({"team_id": "other"})).await;
 
@@ -128,13 +148,25 @@ async fn key_list_filters_by_team_and_paginates() {
     assert_eq!(page1["total_pages"], json!(3));
     assert_eq!(page1["current_page"], json!(1));
     assert_eq!(page1["keys"][0]["user_id"], "u0");
-    let page3 = app.key_list("?team_id=data-science-team&size=2&page=3").await.body;
+    let page3 = app
+        .key_list("?team_id=data-science-team&size=2&page=3")
+        .await
+        .body;
     assert_eq!(page3["keys"].as_array().map(Vec::len), Some(1));
     assert_eq!(page3["keys"][0]["user_id"], "u4");
     assert_eq!(app.key_list("").await.body["total_count"], json!(6));
-    assert_eq!(app.key_list("?size=0").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.key_list("?page=0").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.key_list("?page=x").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.key_list("?size=0").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.key_list("?page=0").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.key_list("?page=x").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -165,13 +197,19 @@ async fn key_update_block_and_delete() {
     assert_eq!(deleted.status, StatusCode::OK);
     assert_eq!(deleted.body["deleted_keys"], json!([token]));
     assert_eq!(app.key_info(token).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.delete_keys(&[token]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.delete_keys(&[token]).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn a_deleted_key_no_longer_identifies_its_holder() {
     let app = app_with_team().await;
-    let key = app.generate_key(json!({"team_id": "data-science-team"})).await.body["key"]
+    let key = app
+        .generate_key(json!({"team_id": "data-science-team"}))
+        .await
+        .body["key"]
         .as_str()
         .expect("key")
         .to_string();

@@ -81,7 +81,9 @@ async fn update_changes_only_the_fields_sent() {
     let before = app.team_info("engineering-team").await.body;
 
     let updated = app
-        .update_team(json!({"team_id": "engineering-team", "max_budget": 2000.0, "tpm_limit": 2000000}))
+        .update_team(
+            json!({"team_id": "engineering-team", "max_budget": 2000.0, "tpm_limit": 2000000}),
+        )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     assert_eq!(updated.body["team_id"], "engineering-team");
@@ -90,7 +92,16 @@ async fn update_changes_only_the_fields_sent() {
     let after = app.team_info("engineering-team").await.body;
     assert_eq!(after["max_budget"], json!(2000.0));
     assert_eq!(after["tpm_limit"], json!(2000000));
-    for unchanged in ["team_alias", "models", "rpm_limit", "budget_duration", "budget_reset_at", "metadata", "spend", "blocked"] {
+    for unchanged in [
+        "team_alias",
+        "models",
+        "rpm_limit",
+        "budget_duration",
+        "budget_reset_at",
+        "metadata",
+        "spend",
+        "blocked",
+    ] {
         assert_eq!(after[unchanged], before[unchanged], "{unchanged}");
     }
 
@@ -121,10 +132,16 @@ async fn block_and_unblock_toggle_the_flag() {
     let blocked = app.block_team("engineering-team").await;
     assert_eq!(blocked.status, StatusCode::OK);
     assert_eq!(blocked.body["blocked"], json!(true));
-    assert_eq!(app.team_info("engineering-team").await.body["blocked"], json!(true));
+    assert_eq!(
+        app.team_info("engineering-team").await.body["blocked"],
+        json!(true)
+    );
     let unblocked = app.unblock_team("engineering-team").await;
     assert_eq!(unblocked.body["blocked"], json!(false));
-    assert_eq!(app.team_info("engineering-team").await.body["blocked"], json!(false));
+    assert_eq!(
+        app.team_info("engineering-team").await.body["blocked"],
+        json!(false)
+    );
     assert_eq!(app.block_team("nope").await.status, StatusCode::NOT_FOUND);
 }
 
@@ -160,7 +177,9 @@ async fn team_info_lists_members_with_masked_keys() {
     let mut keys = Vec::new();
     for user in ["alice", "bob"] {
         let reply = app
-            .generate_key(json!({"team_id": "engineering-team", "user_id": user, "models": ["gpt-4"]}))
+            .generate_key(
+                json!({"team_id": "engineering-team", "user_id": user, "models": ["gpt-4"]}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         keys.push(reply.body["key"].as_str().expect("key").to_string());
@@ -171,12 +190,18 @@ async fn team_info_lists_members_with_masked_keys() {
     for (member, key) in members.iter().zip(&keys) {
         let masked = member["key"].as_str().expect("masked key");
         assert_ne!(masked, key);
-        assert!(masked.starts_with("sk-") && masked.contains("..."), "{masked}");
+        assert!(
+            masked.starts_with("sk-") && masked.contains("..."),
+            "{masked}"
+        );
         assert!(key.ends_with(&masked[masked.len() - 4..]));
     }
     assert_eq!(members[0]["user_id"], "alice");
     assert_eq!(members[1]["user_id"], "bob");
-    assert!(!info.to_string().contains(&keys[0]), "team info leaks a key");
+    assert!(
+        !info.to_string().contains(&keys[0]),
+        "team info leaks a key"
+    );
 }
 
 #[tokio::test]
@@ -188,7 +213,11 @@ async fn teams_survive_a_restart() {
     let storage = server::storage::connect(&format!("sqlite://{}", db.display()))
         .await
         .expect("reopen");
-    let row = storage.team("engineering-team").await.expect("query").expect("team kept");
+    let row = storage
+        .team("engineering-team")
+        .await
+        .expect("query")
+        .expect("team kept");
     assert_eq!(row.team_alias.as_deref(), Some("Engineering Team"));
     // $1000 in nano-dollars: money is stored as an integer.
     assert_eq!(row.max_budget, Some(1_000_000_000_000));

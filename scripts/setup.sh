@@ -1,0 +1,62 @@
+# Sourced by scripts/run and scripts/test: installs what they need, each tool only when it is
+# missing or at another version, so running it again is cheap. Pinned versions: see
+# docs/TOOLCHAIN notes in the README.
+
+GATEHOUSE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO_LEPTOS_VERSION="0.3.10"
+# The CLI must equal the wasm-bindgen crate in Cargo.lock (pinned in Cargo.toml).
+WASM_BINDGEN_VERSION="$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' "$GATEHOUSE_ROOT/Cargo.lock")"
+TARGET_DIR="${CARGO_TARGET_DIR:-$GATEHOUSE_ROOT/target}"
+export PATH="$HOME/.cargo/bin:$GATEHOUSE_ROOT/end2end/node_modules/.bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_build_tools() {
+  command -v cargo >/dev/null || { echo "Rust is required: https://rustup.rs" >&2; exit 1; }
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "Adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! cargo leptos --version 2>/dev/null | grep -q " $CARGO_LEPTOS_VERSION\$"; then
+    say "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 12 minutes, once)"
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+      cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
+    say "Installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 4 minutes, once)"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  fi
+  # wasm-opt from npm's binaryen (cargo-leptos runs it on release builds), plus Playwright.
+  local stamp="$GATEHOUSE_ROOT/end2end/node_modules/.package-lock.json"
+  if [ ! -x "$GATEHOUSE_ROOT/end2end/node_modules/.bin/wasm-opt" ] \
+    || [ "$GATEHOUSE_ROOT/end2end/package-lock.json" -nt "$stamp" ]; then
+    say "Installing npm packages (binaryen, Playwright)"
+    (cd "$GATEHOUSE_ROOT/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+}
+
+ensure_test_tools() {
+  ensure_build_tools
+  if [ ! -x /usr/bin/chromium ]; then
+    say "Installing Debian's Chromium"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq chromium
+  fi
+  local venv="$GATEHOUSE_ROOT/end2end/.venv"
+  if ! "$venv/bin/python" -c 'import requests' 2>/dev/null; then
+    say "Creating the Python environment for the spec's examples"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r "$GATEHOUSE_ROOT/end2end/requirements.txt"
+  fi
+  export GATEHOUSE_TEST_PYTHON="$venv/bin/python"
+}
+
+# Builds the server (release) and the console's WASM bundle into $TARGET_DIR.
+build_release() {
+  say "Building Gatehouse (release)"
+  (cd "$GATEHOUSE_ROOT" && cargo leptos build --release)
+}
