@@ -7,6 +7,8 @@ CARGO_LEPTOS_VERSION="0.3.10"
 # The CLI must equal the wasm-bindgen crate in Cargo.lock (pinned in Cargo.toml).
 WASM_BINDGEN_VERSION="$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' "$GATEHOUSE_ROOT/Cargo.lock")"
 TARGET_DIR="${CARGO_TARGET_DIR:-$GATEHOUSE_ROOT/target}"
+# cargo-leptos writes the site under the workspace, whatever CARGO_TARGET_DIR says.
+SITE_ROOT="$GATEHOUSE_ROOT/target/site"
 export PATH="$HOME/.cargo/bin:$GATEHOUSE_ROOT/end2end/node_modules/.bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -55,7 +57,7 @@ ensure_test_tools() {
   export GATEHOUSE_TEST_PYTHON="$venv/bin/python"
 }
 
-# Builds the server (release) and the console's WASM bundle into $TARGET_DIR.
+# Builds the server (release) into $TARGET_DIR and the console into $SITE_ROOT.
 build_release() {
   say "Building Gatehouse (release)"
   (cd "$GATEHOUSE_ROOT" && cargo leptos build --release)

@@ -353,3 +353,70 @@ pub struct ErrorDetail {
     /// The HTTP status, as a string (LiteLLM's convention).
     pub code: String,
 }
+
+/// `GET /spend/logs` query: filters and a page; `start`/`end` are RFC 3339 times or dates.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendLogQuery {
+    pub team_id: Option<String>,
+    /// The secret key or its token.
+    pub key: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub page: Option<u64>,
+    pub size: Option<u64>,
+}
+
+/// One proxied request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendLogEntry {
+    pub request_id: String,
+    pub time: String,
+    /// The key's token.
+    pub token: String,
+    pub team_id: String,
+    pub user_id: Option<String>,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    /// USD.
+    pub spend: f64,
+    pub latency_ms: u64,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpendLogList {
+    pub logs: Vec<SpendLogEntry>,
+    pub total_count: u64,
+    pub current_page: u64,
+    pub total_pages: u64,
+}
+
+/// `GET /spend/daily` query: dates `YYYY-MM-DD` (UTC), both included; the last 30 days by
+/// default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DailySpendQuery {
+    pub team_id: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailySpendEntry {
+    pub date: String,
+    pub spend: f64,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+/// Every day of the range, days without requests at zero.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DailySpend {
+    pub team_id: String,
+    pub start_date: String,
+    pub end_date: String,
+    pub days: Vec<DailySpendEntry>,
+}

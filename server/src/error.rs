@@ -1,10 +1,13 @@
 //! The one error type of every HTTP endpoint, answered as OpenAI-style JSON
 //! (`{"error": {"message", "type", "param", "code"}}`). Internal causes are logged, never sent.
 
-use crate::storage::StorageError;
+use crate::{
+    gate::{RateInfo, Refusal},
+    storage::StorageError,
+};
 use app::types::{ErrorBody, ErrorDetail};
 use axum::{
-    http::StatusCode,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -28,6 +31,9 @@ pub enum ApiError {
     /// Another 4xx the HTTP layer decided (413, 415, ...).
     #[error("{message}")]
     Status { status: StatusCode, message: String },
+    /// The request path said no: LiteLLM's status and `error.type`, with rate headers on 429.
+    #[error("{}", .0.message)]
+    Refused(Box<Refusal>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +61,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Status { status, .. } => *status,
+            Self::Refused(refusal) => {
+                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,9 +74,26 @@ impl ApiError {
             Self::Unauthorized(_) | Self::Forbidden(_) => "auth_error",
             Self::NotFound(_) => "not_found_error",
             Self::Conflict(_) => "conflict_error",
+            Self::Refused(refusal) => refusal.kind,
             Self::Internal(_) => "internal_server_error",
         }
     }
+}
+
+/// `retry-after` and `x-ratelimit-{limit,remaining}-{requests,tokens}`.
+pub fn rate_headers(rate: &RateInfo) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: Option<u64>| {
+        if let Some(value) = value {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
+    };
+    put("retry-after", rate.retry_after);
+    put("x-ratelimit-limit-requests", rate.limit_requests);
+    put("x-ratelimit-remaining-requests", rate.remaining_requests);
+    put("x-ratelimit-limit-tokens", rate.limit_tokens);
+    put("x-ratelimit-remaining-tokens", rate.remaining_tokens);
+    headers
 }
 
 impl From<StorageError> for ApiError {
@@ -98,6 +124,14 @@ impl IntoResponse for ApiError {
                 code: status.as_u16().to_string(),
             },
         };
-        (status, Json(body)).into_response()
+        let headers = match &self {
+            Self::Refused(refusal) => refusal
+                .rate
+                .as_deref()
+                .map(rate_headers)
+                .unwrap_or_default(),
+            _ => HeaderMap::new(),
+        };
+        (status, headers, Json(body)).into_response()
     }
 }

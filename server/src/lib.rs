@@ -4,8 +4,11 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod gate;
+pub mod providers;
 pub mod routes;
 pub mod service;
+pub mod spend;
 pub mod state;
 pub mod storage;
 
@@ -19,8 +22,10 @@ use axum::{
 };
 use config::Config;
 use error::ApiError;
+use gate::{clock::Clock, Gate};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use providers::Models;
 use service::secrets::{self, MasterKey};
 use state::AppState;
 use std::{io::Write, net::SocketAddr, path::Path, sync::Arc, time::Instant};
@@ -29,16 +34,20 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 /// A started server: where it listens and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    pub gate: Arc<Gate>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    spend_writer: spend::SpendWriter,
     storage: Arc<dyn storage::Storage>,
 }
 
 impl Running {
-    /// Stops accepting, lets requests in flight finish, then closes the database.
+    /// Stops accepting, lets requests in flight finish, writes all recorded spend, then closes
+    /// the database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         self.task.await.context("server task")??;
+        self.spend_writer.drain().await;
         self.storage.close().await;
         Ok(())
     }
@@ -46,11 +55,19 @@ impl Running {
 
 /// Opens storage, binds the listener and starts serving in the background.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Clock::system()).await
+}
+
+/// [`start`] with the clock budgets and rate limits run on (tests move it by hand).
+pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let master_key = resolve_master_key(&config)?;
-    if let Some(path) = &config.config {
-        std::fs::metadata(path)
-            .with_context(|| format!("GATEHOUSE_CONFIG: cannot read {}", path.display()))?;
-    }
+    let models = match &config.config {
+        Some(path) => Models::from_file(path)?,
+        None => {
+            println!("No GATEHOUSE_CONFIG: serving the built-in mock models.");
+            Models::builtin_mock()
+        }
+    };
     let database_url = config.database_url();
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -60,6 +77,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let storage = storage::connect(&database_url)
         .await
         .context("cannot open the database")?;
+    let gate = Arc::new(Gate::new(clock));
+    gate.load(&storage.teams().await?, &storage.all_keys().await?);
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_max_idle_per_host(1024)
+        .build()
+        .context("HTTP client")?;
 
     let listener = TcpListener::bind((config.host, config.port))
         .await
@@ -80,8 +104,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .env(Env::PROD)
         .site_addr(addr)
         .build();
+    let (spend_sink, spend_writer) = spend::start(storage.clone(), gate.clone());
     let state = AppState {
         storage: storage.clone(),
+        gate: gate.clone(),
+        models: Arc::new(models),
+        spend: spend_sink,
+        http,
         master_key: Arc::new(MasterKey::new(&master_key)),
         session_ttl: config.session_ttl,
         leptos_options: leptos_options.clone(),
@@ -107,8 +136,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     Ok(Running {
         addr,
+        gate,
         shutdown,
         task,
+        spend_writer,
         storage,
     })
 }

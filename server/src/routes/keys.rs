@@ -5,7 +5,6 @@ use crate::{
     extract::{ApiJson, ApiQuery},
     service::keys,
     state::AppState,
-    storage::Storage,
 };
 use app::types::{
     GeneratedKey, KeyDelete, KeyInfo, KeyInfoResponse, KeyList, KeyListQuery, KeyRef, KeyUpdate,
@@ -17,9 +16,8 @@ use axum::{
     Json, Router,
 };
 use chrono::Utc;
-use std::sync::Arc;
 
-type Db = State<Arc<dyn Storage>>;
+type Db = State<AppState>;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,14 +34,14 @@ async fn generate(
     State(db): Db,
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<Json<GeneratedKey>, ApiError> {
-    keys::generate(db.as_ref(), req, Utc::now()).await.map(Json)
+    keys::generate(db.ctx(), req, Utc::now()).await.map(Json)
 }
 
 async fn info(
     State(db): Db,
     ApiQuery(q): ApiQuery<KeyRef>,
 ) -> Result<Json<KeyInfoResponse>, ApiError> {
-    let info = keys::info(db.as_ref(), &q.key).await?;
+    let info = keys::info(db.ctx(), &q.key).await?;
     Ok(Json(KeyInfoResponse {
         key: info.token.clone(),
         info,
@@ -54,32 +52,32 @@ async fn list(
     State(db): Db,
     ApiQuery(q): ApiQuery<KeyListQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
-    keys::list(db.as_ref(), q).await.map(Json)
+    keys::list(db.ctx(), q).await.map(Json)
 }
 
 async fn update(
     State(db): Db,
     ApiJson(req): ApiJson<KeyUpdate>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::update(db.as_ref(), req, Utc::now()).await.map(Json)
+    keys::update(db.ctx(), req, Utc::now()).await.map(Json)
 }
 
 async fn delete(
     State(db): Db,
     ApiJson(req): ApiJson<KeyDelete>,
 ) -> Result<Json<KeysDeleted>, ApiError> {
-    let deleted_keys = keys::delete(db.as_ref(), req.keys).await?;
+    let deleted_keys = keys::delete(db.ctx(), req.keys).await?;
     Ok(Json(KeysDeleted { deleted_keys }))
 }
 
 async fn block(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.as_ref(), &req.key, true, Utc::now())
+    keys::set_blocked(db.ctx(), &req.key, true, Utc::now())
         .await
         .map(Json)
 }
 
 async fn unblock(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.as_ref(), &req.key, false, Utc::now())
+    keys::set_blocked(db.ctx(), &req.key, false, Utc::now())
         .await
         .map(Json)
 }

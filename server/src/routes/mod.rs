@@ -2,7 +2,9 @@
 
 mod health;
 mod keys;
+mod proxy;
 mod session;
+mod spend;
 mod teams;
 
 use crate::{auth::Admin, error::ApiError, state::AppState};
@@ -12,12 +14,23 @@ use axum::{extract::DefaultBodyLimit, middleware, Router};
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Path prefixes of the REST API: unknown paths under them get a JSON 404, not the console's page.
-pub const API_PREFIXES: &[&str] = &["/team/", "/key/", "/session/", "/health", "/v1/"];
+pub const API_PREFIXES: &[&str] = &[
+    "/team/",
+    "/key/",
+    "/spend/",
+    "/session/",
+    "/health",
+    "/v1/",
+    "/chat/",
+    "/embeddings",
+    "/models",
+];
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let admin = Router::new()
         .merge(teams::router())
         .merge(keys::router())
+        .merge(spend::router())
         .route_layer(middleware::from_extractor_with_state::<Admin, AppState>(
             state.clone(),
         ));
@@ -25,8 +38,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(admin)
         .merge(session::router())
         .merge(health::router())
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(proxy::router())
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn method_not_allowed() -> ApiError {

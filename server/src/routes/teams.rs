@@ -5,7 +5,6 @@ use crate::{
     extract::{ApiJson, ApiQuery},
     service::teams,
     state::AppState,
-    storage::Storage,
 };
 use app::types::{
     NewTeam, Team, TeamDelete, TeamInfo, TeamInfoQuery, TeamList, TeamRef, TeamUpdate, TeamUpdated,
@@ -17,9 +16,8 @@ use axum::{
     Json, Router,
 };
 use chrono::Utc;
-use std::sync::Arc;
 
-type Db = State<Arc<dyn Storage>>;
+type Db = State<AppState>;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,11 +31,11 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Team>, ApiError> {
-    teams::create(db.as_ref(), req, Utc::now()).await.map(Json)
+    teams::create(db.ctx(), req, Utc::now()).await.map(Json)
 }
 
 async fn list(State(db): Db) -> Result<Json<TeamList>, ApiError> {
-    let teams = teams::list(db.as_ref()).await?;
+    let teams = teams::list(db.ctx()).await?;
     Ok(Json(TeamList { teams }))
 }
 
@@ -45,14 +43,14 @@ async fn info(
     State(db): Db,
     ApiQuery(q): ApiQuery<TeamInfoQuery>,
 ) -> Result<Json<TeamInfo>, ApiError> {
-    teams::info(db.as_ref(), &q.team_id).await.map(Json)
+    teams::info(db.ctx(), &q.team_id).await.map(Json)
 }
 
 async fn update(
     State(db): Db,
     ApiJson(req): ApiJson<TeamUpdate>,
 ) -> Result<Json<TeamUpdated>, ApiError> {
-    let team = teams::update(db.as_ref(), req, Utc::now()).await?;
+    let team = teams::update(db.ctx(), req, Utc::now()).await?;
     Ok(Json(TeamUpdated {
         data: team.clone(),
         team,
@@ -63,18 +61,18 @@ async fn delete(
     State(db): Db,
     ApiJson(req): ApiJson<TeamDelete>,
 ) -> Result<Json<TeamsDeleted>, ApiError> {
-    let deleted_teams = teams::delete(db.as_ref(), req.team_ids).await?;
+    let deleted_teams = teams::delete(db.ctx(), req.team_ids).await?;
     Ok(Json(TeamsDeleted { deleted_teams }))
 }
 
 async fn block(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.as_ref(), &req.team_id, true, Utc::now())
+    teams::set_blocked(db.ctx(), &req.team_id, true, Utc::now())
         .await
         .map(Json)
 }
 
 async fn unblock(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.as_ref(), &req.team_id, false, Utc::now())
+    teams::set_blocked(db.ctx(), &req.team_id, false, Utc::now())
         .await
         .map(Json)
 }

@@ -1,18 +1,19 @@
 //! Virtual keys: issued to a team's member, shown once, stored as a hash; a key's models stay
 //! within its team's.
 
-use super::{duration::Period, fields, money::nanos_to_usd, secrets, teams, timestamp, validate};
+use super::{
+    duration::Period, fields, money::nanos_to_usd, secrets, teams, timestamp, validate, Ctx,
+};
 use crate::{
     error::ApiError,
-    storage::{DeleteOutcome, KeyFilter, KeyPatch, KeyRow, Storage, StorageError},
+    storage::{DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
 };
 use app::types::{GeneratedKey, KeyInfo, KeyList, KeyListQuery, KeyUpdate, NewKey, TeamMember};
 use chrono::{DateTime, Utc};
 
-const DEFAULT_PAGE_SIZE: u64 = 10;
-const MAX_PAGE_SIZE: u64 = 100;
-
-pub fn key_view(row: &KeyRow) -> KeyInfo {
+/// The key as the API shows it (never its secret), with the live spend of the request path.
+pub fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
+    let spend = ctx.gate.key_spend(&row.key_id).unwrap_or(row.spend);
     KeyInfo {
         token: row.key_id.clone(),
         key_name: secrets::masked_key(&row.key_id, &row.key_hint),
@@ -21,7 +22,7 @@ pub fn key_view(row: &KeyRow) -> KeyInfo {
         user_id: row.user_id.clone(),
         models: row.models.clone(),
         max_budget: row.max_budget.map(nanos_to_usd),
-        spend: nanos_to_usd(row.spend),
+        spend: nanos_to_usd(spend),
         tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
         rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
         budget_duration: row.budget_duration.clone(),
@@ -46,18 +47,16 @@ pub fn member_view(row: &KeyRow) -> TeamMember {
 
 /// Finds the key that `reference` names: the secret key itself, or its public `token`. The
 /// reference is never echoed back, since it may be a secret.
-pub async fn resolve(
-    storage: &dyn Storage,
-    param: &str,
-    reference: &str,
-) -> Result<KeyRow, ApiError> {
+pub async fn resolve(ctx: Ctx<'_>, param: &str, reference: &str) -> Result<KeyRow, ApiError> {
     let found = if secrets::is_virtual_key(reference) {
-        storage.key_by_hash(&secrets::sha256_hex(reference)).await?
+        ctx.storage
+            .key_by_hash(&secrets::sha256_hex(reference))
+            .await?
     } else if !reference.is_empty()
         && reference.len() <= 64
         && reference.chars().all(|c| c.is_ascii_alphanumeric())
     {
-        storage.key(reference).await?
+        ctx.storage.key(reference).await?
     } else {
         return Err(ApiError::invalid(
             param,
@@ -74,7 +73,7 @@ fn expiry(duration: Option<&str>, now: DateTime<Utc>) -> Result<Option<i64>, Api
 }
 
 pub async fn generate(
-    storage: &dyn Storage,
+    ctx: Ctx<'_>,
     req: NewKey,
     now: DateTime<Utc>,
 ) -> Result<GeneratedKey, ApiError> {
@@ -84,7 +83,7 @@ pub async fn generate(
             "team_id is required: every key belongs to a team",
         )
     })?;
-    let team = teams::existing(storage, "team_id", &team_id).await?;
+    let team = teams::existing(ctx, "team_id", &team_id).await?;
     if let Some(user_id) = &req.user_id {
         validate::user_id("user_id", user_id)?;
     }
@@ -116,11 +115,14 @@ pub async fn generate(
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
-    match storage.insert_key(&row).await {
-        Ok(()) => Ok(GeneratedKey {
-            key: secret.key,
-            info: key_view(&row),
-        }),
+    match ctx.storage.insert_key(&row).await {
+        Ok(()) => {
+            ctx.gate.put_key(&row, true);
+            Ok(GeneratedKey {
+                key: secret.key,
+                info: key_view(ctx, &row),
+            })
+        }
         // The team was deleted between the check and the insert.
         Err(StorageError::MissingReference) => {
             Err(ApiError::NotFound(format!("Team '{team_id}' not found")))
@@ -129,49 +131,35 @@ pub async fn generate(
     }
 }
 
-pub async fn info(storage: &dyn Storage, reference: &str) -> Result<KeyInfo, ApiError> {
-    resolve(storage, "key", reference)
+pub async fn info(ctx: Ctx<'_>, reference: &str) -> Result<KeyInfo, ApiError> {
+    resolve(ctx, "key", reference)
         .await
-        .map(|row| key_view(&row))
+        .map(|row| key_view(ctx, &row))
 }
 
-pub async fn list(storage: &dyn Storage, query: KeyListQuery) -> Result<KeyList, ApiError> {
+pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, ApiError> {
     if let Some(team_id) = &query.team_id {
         validate::team_id("team_id", team_id)?;
     }
     if let Some(user_id) = &query.user_id {
         validate::user_id("user_id", user_id)?;
     }
-    let page = query.page.unwrap_or(1);
-    if page == 0 || page > u64::from(u32::MAX) {
-        return Err(ApiError::invalid("page", "page counts from 1"));
-    }
-    let size = query.size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&size) {
-        return Err(ApiError::invalid(
-            "size",
-            format!("size must be from 1 to {MAX_PAGE_SIZE}"),
-        ));
-    }
+    let (page, size, offset) = validate::page(query.page, query.size)?;
     let filter = KeyFilter {
         team_id: query.team_id,
         user_id: query.user_id,
     };
-    let (rows, total) = storage.keys(&filter, (page - 1) * size, size).await?;
+    let (rows, total) = ctx.storage.keys(&filter, offset, size).await?;
     Ok(KeyList {
-        keys: rows.iter().map(key_view).collect(),
+        keys: rows.iter().map(|row| key_view(ctx, row)).collect(),
         total_count: total,
         current_page: page,
         total_pages: total.div_ceil(size),
     })
 }
 
-pub async fn update(
-    storage: &dyn Storage,
-    req: KeyUpdate,
-    now: DateTime<Utc>,
-) -> Result<KeyInfo, ApiError> {
-    let key = resolve(storage, "key", &req.key).await?;
+pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<KeyInfo, ApiError> {
+    let key = resolve(ctx, "key", &req.key).await?;
     if let Some(Some(user_id)) = &req.user_id {
         validate::user_id("user_id", user_id)?;
     }
@@ -180,7 +168,7 @@ pub async fn update(
     }
     let models = fields::models_update(req.models)?;
     if let Some(models) = &models {
-        let team = teams::existing(storage, "team_id", &key.team_id).await?;
+        let team = teams::existing(ctx, "team_id", &key.team_id).await?;
         validate::models_within_team(models, &team.team_id, &team.models)?;
     }
     let (budget_duration, budget_reset_at) =
@@ -201,53 +189,57 @@ pub async fn update(
             .map(|duration| expiry(duration.as_deref(), now))
             .transpose()?,
     };
-    apply(storage, &key.key_id, &patch, now).await
+    apply(ctx, &key.key_id, &patch, now).await
 }
 
 pub async fn set_blocked(
-    storage: &dyn Storage,
+    ctx: Ctx<'_>,
     reference: &str,
     blocked: bool,
     now: DateTime<Utc>,
 ) -> Result<KeyInfo, ApiError> {
-    let key = resolve(storage, "key", reference).await?;
+    let key = resolve(ctx, "key", reference).await?;
     let patch = KeyPatch {
         blocked: Some(blocked),
         ..KeyPatch::default()
     };
-    apply(storage, &key.key_id, &patch, now).await
+    apply(ctx, &key.key_id, &patch, now).await
 }
 
 async fn apply(
-    storage: &dyn Storage,
+    ctx: Ctx<'_>,
     key_id: &str,
     patch: &KeyPatch,
     now: DateTime<Utc>,
 ) -> Result<KeyInfo, ApiError> {
-    storage
+    let row = ctx
+        .storage
         .update_key(key_id, patch, now.timestamp())
         .await?
-        .map(|row| key_view(&row))
-        .ok_or_else(|| ApiError::NotFound("Key not found".to_string()))
+        .ok_or_else(|| ApiError::NotFound("Key not found".to_string()))?;
+    ctx.gate.put_key(&row, false);
+    Ok(key_view(ctx, &row))
 }
 
 /// Deletes the keys, all or none; answers their tokens.
-pub async fn delete(
-    storage: &dyn Storage,
-    references: Vec<String>,
-) -> Result<Vec<String>, ApiError> {
+pub async fn delete(ctx: Ctx<'_>, references: Vec<String>) -> Result<Vec<String>, ApiError> {
     if references.is_empty() {
         return Err(ApiError::invalid("keys", "keys must name at least one key"));
     }
     let mut ids: Vec<String> = Vec::with_capacity(references.len());
     for reference in &references {
-        let key = resolve(storage, "keys", reference).await?;
+        let key = resolve(ctx, "keys", reference).await?;
         if !ids.contains(&key.key_id) {
             ids.push(key.key_id);
         }
     }
-    match storage.delete_keys(&ids).await? {
-        DeleteOutcome::Deleted => Ok(ids),
+    match ctx.storage.delete_keys(&ids).await? {
+        DeleteOutcome::Deleted => {
+            for id in &ids {
+                ctx.gate.remove_key(id);
+            }
+            Ok(ids)
+        }
         DeleteOutcome::Missing(_) => Err(ApiError::NotFound("Key not found".to_string())),
     }
 }

@@ -5,12 +5,23 @@ pub mod duration;
 pub mod fields;
 pub mod keys;
 pub mod money;
+pub mod proxy;
 pub mod secrets;
 pub mod session;
+pub mod spend;
 pub mod teams;
 pub mod validate;
 
+use crate::{gate::Gate, storage::Storage};
 use chrono::{DateTime, SecondsFormat, Utc};
+
+/// What the admin services change: the database first, then the request path's memory, both
+/// before the caller gets an answer.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub storage: &'a dyn Storage,
+    pub gate: &'a Gate,
+}
 
 /// Unix seconds as the API shows them: RFC 3339 in UTC.
 pub fn timestamp(secs: i64) -> String {

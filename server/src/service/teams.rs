@@ -4,22 +4,24 @@ use super::{
     fields,
     keys::{key_view, member_view},
     money::nanos_to_usd,
-    timestamp, validate,
+    timestamp, validate, Ctx,
 };
 use crate::{
     error::ApiError,
-    storage::{DeleteOutcome, KeyFilter, Storage, StorageError, TeamPatch, TeamRow},
+    storage::{DeleteOutcome, KeyFilter, StorageError, TeamPatch, TeamRow},
 };
 use app::types::{NewTeam, Team, TeamInfo, TeamUpdate};
 use chrono::{DateTime, Utc};
 
-pub fn team_view(row: &TeamRow) -> Team {
+/// The team as the API shows it, with the live spend of the request path.
+pub fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
+    let spend = ctx.gate.team_spend(&row.team_id).unwrap_or(row.spend);
     Team {
         team_id: row.team_id.clone(),
         team_alias: row.team_alias.clone(),
         models: row.models.clone(),
         max_budget: row.max_budget.map(nanos_to_usd),
-        spend: nanos_to_usd(row.spend),
+        spend: nanos_to_usd(spend),
         tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
         rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
         budget_duration: row.budget_duration.clone(),
@@ -36,23 +38,15 @@ fn not_found(team_id: &str) -> ApiError {
 }
 
 /// Reads a team that must exist; `param` names the request field that held its id.
-pub async fn existing(
-    storage: &dyn Storage,
-    param: &str,
-    team_id: &str,
-) -> Result<TeamRow, ApiError> {
+pub async fn existing(ctx: Ctx<'_>, param: &str, team_id: &str) -> Result<TeamRow, ApiError> {
     validate::team_id(param, team_id)?;
-    storage
+    ctx.storage
         .team(team_id)
         .await?
         .ok_or_else(|| not_found(team_id))
 }
 
-pub async fn create(
-    storage: &dyn Storage,
-    req: NewTeam,
-    now: DateTime<Utc>,
-) -> Result<Team, ApiError> {
+pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Team, ApiError> {
     let team_id = match req.team_id {
         Some(id) => {
             validate::team_id("team_id", &id)?;
@@ -80,8 +74,11 @@ pub async fn create(
         updated_at: now.timestamp(),
         team_id,
     };
-    match storage.insert_team(&row).await {
-        Ok(()) => Ok(team_view(&row)),
+    match ctx.storage.insert_team(&row).await {
+        Ok(()) => {
+            ctx.gate.put_team(&row, true);
+            Ok(team_view(ctx, &row))
+        }
         Err(StorageError::AlreadyExists) => Err(ApiError::Conflict(format!(
             "Team '{}' already exists; choose another team_id or use /team/update",
             row.team_id
@@ -90,21 +87,22 @@ pub async fn create(
     }
 }
 
-pub async fn list(storage: &dyn Storage) -> Result<Vec<Team>, ApiError> {
-    Ok(storage.teams().await?.iter().map(team_view).collect())
+pub async fn list(ctx: Ctx<'_>) -> Result<Vec<Team>, ApiError> {
+    let rows = ctx.storage.teams().await?;
+    Ok(rows.iter().map(|row| team_view(ctx, row)).collect())
 }
 
-pub async fn info(storage: &dyn Storage, team_id: &str) -> Result<TeamInfo, ApiError> {
-    let team = existing(storage, "team_id", team_id).await?;
+pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, ApiError> {
+    let team = existing(ctx, "team_id", team_id).await?;
     let filter = KeyFilter {
         team_id: Some(team.team_id.clone()),
         user_id: None,
     };
-    let (keys, _) = storage.keys(&filter, 0, u64::MAX >> 1).await?;
-    let team = team_view(&team);
+    let (keys, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
+    let team = team_view(ctx, &team);
     Ok(TeamInfo {
         members: keys.iter().map(member_view).collect(),
-        keys: keys.iter().map(key_view).collect(),
+        keys: keys.iter().map(|key| key_view(ctx, key)).collect(),
         team_info: team.clone(),
         team,
     })
@@ -112,11 +110,7 @@ pub async fn info(storage: &dyn Storage, team_id: &str) -> Result<TeamInfo, ApiE
 
 /// Applies the fields present in `req`; changing `budget_duration` moves `budget_reset_at`
 /// without touching spend.
-pub async fn update(
-    storage: &dyn Storage,
-    req: TeamUpdate,
-    now: DateTime<Utc>,
-) -> Result<Team, ApiError> {
+pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result<Team, ApiError> {
     validate::team_id("team_id", &req.team_id)?;
     if let Some(Some(alias)) = &req.team_alias {
         validate::label("team_alias", alias)?;
@@ -134,11 +128,11 @@ pub async fn update(
         metadata: req.metadata.map(Option::unwrap_or_default),
         blocked: req.blocked,
     };
-    apply(storage, &req.team_id, &patch, now).await
+    apply(ctx, &req.team_id, &patch, now).await
 }
 
 pub async fn set_blocked(
-    storage: &dyn Storage,
+    ctx: Ctx<'_>,
     team_id: &str,
     blocked: bool,
     now: DateTime<Utc>,
@@ -148,24 +142,26 @@ pub async fn set_blocked(
         blocked: Some(blocked),
         ..TeamPatch::default()
     };
-    apply(storage, team_id, &patch, now).await
+    apply(ctx, team_id, &patch, now).await
 }
 
 async fn apply(
-    storage: &dyn Storage,
+    ctx: Ctx<'_>,
     team_id: &str,
     patch: &TeamPatch,
     now: DateTime<Utc>,
 ) -> Result<Team, ApiError> {
-    storage
+    let row = ctx
+        .storage
         .update_team(team_id, patch, now.timestamp())
         .await?
-        .map(|row| team_view(&row))
-        .ok_or_else(|| not_found(team_id))
+        .ok_or_else(|| not_found(team_id))?;
+    ctx.gate.put_team(&row, false);
+    Ok(team_view(ctx, &row))
 }
 
 /// Deletes the teams and their keys, all or none.
-pub async fn delete(storage: &dyn Storage, team_ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, ApiError> {
     if team_ids.is_empty() {
         return Err(ApiError::invalid(
             "team_ids",
@@ -179,8 +175,13 @@ pub async fn delete(storage: &dyn Storage, team_ids: Vec<String>) -> Result<Vec<
             unique.push(id);
         }
     }
-    match storage.delete_teams(&unique).await? {
-        DeleteOutcome::Deleted => Ok(unique),
+    match ctx.storage.delete_teams(&unique).await? {
+        DeleteOutcome::Deleted => {
+            for id in &unique {
+                ctx.gate.remove_team(id);
+            }
+            Ok(unique)
+        }
         DeleteOutcome::Missing(id) => Err(not_found(&id)),
     }
 }

@@ -99,6 +99,25 @@ pub fn limit(param: &str, value: Option<u64>) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
+const DEFAULT_PAGE_SIZE: u64 = 10;
+const MAX_PAGE_SIZE: u64 = 100;
+
+/// A 1-based page number and a page size (default 10, at most 100): `(page, size, offset)`.
+pub fn page(page: Option<u64>, size: Option<u64>) -> Result<(u64, u64, u64), ApiError> {
+    let page = page.unwrap_or(1);
+    if page == 0 || page > u64::from(u32::MAX) {
+        return Err(ApiError::invalid("page", "page counts from 1"));
+    }
+    let size = size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(ApiError::invalid(
+            "size",
+            format!("size must be from 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok((page, size, (page - 1) * size))
+}
+
 /// A key's models must lie within its team's (an empty team list allows every model).
 pub fn models_within_team(
     key_models: &[String],

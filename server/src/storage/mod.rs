@@ -109,6 +109,58 @@ pub enum DeleteOutcome {
     Missing(String),
 }
 
+/// One proxied request, as the spend log keeps it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SpendLog {
+    pub request_id: String,
+    pub ts_ms: i64,
+    pub key_id: String,
+    pub team_id: String,
+    pub user_id: Option<String>,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Nano-dollars.
+    pub cost: i64,
+    pub latency_ms: i64,
+    /// The HTTP status the caller got.
+    pub status: i64,
+}
+
+/// A row's spend to write, absolute; with the next reset when the budget was just reset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendState {
+    pub id: String,
+    pub spend: i64,
+    pub reset_at: Option<i64>,
+}
+
+/// What the spend writer commits at once.
+#[derive(Debug, Clone, Default)]
+pub struct SpendBatch {
+    pub logs: Vec<SpendLog>,
+    pub teams: Vec<SpendState>,
+    pub keys: Vec<SpendState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SpendFilter {
+    pub team_id: Option<String>,
+    pub key_id: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+/// One UTC day of a team's spend.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DailySpend {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub spend: i64,
+    pub requests: i64,
+    pub tokens: i64,
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync {
     async fn insert_team(&self, team: &TeamRow) -> StorageResult<()>;
@@ -143,6 +195,25 @@ pub trait Storage: Send + Sync {
     ) -> StorageResult<Option<KeyRow>>;
     /// Deletes the keys in one transaction, or nothing.
     async fn delete_keys(&self, key_ids: &[String]) -> StorageResult<DeleteOutcome>;
+
+    async fn all_keys(&self) -> StorageResult<Vec<KeyRow>>;
+
+    /// Commits logs and spend in one transaction, or nothing.
+    async fn record_spend(&self, batch: &SpendBatch) -> StorageResult<()>;
+    /// One page of the spend log, newest first, and the number of rows matching.
+    async fn spend_logs(
+        &self,
+        filter: &SpendFilter,
+        offset: u64,
+        limit: u64,
+    ) -> StorageResult<(Vec<SpendLog>, u64)>;
+    /// A team's spend per UTC day in `[from_ms, to_ms)`, days without requests left out.
+    async fn daily_spend(
+        &self,
+        team_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StorageResult<Vec<DailySpend>>;
 
     async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()>;
     /// Whether the session exists and is still valid at `now`.

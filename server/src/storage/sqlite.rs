@@ -1,8 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode. Every statement binds its values.
 
 use super::{
-    DeleteOutcome, KeyFilter, KeyPatch, KeyRow, Storage, StorageError, StorageResult, TeamPatch,
-    TeamRow,
+    DailySpend, DeleteOutcome, KeyFilter, KeyPatch, KeyRow, SpendBatch, SpendFilter, SpendLog,
+    Storage, StorageError, StorageResult, TeamPatch, TeamRow,
 };
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -346,6 +346,116 @@ impl Storage for SqliteStorage {
 
     async fn delete_keys(&self, key_ids: &[String]) -> StorageResult<DeleteOutcome> {
         delete_all(&self.pool, "DELETE FROM api_keys WHERE key_id = ?", key_ids).await
+    }
+
+    async fn all_keys(&self) -> StorageResult<Vec<KeyRow>> {
+        let rows = sqlx::query_as::<_, KeyRecord>("SELECT * FROM api_keys")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn record_spend(&self, batch: &SpendBatch) -> StorageResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in batch.logs.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO spend_logs (request_id, ts_ms, key_id, team_id, user_id, model, \
+                 prompt_tokens, completion_tokens, cost, latency_ms, status) ",
+            );
+            q.push_values(chunk, |mut row, log| {
+                row.push_bind(&log.request_id)
+                    .push_bind(log.ts_ms)
+                    .push_bind(&log.key_id)
+                    .push_bind(&log.team_id)
+                    .push_bind(&log.user_id)
+                    .push_bind(&log.model)
+                    .push_bind(log.prompt_tokens)
+                    .push_bind(log.completion_tokens)
+                    .push_bind(log.cost)
+                    .push_bind(log.latency_ms)
+                    .push_bind(log.status);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for (table, column, states) in [
+            ("teams", "team_id", &batch.teams),
+            ("api_keys", "key_id", &batch.keys),
+        ] {
+            for state in states {
+                let mut q = QueryBuilder::<Sqlite>::new("UPDATE ");
+                q.push(table).push(" SET spend = ").push_bind(state.spend);
+                if let Some(reset_at) = state.reset_at {
+                    q.push(", budget_reset_at = ").push_bind(reset_at);
+                }
+                q.push(" WHERE ")
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(&state.id);
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn spend_logs(
+        &self,
+        filter: &SpendFilter,
+        offset: u64,
+        limit: u64,
+    ) -> StorageResult<(Vec<SpendLog>, u64)> {
+        fn filtered<'a>(select: &str, f: &'a SpendFilter) -> QueryBuilder<'a, Sqlite> {
+            let mut q = QueryBuilder::<Sqlite>::new(select);
+            q.push(" WHERE 1 = 1");
+            if let Some(team_id) = &f.team_id {
+                q.push(" AND team_id = ").push_bind(team_id);
+            }
+            if let Some(key_id) = &f.key_id {
+                q.push(" AND key_id = ").push_bind(key_id);
+            }
+            if let Some(from) = f.from_ms {
+                q.push(" AND ts_ms >= ").push_bind(from);
+            }
+            if let Some(to) = f.to_ms {
+                q.push(" AND ts_ms < ").push_bind(to);
+            }
+            q
+        }
+        let total: i64 = filtered("SELECT COUNT(*) FROM spend_logs", filter)
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await?;
+        let mut q = filtered(
+            "SELECT request_id, ts_ms, key_id, team_id, user_id, model, prompt_tokens, \
+             completion_tokens, cost, latency_ms, status FROM spend_logs",
+            filter,
+        );
+        q.push(" ORDER BY ts_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = q.build_query_as::<SpendLog>().fetch_all(&self.pool).await?;
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn daily_spend(
+        &self,
+        team_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StorageResult<Vec<DailySpend>> {
+        let rows = sqlx::query_as::<_, DailySpend>(
+            "SELECT date(ts_ms / 1000, 'unixepoch') AS day, SUM(cost) AS spend, \
+             COUNT(*) AS requests, SUM(prompt_tokens + completion_tokens) AS tokens \
+             FROM spend_logs WHERE team_id = ? AND ts_ms >= ? AND ts_ms < ? \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(team_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()> {

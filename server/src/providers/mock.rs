@@ -1,0 +1,223 @@
+//! The mock provider: deterministic OpenAI-shaped answers with usage computed from the input.
+//! Served in-process for `mock/...` models, and over real HTTP by [`router`] (the
+//! `mock-upstream` binary and the tests' upstream).
+
+use axum::{
+    body::Bytes,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde_json::{json, Value};
+
+const REPLY: &str = "This is a mock reply from Gatehouse.";
+
+/// Words in the messages' text, plus 3 per message: deterministic, and close to real counts.
+pub fn prompt_tokens(body: &Value) -> u64 {
+    let words = |text: &str| text.split_whitespace().count() as u64;
+    let content_words = |content: &Value| match content {
+        Value::String(text) => words(text),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .map(words)
+            .sum(),
+        _ => 0,
+    };
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        return messages
+            .iter()
+            .map(|m| 3 + m.get("content").map_or(0, content_words))
+            .sum::<u64>()
+            .max(1);
+    }
+    match body.get("input") {
+        Some(Value::String(text)) => words(text).max(1),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map_or(1, words))
+            .sum::<u64>()
+            .max(1),
+        _ => 1,
+    }
+}
+
+/// The reply's words, cut to `max_tokens` (or `max_completion_tokens`) when the caller set it.
+fn reply_words(body: &Value) -> Vec<&'static str> {
+    let limit = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX);
+    REPLY
+        .split(' ')
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+}
+
+fn usage(prompt: u64, completion: u64) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+pub fn chat_completion(body: &Value, model: &str, id: &str, created: i64) -> Value {
+    let words = reply_words(body);
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": words.join(" ")},
+            "finish_reason": "stop"
+        }],
+        "usage": usage(prompt_tokens(body), words.len() as u64),
+    })
+}
+
+/// The SSE events of a streamed answer: one chunk per word, a final chunk, the usage chunk
+/// when `stream_options.include_usage` asks for it, then `[DONE]`.
+pub fn chat_stream(body: &Value, model: &str, id: &str, created: i64) -> Vec<String> {
+    let words = reply_words(body);
+    let chunk = |delta: Value, finish: Value| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+        })
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for (i, word) in words.iter().enumerate() {
+        let text = if i == 0 {
+            word.to_string()
+        } else {
+            format!(" {word}")
+        };
+        events.push(chunk(json!({"content": text}), Value::Null));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if include_usage {
+        events.push(json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [], "usage": usage(prompt_tokens(body), words.len() as u64)
+        }));
+    }
+    let mut lines: Vec<String> = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    lines.push("data: [DONE]\n\n".to_string());
+    lines
+}
+
+pub fn embeddings(body: &Value, model: &str) -> Value {
+    let count = match body.get("input") {
+        Some(Value::Array(items)) => items.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..count)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.0, 0.5, 1.0]}))
+        .collect();
+    let prompt = prompt_tokens(body);
+    json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+    })
+}
+
+/// The mock as an OpenAI-compatible HTTP server.
+pub fn router() -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(http_chat))
+        .route("/v1/embeddings", post(http_embeddings))
+        .route(
+            "/v1/models",
+            get(|| async { Json(json!({"object": "list", "data": []})) }),
+        )
+}
+
+fn parse(bytes: &Bytes) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        Box::new(
+            (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    json!({"error": {"message": err.to_string(), "type": "invalid_request_error"}}),
+                ),
+            )
+                .into_response(),
+        )
+    })
+}
+
+async fn http_chat(bytes: Bytes) -> Response {
+    let body = match parse(&bytes) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_string();
+    if body.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        let events = chat_stream(&body, &model, "chatcmpl-mock", 0);
+        let stream = futures_util::stream::iter(
+            events
+                .into_iter()
+                .map(|event| Ok::<_, std::convert::Infallible>(Bytes::from(event))),
+        );
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response();
+    }
+    Json(chat_completion(&body, &model, "chatcmpl-mock", 0)).into_response()
+}
+
+async fn http_embeddings(bytes: Bytes) -> Response {
+    match parse(&bytes) {
+        Ok(body) => {
+            let model = body
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or("mock")
+                .to_string();
+            Json(embeddings(&body, &model)).into_response()
+        }
+        Err(response) => *response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_follows_the_input() {
+        let body =
+            json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 3});
+        let answer = chat_completion(&body, "m", "id", 0);
+        assert_eq!(answer["usage"]["prompt_tokens"], json!(6));
+        assert_eq!(answer["usage"]["completion_tokens"], json!(3));
+        assert_eq!(answer["choices"][0]["message"]["content"], "This is a");
+        let streamed = chat_stream(
+            &json!({"messages": [], "stream_options": {"include_usage": true}}),
+            "m",
+            "id",
+            0,
+        );
+        assert!(streamed.iter().any(|e| e.contains("\"usage\"")));
+        assert_eq!(
+            streamed.last().map(String::as_str),
+            Some("data: [DONE]\n\n")
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! `/spend/*`: the request log and per-team daily spend.
+
+use crate::{error::ApiError, extract::ApiQuery, service::spend, state::AppState};
+use app::types::{DailySpend, DailySpendQuery, SpendLogList, SpendLogQuery};
+use axum::{extract::State, routing::get, Json, Router};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/spend/logs", get(logs))
+        .route("/spend/daily", get(daily))
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<SpendLogQuery>,
+) -> Result<Json<SpendLogList>, ApiError> {
+    spend::logs(state.ctx(), q).await.map(Json)
+}
+
+async fn daily(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DailySpendQuery>,
+) -> Result<Json<DailySpend>, ApiError> {
+    let today = state.gate.clock.now().date_naive();
+    spend::daily(state.ctx(), q, today).await.map(Json)
+}

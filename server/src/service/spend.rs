@@ -1,0 +1,144 @@
+//! Reading spend back: the request log and a team's spend per day, for the console's charts
+//! and for callers.
+
+use super::{keys, money::nanos_to_usd, teams, validate, Ctx};
+use crate::{error::ApiError, storage::SpendFilter};
+use app::types::{
+    DailySpend, DailySpendEntry, DailySpendQuery, SpendLogEntry, SpendLogList, SpendLogQuery,
+};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// The longest range `/spend/daily` answers.
+const MAX_DAYS: i64 = 366;
+
+/// An RFC 3339 time, or a date meaning its 00:00 UTC; in unix milliseconds.
+fn instant(param: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    date(param, text).map(|d| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis()
+    })
+}
+
+fn date(param: &str, text: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ApiError::invalid(
+            param,
+            format!("{param} must be a date like 2026-11-27 (UTC) or an RFC 3339 time"),
+        )
+    })
+}
+
+pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, ApiError> {
+    let (page, size, offset) = validate::page(query.page, query.size)?;
+    if let Some(team_id) = &query.team_id {
+        validate::team_id("team_id", team_id)?;
+    }
+    let key_id = match &query.key {
+        Some(reference) => Some(keys::resolve(ctx, "key", reference).await?.key_id),
+        None => None,
+    };
+    let filter = SpendFilter {
+        team_id: query.team_id,
+        key_id,
+        from_ms: query
+            .start
+            .as_deref()
+            .map(|t| instant("start", t))
+            .transpose()?,
+        to_ms: query
+            .end
+            .as_deref()
+            .map(|t| instant("end", t))
+            .transpose()?,
+    };
+    let (rows, total) = ctx.storage.spend_logs(&filter, offset, size).await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(SpendLogList {
+        logs: rows
+            .into_iter()
+            .map(|r| SpendLogEntry {
+                time: DateTime::<Utc>::from_timestamp_millis(r.ts_ms)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                request_id: r.request_id,
+                token: r.key_id,
+                team_id: r.team_id,
+                user_id: r.user_id,
+                model: r.model,
+                prompt_tokens: count(r.prompt_tokens),
+                completion_tokens: count(r.completion_tokens),
+                total_tokens: count(r.prompt_tokens + r.completion_tokens),
+                spend: nanos_to_usd(r.cost),
+                latency_ms: count(r.latency_ms),
+                status: u16::try_from(r.status).unwrap_or(0),
+            })
+            .collect(),
+        total_count: total,
+        current_page: page,
+        total_pages: total.div_ceil(size),
+    })
+}
+
+pub async fn daily(
+    ctx: Ctx<'_>,
+    query: DailySpendQuery,
+    today: NaiveDate,
+) -> Result<DailySpend, ApiError> {
+    let team = teams::existing(ctx, "team_id", &query.team_id).await?;
+    let end = query
+        .end_date
+        .as_deref()
+        .map(|d| date("end_date", d))
+        .transpose()?
+        .unwrap_or(today);
+    let start = query
+        .start_date
+        .as_deref()
+        .map(|d| date("start_date", d))
+        .transpose()?
+        .unwrap_or(end - Duration::days(29));
+    let days = (end - start).num_days() + 1;
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(ApiError::invalid(
+            "start_date",
+            format!("start_date must be on or before end_date, at most {MAX_DAYS} days before"),
+        ));
+    }
+    let millis = |d: NaiveDate| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis()
+    };
+    let rows = ctx
+        .storage
+        .daily_spend(
+            &team.team_id,
+            millis(start),
+            millis(end + Duration::days(1)),
+        )
+        .await?;
+    let days = start
+        .iter_days()
+        .take_while(|d| *d <= end)
+        .map(|d| {
+            let day = d.format("%Y-%m-%d").to_string();
+            let row = rows.iter().find(|r| r.day == day);
+            DailySpendEntry {
+                spend: row.map_or(0.0, |r| nanos_to_usd(r.spend)),
+                requests: row.map_or(0, |r| u64::try_from(r.requests).unwrap_or(0)),
+                tokens: row.map_or(0, |r| u64::try_from(r.tokens).unwrap_or(0)),
+                date: day,
+            }
+        })
+        .collect();
+    Ok(DailySpend {
+        team_id: team.team_id,
+        start_date: start.format("%Y-%m-%d").to_string(),
+        end_date: end.format("%Y-%m-%d").to_string(),
+        days,
+    })
+}

@@ -1,0 +1,180 @@
+//! Spend persistence off the request path: handlers hand each finished request to a channel;
+//! one writer task commits them in batches (group commit) with the keys' and teams' spend, and
+//! runs the budget resets. Nothing waits on the database per request, a failed commit is
+//! retried, SIGTERM drains everything, and a crash loses at most one flush interval.
+
+use crate::{
+    gate::{Gate, KeyLive},
+    storage::{SpendBatch, SpendLog, SpendState, Storage},
+};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+/// How often the writer commits and checks for budget resets.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+const MAX_BATCH: usize = 4096;
+
+pub struct SpendEvent {
+    pub log: SpendLog,
+    pub key: Arc<KeyLive>,
+}
+
+/// The handlers' end of the channel.
+#[derive(Clone)]
+pub struct SpendSink {
+    tx: mpsc::UnboundedSender<SpendEvent>,
+}
+
+impl SpendSink {
+    pub fn record(&self, event: SpendEvent) {
+        if self.tx.send(event).is_err() {
+            tracing::error!("spend writer stopped; a spend record was dropped");
+        }
+    }
+}
+
+pub struct SpendWriter {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl SpendWriter {
+    /// Writes what is queued and stops.
+    pub async fn drain(self) {
+        let _ = self.stop.send(());
+        if let Err(err) = self.task.await {
+            tracing::error!(%err, "spend writer failed");
+        }
+    }
+}
+
+pub fn start(storage: Arc<dyn Storage>, gate: Arc<Gate>) -> (SpendSink, SpendWriter) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(run(storage, gate, rx, stopped));
+    (SpendSink { tx }, SpendWriter { stop, task })
+}
+
+#[derive(Default)]
+struct Pending {
+    events: Vec<SpendEvent>,
+    /// Budgets reset since the last commit: id → next reset.
+    team_resets: BTreeMap<String, i64>,
+    key_resets: BTreeMap<String, i64>,
+}
+
+async fn run(
+    storage: Arc<dyn Storage>,
+    gate: Arc<Gate>,
+    mut rx: mpsc::UnboundedReceiver<SpendEvent>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut pending = Pending::default();
+    let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stopped => break,
+            _ = ticker.tick() => {
+                let (teams, keys) = gate.reset_due_budgets();
+                pending.team_resets.extend(teams.into_iter().filter_map(|s| Some((s.id, s.reset_at?))));
+                pending.key_resets.extend(keys.into_iter().filter_map(|s| Some((s.id, s.reset_at?))));
+                flush(storage.as_ref(), &mut pending).await;
+            }
+            Some(event) = rx.recv() => {
+                pending.events.push(event);
+                if pending.events.len() >= MAX_BATCH {
+                    flush(storage.as_ref(), &mut pending).await;
+                }
+            }
+        }
+    }
+    while let Ok(event) = rx.try_recv() {
+        pending.events.push(event);
+    }
+    for _ in 0..10 {
+        if flush(storage.as_ref(), &mut pending).await {
+            return;
+        }
+        tokio::time::sleep(FLUSH_INTERVAL).await;
+    }
+    tracing::error!(
+        records = pending.events.len(),
+        "could not write spend before stopping"
+    );
+}
+
+/// Commits everything pending; keeps it for the next try when the commit fails.
+async fn flush(storage: &dyn Storage, pending: &mut Pending) -> bool {
+    if pending.events.is_empty() && pending.team_resets.is_empty() && pending.key_resets.is_empty()
+    {
+        return true;
+    }
+    let batch = batch(pending);
+    match storage.record_spend(&batch).await {
+        Ok(()) => {
+            *pending = Pending::default();
+            true
+        }
+        Err(err) => {
+            tracing::error!(%err, records = batch.logs.len(), "spend commit failed; retrying");
+            false
+        }
+    }
+}
+
+/// The logs, and the current in-memory spend of every key and team they touch or that reset.
+fn batch(pending: &Pending) -> SpendBatch {
+    let mut keys: BTreeMap<String, &Arc<KeyLive>> = BTreeMap::new();
+    for event in &pending.events {
+        keys.insert(event.key.key_id.clone(), &event.key);
+    }
+    let mut teams: BTreeMap<String, &Arc<KeyLive>> = BTreeMap::new();
+    for key in keys.values() {
+        teams.insert(key.team.team_id.clone(), key);
+    }
+    let mut team_states: Vec<SpendState> = teams
+        .iter()
+        .map(|(id, key)| SpendState {
+            id: id.clone(),
+            spend: key.team.lock().spend,
+            reset_at: pending.team_resets.get(id).copied(),
+        })
+        .collect();
+    let mut key_states: Vec<SpendState> = keys
+        .iter()
+        .map(|(id, key)| SpendState {
+            id: id.clone(),
+            spend: key.lock().allowance.spend,
+            reset_at: pending.key_resets.get(id).copied(),
+        })
+        .collect();
+    // Resets of rows no request touched: their spend is the reset value, zero.
+    for (id, at) in &pending.team_resets {
+        if !teams.contains_key(id) {
+            team_states.push(SpendState {
+                id: id.clone(),
+                spend: 0,
+                reset_at: Some(*at),
+            });
+        }
+    }
+    for (id, at) in &pending.key_resets {
+        if !keys.contains_key(id) {
+            key_states.push(SpendState {
+                id: id.clone(),
+                spend: 0,
+                reset_at: Some(*at),
+            });
+        }
+    }
+    SpendBatch {
+        logs: pending.events.iter().map(|e| e.log.clone()).collect(),
+        teams: team_states,
+        keys: key_states,
+    }
+}
