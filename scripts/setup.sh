@@ -49,10 +49,12 @@ ensure_test_tools() {
     as_root apt-get install -y -qq chromium
   fi
   local venv="$GATEHOUSE_ROOT/end2end/.venv"
-  if ! "$venv/bin/python" -c 'import requests' 2>/dev/null; then
-    say "Creating the Python environment for the spec's examples"
+  local requirements="$GATEHOUSE_ROOT/end2end/requirements.txt"
+  if ! cmp -s "$requirements" "$venv/installed.txt"; then
+    say "Preparing the Python environment (requests for the spec's examples, the OpenAI SDK)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q -r "$GATEHOUSE_ROOT/end2end/requirements.txt"
+    "$venv/bin/pip" install -q -r "$requirements"
+    cp "$requirements" "$venv/installed.txt"
   fi
   export GATEHOUSE_TEST_PYTHON="$venv/bin/python"
 }

@@ -114,6 +114,26 @@ impl Server {
         String::from_utf8(output.stdout).expect("utf-8")
     }
 
+    fn post(&self, path: &str, body: Value) -> Value {
+        let output = run(Command::new("curl").args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {ADMIN_KEY}"),
+            "-d",
+            &body.to_string(),
+            &format!("{}{path}", self.base),
+        ]));
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    }
+
+    /// A team with the given fields and one key in it; returns the key.
+    fn team_key(&self, team: Value) -> String {
+        let team_id = team["team_id"].clone();
+        assert_eq!(self.post("/team/new", team)["team_id"], team_id);
+        let key = self.post("/key/generate", json!({"team_id": team_id}));
+        key["key"].as_str().expect("key").to_string()
+    }
+
     fn get(&self, path: &str) -> Value {
         let output = run(Command::new("curl").args([
             "-sS",
@@ -359,14 +379,130 @@ fn first_start_generates_and_stores_an_admin_key_printed_once() {
 }
 
 impl Server {
-    fn terminate_keep_dir(mut self) -> TempDir {
+    fn terminate_keep_dir(self) -> TempDir {
+        self.signal_keep_dir("-TERM")
+    }
+
+    /// Sends `signal`, waits for the process to end, and keeps its files.
+    fn signal_keep_dir(mut self, signal: &str) -> TempDir {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
         let dir = tempfile::tempdir().expect("placeholder");
         std::mem::replace(&mut self._dir, dir)
     }
+}
+
+#[test]
+fn the_openai_sdk_calls_the_proxy() {
+    let server = Server::start(Some(ADMIN_KEY));
+    let key = server
+        .team_key(json!({"team_id": "sdk", "models": ["gpt-4o-mini", "text-embedding-3-small"]}));
+    let script = format!(
+        r#"
+import openai
+from openai import OpenAI
+
+client = OpenAI(base_url="{base}/v1", api_key="{key}")
+messages = [{{"role": "user", "content": "Say hello to the team"}}]
+answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=5)
+print(answer.choices[0].message.content)
+print(answer.usage.prompt_tokens, answer.usage.completion_tokens)
+text = ""
+for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True):
+    if chunk.choices and chunk.choices[0].delta.content:
+        text += chunk.choices[0].delta.content
+print(text)
+print(len(client.embeddings.create(model="text-embedding-3-small", input=["a", "b"]).data))
+print([m.id for m in client.models.list()])
+try:
+    client.chat.completions.create(model="gpt-4", messages=messages)
+except openai.AuthenticationError as err:
+    print("refused", err.status_code, err.body["type"])
+"#,
+        base = server.base
+    );
+    assert_eq!(
+        server.python(&script),
+        "This is a mock reply\n8 5\nThis is a mock reply from Gatehouse.\n2\n\
+         ['gpt-4o-mini', 'text-embedding-3-small']\nrefused 401 team_model_access_denied\n"
+    );
+    let spend = server.get("/team/info?team_id=sdk")["spend"]
+        .as_f64()
+        .expect("spend");
+    assert!(spend > 0.0);
+}
+
+/// gpt-4o-mini from the built-in table: 5 prompt tokens ("hello there" + 3) and 7 completion
+/// tokens at $0.15 and $0.60 per million.
+const LOAD_REQUEST_COST: f64 = 0.000_004_95;
+
+#[test]
+fn kill_9_loses_at_most_the_last_second_of_spend() {
+    let server = Server::start(Some(ADMIN_KEY));
+    let key = server.team_key(json!({"team_id": "load"}));
+    let url = format!("{}/v1/chat/completions", server.base);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // Four clients send requests for 1.5 s and note when each answer arrived.
+    let acked: Vec<std::time::Instant> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let until = std::time::Instant::now() + Duration::from_millis(1500);
+        let workers = (0..4).map(|_| {
+            let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut acks = Vec::new();
+                while std::time::Instant::now() < until {
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}))
+                        .send()
+                        .await
+                        .expect("sent");
+                    assert_eq!(response.status(), 200);
+                    response.bytes().await.expect("body");
+                    acks.push(std::time::Instant::now());
+                }
+                acks
+            })
+        });
+        let mut all = Vec::new();
+        for worker in workers.collect::<Vec<_>>() {
+            all.extend(worker.await.expect("worker"));
+        }
+        all
+    });
+    let killed_at = std::time::Instant::now();
+    let dir = server.signal_keep_dir("-KILL");
+    let safe = acked
+        .iter()
+        .filter(|t| killed_at.duration_since(**t) > Duration::from_secs(1))
+        .count();
+    assert!(safe > 10, "too little load to judge: {safe} requests");
+
+    let server = Server::start_in(dir, Some(ADMIN_KEY));
+    let logged = server.get("/spend/logs?team_id=load")["total_count"]
+        .as_u64()
+        .expect("count") as usize;
+    let spend = server.get("/team/info?team_id=load")["spend"]
+        .as_f64()
+        .expect("spend");
+    assert!(
+        logged >= safe && logged <= acked.len(),
+        "{logged} logged of {} answered, {safe} over a second before the kill",
+        acked.len()
+    );
+    // The team's spend covers every request answered over a second before the kill, and no
+    // more than were answered.
+    let (low, high) = (
+        safe as f64 * LOAD_REQUEST_COST,
+        acked.len() as f64 * LOAD_REQUEST_COST,
+    );
+    assert!(
+        spend >= low - 1e-9 && spend <= high + 1e-9,
+        "spend {spend} not in [{low}, {high}]"
+    );
 }
 
 #[test]

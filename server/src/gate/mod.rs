@@ -10,7 +10,7 @@ pub mod window;
 
 use crate::{
     service::duration::Period,
-    storage::{KeyRow, SpendState, TeamRow},
+    storage::{KeyRow, TeamRow},
 };
 use clock::Clock;
 use std::{
@@ -256,6 +256,8 @@ struct Index {
 
 pub struct Gate {
     index: RwLock<Index>,
+    /// Ids of teams and keys whose budget was reset since the spend writer last looked.
+    resets: Mutex<(Vec<String>, Vec<String>)>,
     pub clock: Clock,
 }
 
@@ -263,6 +265,7 @@ impl Gate {
     pub fn new(clock: Clock) -> Self {
         Self {
             index: RwLock::new(Index::default()),
+            resets: Mutex::new((Vec::new(), Vec::new())),
             clock,
         }
     }
@@ -360,16 +363,18 @@ impl Gate {
         self.read().keys_by_hash.get(hash).cloned()
     }
 
-    pub fn team_spend(&self, team_id: &str) -> Option<i64> {
+    /// A team's live spend and next reset: ahead of the database by up to one flush.
+    pub fn team_budget(&self, team_id: &str) -> Option<(i64, Option<i64>)> {
         let team = self.read().teams.get(team_id).cloned()?;
-        let spend = team.lock().spend;
-        Some(spend)
+        let a = team.lock();
+        Some((a.spend, a.budget_reset_at))
     }
 
-    pub fn key_spend(&self, key_id: &str) -> Option<i64> {
+    /// A key's live spend and next reset.
+    pub fn key_budget(&self, key_id: &str) -> Option<(i64, Option<i64>)> {
         let key = self.read().keys_by_id.get(key_id).cloned()?;
-        let spend = key.lock().allowance.spend;
-        Some(spend)
+        let s = key.lock();
+        Some((s.allowance.spend, s.allowance.budget_reset_at))
     }
 
     /// The checks of the request path, in LiteLLM's order; on success the request's maximum
@@ -505,8 +510,10 @@ impl Gate {
             .collect()
     }
 
-    /// Resets every budget whose window has passed; returns what changed, to persist.
-    pub fn reset_due_budgets(&self) -> (Vec<SpendState>, Vec<SpendState>) {
+    /// Resets every budget whose window has passed and notes it for the spend writer;
+    /// returns how many teams and keys were reset. Running it again in the same second finds
+    /// nothing due, so it never erases spend of the new window.
+    pub fn reset_due_budgets(&self) -> (usize, usize) {
         let now = self.clock.now_secs();
         let (teams, keys): (Vec<_>, Vec<_>) = {
             let index = self.read();
@@ -515,29 +522,26 @@ impl Gate {
                 index.keys_by_id.values().cloned().collect(),
             )
         };
-        let teams = teams
+        let teams: Vec<String> = teams
             .iter()
-            .filter_map(|t| {
-                let mut a = t.lock();
-                a.reset_if_due(now).then(|| SpendState {
-                    id: t.team_id.clone(),
-                    spend: a.spend,
-                    reset_at: a.budget_reset_at,
-                })
-            })
+            .filter(|t| t.lock().reset_if_due(now))
+            .map(|t| t.team_id.clone())
             .collect();
-        let keys = keys
+        let keys: Vec<String> = keys
             .iter()
-            .filter_map(|k| {
-                let mut s = k.lock();
-                s.allowance.reset_if_due(now).then(|| SpendState {
-                    id: k.key_id.clone(),
-                    spend: s.allowance.spend,
-                    reset_at: s.allowance.budget_reset_at,
-                })
-            })
+            .filter(|k| k.lock().allowance.reset_if_due(now))
+            .map(|k| k.key_id.clone())
             .collect();
-        (teams, keys)
+        let counts = (teams.len(), keys.len());
+        let mut resets = lock(&self.resets);
+        resets.0.extend(teams);
+        resets.1.extend(keys);
+        counts
+    }
+
+    /// The team and key ids reset since the last call.
+    pub fn take_resets(&self) -> (Vec<String>, Vec<String>) {
+        std::mem::take(&mut *lock(&self.resets))
     }
 }
 

@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 
 /// The key as the API shows it (never its secret), with the live spend of the request path.
 pub fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
-    let spend = ctx.gate.key_spend(&row.key_id).unwrap_or(row.spend);
+    let (spend, reset_at) = ctx
+        .gate
+        .key_budget(&row.key_id)
+        .unwrap_or((row.spend, row.budget_reset_at));
     KeyInfo {
         token: row.key_id.clone(),
         key_name: secrets::masked_key(&row.key_id, &row.key_hint),
@@ -26,7 +29,7 @@ pub fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
         tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
         rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
         budget_duration: row.budget_duration.clone(),
-        budget_reset_at: row.budget_reset_at.map(timestamp),
+        budget_reset_at: reset_at.map(timestamp),
         metadata: row.metadata.clone(),
         blocked: row.blocked,
         expires: row.expires_at.map(timestamp),

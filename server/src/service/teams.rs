@@ -15,7 +15,10 @@ use chrono::{DateTime, Utc};
 
 /// The team as the API shows it, with the live spend of the request path.
 pub fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
-    let spend = ctx.gate.team_spend(&row.team_id).unwrap_or(row.spend);
+    let (spend, reset_at) = ctx
+        .gate
+        .team_budget(&row.team_id)
+        .unwrap_or((row.spend, row.budget_reset_at));
     Team {
         team_id: row.team_id.clone(),
         team_alias: row.team_alias.clone(),
@@ -25,7 +28,7 @@ pub fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
         tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
         rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
         budget_duration: row.budget_duration.clone(),
-        budget_reset_at: row.budget_reset_at.map(timestamp),
+        budget_reset_at: reset_at.map(timestamp),
         metadata: row.metadata.clone(),
         blocked: row.blocked,
         created_at: timestamp(row.created_at),

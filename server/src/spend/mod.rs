@@ -7,7 +7,7 @@ use crate::{
     gate::{Gate, KeyLive},
     storage::{SpendBatch, SpendLog, SpendState, Storage},
 };
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -61,9 +61,9 @@ pub fn start(storage: Arc<dyn Storage>, gate: Arc<Gate>) -> (SpendSink, SpendWri
 #[derive(Default)]
 struct Pending {
     events: Vec<SpendEvent>,
-    /// Budgets reset since the last commit: id → next reset.
-    team_resets: BTreeMap<String, i64>,
-    key_resets: BTreeMap<String, i64>,
+    /// Ids of budgets reset since the last commit.
+    team_resets: BTreeSet<String>,
+    key_resets: BTreeSet<String>,
 }
 
 async fn run(
@@ -80,15 +80,13 @@ async fn run(
             biased;
             _ = &mut stopped => break,
             _ = ticker.tick() => {
-                let (teams, keys) = gate.reset_due_budgets();
-                pending.team_resets.extend(teams.into_iter().filter_map(|s| Some((s.id, s.reset_at?))));
-                pending.key_resets.extend(keys.into_iter().filter_map(|s| Some((s.id, s.reset_at?))));
-                flush(storage.as_ref(), &mut pending).await;
+                gate.reset_due_budgets();
+                flush(storage.as_ref(), &gate, &mut pending).await;
             }
             Some(event) = rx.recv() => {
                 pending.events.push(event);
                 if pending.events.len() >= MAX_BATCH {
-                    flush(storage.as_ref(), &mut pending).await;
+                    flush(storage.as_ref(), &gate, &mut pending).await;
                 }
             }
         }
@@ -97,7 +95,7 @@ async fn run(
         pending.events.push(event);
     }
     for _ in 0..10 {
-        if flush(storage.as_ref(), &mut pending).await {
+        if flush(storage.as_ref(), &gate, &mut pending).await {
             return;
         }
         tokio::time::sleep(FLUSH_INTERVAL).await;
@@ -109,12 +107,15 @@ async fn run(
 }
 
 /// Commits everything pending; keeps it for the next try when the commit fails.
-async fn flush(storage: &dyn Storage, pending: &mut Pending) -> bool {
+async fn flush(storage: &dyn Storage, gate: &Gate, pending: &mut Pending) -> bool {
+    let (teams, keys) = gate.take_resets();
+    pending.team_resets.extend(teams);
+    pending.key_resets.extend(keys);
     if pending.events.is_empty() && pending.team_resets.is_empty() && pending.key_resets.is_empty()
     {
         return true;
     }
-    let batch = batch(pending);
+    let batch = batch(gate, pending);
     match storage.record_spend(&batch).await {
         Ok(()) => {
             *pending = Pending::default();
@@ -127,54 +128,36 @@ async fn flush(storage: &dyn Storage, pending: &mut Pending) -> bool {
     }
 }
 
-/// The logs, and the current in-memory spend of every key and team they touch or that reset.
-fn batch(pending: &Pending) -> SpendBatch {
-    let mut keys: BTreeMap<String, &Arc<KeyLive>> = BTreeMap::new();
+/// The logs, and the live spend and next reset of every key and team they touch or that reset.
+fn batch(gate: &Gate, pending: &Pending) -> SpendBatch {
+    let mut team_ids = pending.team_resets.clone();
+    let mut key_ids = pending.key_resets.clone();
     for event in &pending.events {
-        keys.insert(event.key.key_id.clone(), &event.key);
+        team_ids.insert(event.key.team.team_id.clone());
+        key_ids.insert(event.key.key_id.clone());
     }
-    let mut teams: BTreeMap<String, &Arc<KeyLive>> = BTreeMap::new();
-    for key in keys.values() {
-        teams.insert(key.team.team_id.clone(), key);
-    }
-    let mut team_states: Vec<SpendState> = teams
-        .iter()
-        .map(|(id, key)| SpendState {
-            id: id.clone(),
-            spend: key.team.lock().spend,
-            reset_at: pending.team_resets.get(id).copied(),
+    let state = |id: String, budget: Option<(i64, Option<i64>)>| {
+        budget.map(|(spend, reset_at)| SpendState {
+            id,
+            spend,
+            reset_at,
         })
-        .collect();
-    let mut key_states: Vec<SpendState> = keys
-        .iter()
-        .map(|(id, key)| SpendState {
-            id: id.clone(),
-            spend: key.lock().allowance.spend,
-            reset_at: pending.key_resets.get(id).copied(),
-        })
-        .collect();
-    // Resets of rows no request touched: their spend is the reset value, zero.
-    for (id, at) in &pending.team_resets {
-        if !teams.contains_key(id) {
-            team_states.push(SpendState {
-                id: id.clone(),
-                spend: 0,
-                reset_at: Some(*at),
-            });
-        }
-    }
-    for (id, at) in &pending.key_resets {
-        if !keys.contains_key(id) {
-            key_states.push(SpendState {
-                id: id.clone(),
-                spend: 0,
-                reset_at: Some(*at),
-            });
-        }
-    }
+    };
     SpendBatch {
         logs: pending.events.iter().map(|e| e.log.clone()).collect(),
-        teams: team_states,
-        keys: key_states,
+        teams: team_ids
+            .into_iter()
+            .filter_map(|id| {
+                let budget = gate.team_budget(&id);
+                state(id, budget)
+            })
+            .collect(),
+        keys: key_ids
+            .into_iter()
+            .filter_map(|id| {
+                let budget = gate.key_budget(&id);
+                state(id, budget)
+            })
+            .collect(),
     }
 }

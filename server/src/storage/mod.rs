@@ -127,7 +127,7 @@ pub struct SpendLog {
     pub status: i64,
 }
 
-/// A row's spend to write, absolute; with the next reset when the budget was just reset.
+/// A row's live spend and next budget reset, written as they are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpendState {
     pub id: String,

@@ -383,10 +383,11 @@ impl Storage for SqliteStorage {
         ] {
             for state in states {
                 let mut q = QueryBuilder::<Sqlite>::new("UPDATE ");
-                q.push(table).push(" SET spend = ").push_bind(state.spend);
-                if let Some(reset_at) = state.reset_at {
-                    q.push(", budget_reset_at = ").push_bind(reset_at);
-                }
+                q.push(table)
+                    .push(" SET spend = ")
+                    .push_bind(state.spend)
+                    .push(", budget_reset_at = ")
+                    .push_bind(state.reset_at);
                 q.push(" WHERE ")
                     .push(column)
                     .push(" = ")

@@ -5,7 +5,11 @@
 use clap::Parser;
 use reqwest::{header, Client, Method, StatusCode};
 use serde_json::{json, Value};
-use server::{config::Config, start, Running};
+use server::{
+    config::Config,
+    gate::{clock::Clock, Gate},
+    start_with_clock, Running,
+};
 use std::path::PathBuf;
 use tempfile::TempDir;
 
@@ -15,7 +19,27 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub dir: TempDir,
+    /// The clock budgets and rate limits run on; starts at the real time, moves by hand.
+    pub clock: Clock,
     running: Option<Running>,
+}
+
+/// Prices of the tests' upstream model, USD per token: 1000 and 2000 nano-dollars.
+pub const INPUT_PRICE: f64 = 0.000001;
+pub const OUTPUT_PRICE: f64 = 0.000002;
+
+/// A real OpenAI-compatible HTTP server (the mock provider) on a random port.
+pub async fn spawn_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(listener, server::providers::mock::router())
+            .await
+            .expect("upstream serves");
+    });
+    format!("http://{addr}/v1")
 }
 
 pub struct Reply {
@@ -46,9 +70,31 @@ impl Reply {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_in(tempfile::tempdir().expect("temp dir"), None).await
+    }
+
+    /// A gateway whose models `gpt-4o` and `text-embedding-3-small` go over HTTP to a mock
+    /// upstream, and `gpt-4o-mini` to the in-process mock.
+    pub async fn spawn_gateway() -> Self {
+        let upstream = spawn_upstream().await;
         let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("gatehouse.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "model_list:\n\
+                 - model_name: gpt-4o\n  litellm_params:\n    model: openai/gpt-4o\n    api_base: {upstream}\n    api_key: sk-upstream\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n\
+                 - model_name: text-embedding-3-small\n  litellm_params:\n    model: openai/text-embedding-3-small\n    api_base: {upstream}\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n\
+                 - model_name: gpt-4o-mini\n  litellm_params:\n    model: mock/gpt-4o-mini\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n"
+            ),
+        )
+        .expect("config written");
+        Self::spawn_in(dir, Some(config)).await
+    }
+
+    async fn spawn_in(dir: TempDir, config_file: Option<PathBuf>) -> Self {
         let data_dir = dir.path().join("data");
-        let config = Config::try_parse_from([
+        let mut args = vec![
             "gatehouse",
             "--host",
             "127.0.0.1",
@@ -60,15 +106,65 @@ impl TestApp {
             ADMIN_KEY,
             "--site-root",
             dir.path().join("site").to_str().expect("utf-8 path"),
-        ])
-        .expect("valid test config");
-        let running = start(config).await.expect("server starts");
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if let Some(file) = config_file {
+            args.push("--config".into());
+            args.push(file.to_str().expect("utf-8 path").into());
+        }
+        let config = Config::try_parse_from(args).expect("valid test config");
+        let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
+        let running = start_with_clock(config, clock.clone())
+            .await
+            .expect("server starts");
         Self {
             base: format!("http://{}", running.addr),
             client: Client::new(),
             dir,
+            clock,
             running: Some(running),
         }
+    }
+
+    /// The request path's live state, to drive budget resets by hand.
+    pub fn gate(&self) -> &Gate {
+        &self.running.as_ref().expect("running").gate
+    }
+
+    /// Stops cleanly (all spend written) and starts again on the same files.
+    pub async fn restart(self) -> Self {
+        let config = self.dir.path().join("gatehouse.yaml");
+        let config = config.exists().then_some(config);
+        let dir = self.stop().await;
+        Self::spawn_in(dir, config).await
+    }
+
+    /// `POST /v1/chat/completions` with a virtual key.
+    pub async fn chat(&self, key: &str, body: Value) -> Reply {
+        self.send(Method::POST, "/v1/chat/completions", Some(key), Some(body))
+            .await
+    }
+
+    /// A streamed chat: the status, headers and the raw SSE text.
+    pub async fn chat_stream(
+        &self,
+        key: &str,
+        mut body: Value,
+    ) -> (StatusCode, header::HeaderMap, String) {
+        body["stream"] = json!(true);
+        let response = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.expect("body"))
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -4,4 +4,5 @@ mod auth;
 mod errors;
 mod helpers;
 mod keys;
+mod proxy;
 mod teams;
