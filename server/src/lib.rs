@@ -204,17 +204,22 @@ async fn fallback(State(state): State<AppState>, req: Request) -> Response {
 }
 
 /// One line per request: method, path (never the query, which may carry a key), status, time.
+/// Proxied requests log at debug level (the spend log records each of them); the rest at info.
 async fn log_request(req: Request, next: Next) -> Response {
+    let proxied = routes::is_proxy_path(req.uri().path());
+    if proxied && !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(req).await;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    let status = response.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if proxied {
+        tracing::debug!(%method, path, status, micros, "request");
+    } else {
+        tracing::info!(%method, path, status, micros, "request");
+    }
     response
 }

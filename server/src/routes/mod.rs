@@ -26,6 +26,11 @@ pub const API_PREFIXES: &[&str] = &[
     "/models",
 ];
 
+/// Paths of the OpenAI-compatible proxy.
+pub fn is_proxy_path(path: &str) -> bool {
+    path.starts_with("/v1/") || matches!(path, "/chat/completions" | "/embeddings" | "/models")
+}
+
 pub fn router(state: &AppState) -> Router<AppState> {
     let admin = Router::new()
         .merge(teams::router())
