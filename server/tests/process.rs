@@ -434,6 +434,39 @@ except openai.AuthenticationError as err:
     assert!(spend > 0.0);
 }
 
+#[test]
+fn sigterm_writes_every_answered_request() {
+    let server = Server::start(Some(ADMIN_KEY));
+    let key = server.team_key(json!({"team_id": "drain"}));
+    let body =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]});
+    for _ in 0..25 {
+        let output = run(Command::new("curl").args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            "-d",
+            &body.to_string(),
+            &format!("{}/v1/chat/completions", server.base),
+        ]));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "200");
+    }
+    let dir = server.terminate_keep_dir();
+    let server = Server::start_in(dir, Some(ADMIN_KEY));
+    assert_eq!(
+        server.get("/spend/logs?team_id=drain")["total_count"],
+        json!(25)
+    );
+    let spend = server.get("/team/info?team_id=drain")["spend"]
+        .as_f64()
+        .expect("spend");
+    assert!((spend - 25.0 * LOAD_REQUEST_COST).abs() < 1e-9, "{spend}");
+}
+
 /// gpt-4o-mini from the built-in table: 5 prompt tokens ("hello there" + 3) and 7 completion
 /// tokens at $0.15 and $0.60 per million.
 const LOAD_REQUEST_COST: f64 = 0.000_004_95;

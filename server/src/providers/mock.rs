@@ -142,18 +142,19 @@ pub fn router() -> Router {
         )
 }
 
+/// Parses a body as OpenAI does, refusing arguments it does not know that gateways must not
+/// forward.
 fn parse(bytes: &Bytes) -> Result<Value, Box<Response>> {
-    serde_json::from_slice(bytes).map_err(|err| {
-        Box::new(
-            (
-                StatusCode::BAD_REQUEST,
-                Json(
-                    json!({"error": {"message": err.to_string(), "type": "invalid_request_error"}}),
-                ),
-            )
-                .into_response(),
-        )
-    })
+    let refuse = |message: String| {
+        let body = json!({"error": {"message": message, "type": "invalid_request_error"}});
+        Box::new((StatusCode::BAD_REQUEST, Json(body)).into_response())
+    };
+    let body: Value = serde_json::from_slice(bytes).map_err(|err| refuse(err.to_string()))?;
+    let forbidden = ["api_base", "base_url", "api_key"];
+    if let Some(field) = forbidden.iter().find(|f| body.get(**f).is_some()) {
+        return Err(refuse(format!("Unrecognized request argument supplied: {field}")));
+    }
+    Ok(body)
 }
 
 async fn http_chat(bytes: Bytes) -> Response {

@@ -34,6 +34,16 @@ use std::{
     time::Instant,
 };
 
+/// Fields LiteLLM clients may send that address or authenticate an upstream: dropped, not
+/// forwarded.
+const GATEWAY_ONLY_FIELDS: &[&str] = &[
+    "api_base",
+    "base_url",
+    "api_key",
+    "api_version",
+    "organization",
+];
+
 /// Chat requests may carry images and long contexts.
 const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
 
@@ -211,6 +221,12 @@ async fn proxy(
             model: upstream_model,
         } => {
             request["model"] = Value::String(upstream_model.clone());
+            if let Some(fields) = request.as_object_mut() {
+                // Where a request goes is the configuration's call, never the caller's.
+                for field in GATEWAY_ONLY_FIELDS {
+                    fields.remove(*field);
+                }
+            }
             let mut call = state
                 .http
                 .post(format!("{base_url}/{}", endpoint.path()))

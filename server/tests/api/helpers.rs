@@ -28,6 +28,14 @@ pub struct TestApp {
 pub const INPUT_PRICE: f64 = 0.000001;
 pub const OUTPUT_PRICE: f64 = 0.000002;
 
+/// An upstream address where nothing listens (the port is bound and closed again).
+fn dead_upstream() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}/v1")
+}
+
 /// A real OpenAI-compatible HTTP server (the mock provider) on a random port.
 pub async fn spawn_upstream() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -77,6 +85,7 @@ impl TestApp {
     /// upstream, and `gpt-4o-mini` to the in-process mock.
     pub async fn spawn_gateway() -> Self {
         let upstream = spawn_upstream().await;
+        let dead = dead_upstream();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("gatehouse.yaml");
         std::fs::write(
@@ -85,7 +94,8 @@ impl TestApp {
                 "model_list:\n\
                  - model_name: gpt-4o\n  litellm_params:\n    model: openai/gpt-4o\n    api_base: {upstream}\n    api_key: sk-upstream\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n\
                  - model_name: text-embedding-3-small\n  litellm_params:\n    model: openai/text-embedding-3-small\n    api_base: {upstream}\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n\
-                 - model_name: gpt-4o-mini\n  litellm_params:\n    model: mock/gpt-4o-mini\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n"
+                 - model_name: gpt-4o-mini\n  litellm_params:\n    model: mock/gpt-4o-mini\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n\
+                 - model_name: unreachable\n  litellm_params:\n    model: openai/unreachable\n    api_base: {dead}\n"
             ),
         )
         .expect("config written");

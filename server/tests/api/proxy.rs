@@ -494,3 +494,32 @@ async fn spend_read_api_validates_its_input() {
     let empty = app.get("/spend/daily?team_id=t").await.body;
     assert_eq!(empty["days"].as_array().map(Vec::len), Some(30));
 }
+
+#[tokio::test]
+async fn an_unreachable_provider_is_a_502_that_costs_nothing() {
+    let app = TestApp::spawn_gateway().await;
+    let key = team_key(
+        &app,
+        json!({"team_id": "t", "max_budget": 0.001}),
+        json!({}),
+    )
+    .await;
+    for _ in 0..3 {
+        let reply = app.chat(&key, ask("unreachable")).await;
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+        reply.error_message();
+    }
+    // Nothing charged, nothing left reserved: the budget still admits requests.
+    assert!(close(&app.team_info("t").await.body["spend"], 0.0));
+    assert_eq!(app.chat(&key, ask("gpt-4o")).await.status, StatusCode::OK);
+    let app = app.restart().await;
+    let logs = app.get("/spend/logs?team_id=t&size=10").await.body;
+    assert_eq!(logs["total_count"], json!(4));
+    let statuses: Vec<u64> = logs["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .filter_map(|l| l["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, [200, 502, 502, 502]);
+}
