@@ -420,3 +420,50 @@ pub struct DailySpend {
     pub end_date: String,
     pub days: Vec<DailySpendEntry>,
 }
+
+/// `GET /model/info`: the models this gateway serves, with their prices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelList {
+    pub data: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    pub model_name: String,
+    pub model_info: ModelPrice,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPrice {
+    /// USD per token.
+    pub input_cost_per_token: f64,
+    pub output_cost_per_token: f64,
+}
+
+/// `GET /spend/summary` query: UTC dates, both included; the last 30 days by default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendSummaryQuery {
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+/// Spend of one team, model or key over the range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendGroup {
+    /// Team id, model name or key token.
+    pub id: String,
+    pub spend: f64,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+/// Every team's spend over the range, and the top models and keys by spend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpendSummary {
+    pub start_date: String,
+    pub end_date: String,
+    pub teams: Vec<SpendGroup>,
+    pub top_models: Vec<SpendGroup>,
+    pub top_keys: Vec<SpendGroup>,
+}

@@ -41,6 +41,25 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
+/// Whether a request carrying the session cookie comes from a Gatehouse page: its `Origin`
+/// names the host it was sent to (browsers send `Origin` with every cross-site and every
+/// same-origin non-GET fetch), or, without `Origin`, `Sec-Fetch-Site` says same-origin.
+/// Together with SameSite=Strict this keeps other sites from acting with the cookie (CSRF).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        Some(origin) => {
+            let origin_host = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            origin_host.is_some() && origin_host == host
+        }
+        None => headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site == "same-origin"),
+    }
+}
+
 /// Proof that the caller is the admin; add it to a router with `from_extractor_with_state`.
 pub struct Admin;
 
@@ -67,12 +86,19 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::Unauthorized("Invalid admin key.".to_string()));
         }
         if let Some(token) = session_cookie(&parts.headers) {
-            if session::is_valid(state.storage.as_ref(), token, chrono::Utc::now()).await? {
-                return Ok(Admin);
+            if !session::is_valid(state.storage.as_ref(), token, chrono::Utc::now()).await? {
+                return Err(ApiError::Unauthorized(
+                    "Your session has expired; sign in again.".to_string(),
+                ));
             }
-            return Err(ApiError::Unauthorized(
-                "Your session has expired; sign in again.".to_string(),
-            ));
+            if !parts.method.is_safe() && !same_origin(&parts.headers) {
+                return Err(ApiError::Forbidden(
+                    "Cross-site request refused: a signed-in browser may only change things \
+                     from Gatehouse's own pages."
+                        .to_string(),
+                ));
+            }
+            return Ok(Admin);
         }
         Err(ApiError::Unauthorized(
             "No credentials: send `Authorization: Bearer <admin key>` or sign in.".to_string(),

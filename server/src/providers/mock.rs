@@ -152,7 +152,9 @@ fn parse(bytes: &Bytes) -> Result<Value, Box<Response>> {
     let body: Value = serde_json::from_slice(bytes).map_err(|err| refuse(err.to_string()))?;
     let forbidden = ["api_base", "base_url", "api_key"];
     if let Some(field) = forbidden.iter().find(|f| body.get(**f).is_some()) {
-        return Err(refuse(format!("Unrecognized request argument supplied: {field}")));
+        return Err(refuse(format!(
+            "Unrecognized request argument supplied: {field}"
+        )));
     }
     Ok(body)
 }

@@ -2,6 +2,7 @@
 
 mod health;
 mod keys;
+mod models;
 mod proxy;
 mod session;
 mod spend;
@@ -36,6 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(teams::router())
         .merge(keys::router())
         .merge(spend::router())
+        .merge(models::router())
         .route_layer(middleware::from_extractor_with_state::<Admin, AppState>(
             state.clone(),
         ));

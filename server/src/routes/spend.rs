@@ -1,13 +1,16 @@
 //! `/spend/*`: the request log and per-team daily spend.
 
 use crate::{error::ApiError, extract::ApiQuery, service::spend, state::AppState};
-use app::types::{DailySpend, DailySpendQuery, SpendLogList, SpendLogQuery};
+use app::types::{
+    DailySpend, DailySpendQuery, SpendLogList, SpendLogQuery, SpendSummary, SpendSummaryQuery,
+};
 use axum::{extract::State, routing::get, Json, Router};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/spend/logs", get(logs))
         .route("/spend/daily", get(daily))
+        .route("/spend/summary", get(summary))
 }
 
 async fn logs(
@@ -23,4 +26,12 @@ async fn daily(
 ) -> Result<Json<DailySpend>, ApiError> {
     let today = state.gate.clock.now().date_naive();
     spend::daily(state.ctx(), q, today).await.map(Json)
+}
+
+async fn summary(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<SpendSummaryQuery>,
+) -> Result<Json<SpendSummary>, ApiError> {
+    let today = state.gate.clock.now().date_naive();
+    spend::summary(state.ctx(), q, today).await.map(Json)
 }

@@ -2,9 +2,13 @@
 //! and for callers.
 
 use super::{keys, money::nanos_to_usd, teams, validate, Ctx};
-use crate::{error::ApiError, storage::SpendFilter};
+use crate::{
+    error::ApiError,
+    storage::{GroupSpend, SpendFilter, SpendGrouping},
+};
 use app::types::{
-    DailySpend, DailySpendEntry, DailySpendQuery, SpendLogEntry, SpendLogList, SpendLogQuery,
+    DailySpend, DailySpendEntry, DailySpendQuery, SpendGroup, SpendLogEntry, SpendLogList,
+    SpendLogQuery, SpendSummary, SpendSummaryQuery,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -83,44 +87,57 @@ pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, Ap
     })
 }
 
+/// A range of whole UTC days, both ends included: the last 30 days by default.
+struct DayRange {
+    start: NaiveDate,
+    end: NaiveDate,
+}
+
+impl DayRange {
+    fn parse(start: Option<&str>, end: Option<&str>, today: NaiveDate) -> Result<Self, ApiError> {
+        let end = end
+            .map(|d| date("end_date", d))
+            .transpose()?
+            .unwrap_or(today);
+        let start = start
+            .map(|d| date("start_date", d))
+            .transpose()?
+            .unwrap_or(end - Duration::days(29));
+        let days = (end - start).num_days() + 1;
+        if !(1..=MAX_DAYS).contains(&days) {
+            return Err(ApiError::invalid(
+                "start_date",
+                format!("start_date must be on or before end_date, at most {MAX_DAYS} days before"),
+            ));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// `[from, to)` in unix milliseconds.
+    fn millis(&self) -> (i64, i64) {
+        let at = |d: NaiveDate| {
+            d.and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .timestamp_millis()
+        };
+        (at(self.start), at(self.end + Duration::days(1)))
+    }
+}
+
 pub async fn daily(
     ctx: Ctx<'_>,
     query: DailySpendQuery,
     today: NaiveDate,
 ) -> Result<DailySpend, ApiError> {
     let team = teams::existing(ctx, "team_id", &query.team_id).await?;
-    let end = query
-        .end_date
-        .as_deref()
-        .map(|d| date("end_date", d))
-        .transpose()?
-        .unwrap_or(today);
-    let start = query
-        .start_date
-        .as_deref()
-        .map(|d| date("start_date", d))
-        .transpose()?
-        .unwrap_or(end - Duration::days(29));
-    let days = (end - start).num_days() + 1;
-    if !(1..=MAX_DAYS).contains(&days) {
-        return Err(ApiError::invalid(
-            "start_date",
-            format!("start_date must be on or before end_date, at most {MAX_DAYS} days before"),
-        ));
-    }
-    let millis = |d: NaiveDate| {
-        d.and_time(chrono::NaiveTime::MIN)
-            .and_utc()
-            .timestamp_millis()
-    };
-    let rows = ctx
-        .storage
-        .daily_spend(
-            &team.team_id,
-            millis(start),
-            millis(end + Duration::days(1)),
-        )
-        .await?;
+    let range = DayRange::parse(
+        query.start_date.as_deref(),
+        query.end_date.as_deref(),
+        today,
+    )?;
+    let (start, end) = (range.start, range.end);
+    let (from, to) = range.millis();
+    let rows = ctx.storage.daily_spend(&team.team_id, from, to).await?;
     let days = start
         .iter_days()
         .take_while(|d| *d <= end)
@@ -140,5 +157,50 @@ pub async fn daily(
         start_date: start.format("%Y-%m-%d").to_string(),
         end_date: end.format("%Y-%m-%d").to_string(),
         days,
+    })
+}
+
+/// How many models and keys the summary names.
+const TOP: u64 = 10;
+
+pub async fn summary(
+    ctx: Ctx<'_>,
+    query: SpendSummaryQuery,
+    today: NaiveDate,
+) -> Result<SpendSummary, ApiError> {
+    let range = DayRange::parse(
+        query.start_date.as_deref(),
+        query.end_date.as_deref(),
+        today,
+    )?;
+    let (from, to) = range.millis();
+    let groups = |rows: Vec<GroupSpend>| -> Vec<SpendGroup> {
+        rows.into_iter()
+            .map(|r| SpendGroup {
+                id: r.id,
+                spend: nanos_to_usd(r.spend),
+                requests: u64::try_from(r.requests).unwrap_or(0),
+                tokens: u64::try_from(r.tokens).unwrap_or(0),
+            })
+            .collect()
+    };
+    Ok(SpendSummary {
+        start_date: range.start.format("%Y-%m-%d").to_string(),
+        end_date: range.end.format("%Y-%m-%d").to_string(),
+        teams: groups(
+            ctx.storage
+                .spend_by(SpendGrouping::Team, from, to, i64::MAX as u64)
+                .await?,
+        ),
+        top_models: groups(
+            ctx.storage
+                .spend_by(SpendGrouping::Model, from, to, TOP)
+                .await?,
+        ),
+        top_keys: groups(
+            ctx.storage
+                .spend_by(SpendGrouping::Key, from, to, TOP)
+                .await?,
+        ),
     })
 }

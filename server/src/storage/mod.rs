@@ -161,6 +161,23 @@ pub struct DailySpend {
     pub tokens: i64,
 }
 
+/// What [`Storage::spend_by`] groups spend by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendGrouping {
+    Team,
+    Model,
+    Key,
+}
+
+/// Spend of one group over a range.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct GroupSpend {
+    pub id: String,
+    pub spend: i64,
+    pub requests: i64,
+    pub tokens: i64,
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync {
     async fn insert_team(&self, team: &TeamRow) -> StorageResult<()>;
@@ -214,6 +231,15 @@ pub trait Storage: Send + Sync {
         from_ms: i64,
         to_ms: i64,
     ) -> StorageResult<Vec<DailySpend>>;
+
+    /// Spend in `[from_ms, to_ms)` per team, model or key, most spent first, `limit` groups.
+    async fn spend_by(
+        &self,
+        grouping: SpendGrouping,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u64,
+    ) -> StorageResult<Vec<GroupSpend>>;
 
     async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()>;
     /// Whether the session exists and is still valid at `now`.

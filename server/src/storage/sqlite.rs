@@ -1,8 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode. Every statement binds its values.
 
 use super::{
-    DailySpend, DeleteOutcome, KeyFilter, KeyPatch, KeyRow, SpendBatch, SpendFilter, SpendLog,
-    Storage, StorageError, StorageResult, TeamPatch, TeamRow,
+    DailySpend, DeleteOutcome, GroupSpend, KeyFilter, KeyPatch, KeyRow, SpendBatch, SpendFilter,
+    SpendGrouping, SpendLog, Storage, StorageError, StorageResult, TeamPatch, TeamRow,
 };
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -457,6 +457,32 @@ impl Storage for SqliteStorage {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
+    }
+
+    async fn spend_by(
+        &self,
+        grouping: SpendGrouping,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u64,
+    ) -> StorageResult<Vec<GroupSpend>> {
+        let column = match grouping {
+            SpendGrouping::Team => "team_id",
+            SpendGrouping::Model => "model",
+            SpendGrouping::Key => "key_id",
+        };
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+        q.push(column).push(
+            " AS id, SUM(cost) AS spend, COUNT(*) AS requests, \
+             SUM(prompt_tokens + completion_tokens) AS tokens FROM spend_logs WHERE ts_ms >= ",
+        );
+        q.push_bind(from_ms).push(" AND ts_ms < ").push_bind(to_ms);
+        q.push(" GROUP BY ").push(column);
+        q.push(" ORDER BY spend DESC, id LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        Ok(q.build_query_as::<GroupSpend>()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()> {

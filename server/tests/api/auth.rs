@@ -187,3 +187,45 @@ async fn a_forged_session_cookie_is_refused() {
         .expect("sent");
     assert_eq!(read(reply).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn cookie_authenticated_changes_must_come_from_gatehouse_pages() {
+    let app = TestApp::spawn().await;
+    let login = app
+        .send(
+            Method::POST,
+            "/session/login",
+            None,
+            Some(json!({"key": ADMIN_KEY})),
+        )
+        .await;
+    let cookie = session_cookie(&login);
+    let post = |origin: Option<&str>, team: &str| {
+        let mut request = app
+            .client
+            .post(format!("{}/team/new", app.base))
+            .header(header::COOKIE, cookie.clone())
+            .json(&json!({"team_id": team}));
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        request.send()
+    };
+    for origin in [
+        None,
+        Some("https://evil.example"),
+        Some("http://127.0.0.1:1"),
+    ] {
+        let reply = read(post(origin, "csrf").await.expect("sent")).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{origin:?}");
+        assert!(reply.error_message().contains("Cross-site"));
+    }
+    assert_eq!(app.team_list().await.body["teams"], json!([]));
+    let own = read(post(Some(&app.base), "ours").await.expect("sent")).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    // The bearer key needs no Origin: scripts are not browsers.
+    assert_eq!(
+        app.new_team(json!({"team_id": "script"})).await.status,
+        StatusCode::OK
+    );
+}

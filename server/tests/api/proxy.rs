@@ -523,3 +523,39 @@ async fn an_unreachable_provider_is_a_502_that_costs_nothing() {
         .collect();
     assert_eq!(statuses, [200, 502, 502, 502]);
 }
+
+#[tokio::test]
+async fn the_spend_summary_ranks_teams_models_and_keys() {
+    let app = TestApp::spawn_gateway().await;
+    let a = team_key(&app, json!({"team_id": "a"}), json!({})).await;
+    let b = team_key(&app, json!({"team_id": "b"}), json!({})).await;
+    for _ in 0..2 {
+        app.chat(&a, ask("gpt-4o")).await;
+    }
+    app.chat(&b, ask("gpt-4o-mini")).await;
+    let app = app.restart().await;
+    let summary = app.get("/spend/summary").await;
+    assert_eq!(summary.status, StatusCode::OK, "{}", summary.body);
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|g| g["id"].as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(ids(&summary.body["teams"]), ["a", "b"]);
+    assert!(close(&summary.body["teams"][0]["spend"], 2.0 * COST));
+    assert_eq!(summary.body["teams"][0]["requests"], json!(2));
+    assert_eq!(ids(&summary.body["top_models"]), ["gpt-4o", "gpt-4o-mini"]);
+    assert_eq!(summary.body["top_keys"].as_array().map(Vec::len), Some(2));
+    let models = app.get("/model/info").await.body;
+    assert_eq!(models["data"][0]["model_name"], "gpt-4o");
+    assert!(close(
+        &models["data"][0]["model_info"]["input_cost_per_token"],
+        0.000001
+    ));
+    assert_eq!(
+        app.get("/spend/summary?start_date=x").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
