@@ -27,7 +27,7 @@ test('an admin signs in and sees a team created through the API', async ({ page,
 
   // The server renders the page; the WASM bundle then hydrates it and fetches the teams.
   const html = await (await request.get('/')).text();
-  expect(html).toContain('Loading teams');
+  expect(html).toContain('Loading');
   expect(html).toContain('/pkg/gatehouse');
 
   await page.goto('/');

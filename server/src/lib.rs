@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! Gatehouse's server: one axum app serving the REST API and the Leptos console.
 
 pub mod auth;

@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The `gatehouse` binary: parse the configuration, start, stop cleanly on SIGTERM or Ctrl-C.
 
 use clap::Parser;

@@ -1,4 +1,8 @@
 //! One module per page of the console.
 
-pub mod home;
+pub mod chart;
 pub mod sign_in;
+pub mod team;
+pub mod team_form;
+pub mod teams;
+pub mod usage;

@@ -9,7 +9,6 @@ pub fn SignIn(
     /// Called once the session cookie is set.
     on_signed_in: Callback<()>,
     /// Shown above the form, e.g. why the user has to sign in again.
-    #[prop(optional, into)]
     notice: Option<String>,
 ) -> impl IntoView {
     let key = RwSignal::new(String::new());

@@ -1,0 +1,114 @@
+//! Pieces every page uses: the session, how an API answer is shown (sign-in on 401, an error
+//! otherwise), money and dates, the budget bar.
+
+use crate::{api::ApiResult, pages::sign_in::SignIn};
+use leptos::prelude::*;
+
+/// The console's sign-in state: pages fetch again whenever `version` moves (after signing in
+/// or out).
+#[derive(Clone, Copy)]
+pub struct Session {
+    version: RwSignal<u32>,
+}
+
+impl Session {
+    pub fn provide() -> Self {
+        let session = Self {
+            version: RwSignal::new(0),
+        };
+        provide_context(session);
+        session
+    }
+
+    pub fn get() -> Self {
+        use_context::<Self>().unwrap_or_else(Self::provide)
+    }
+
+    /// Tracks the session in a resource's fetcher.
+    pub fn track(&self) {
+        self.version.track();
+    }
+
+    pub fn refresh(&self) {
+        self.version.update(|n| *n += 1);
+    }
+}
+
+/// Shows an API answer: `ok` with the data; the sign-in form when the session is missing or
+/// expired (with the server's reason); an alert otherwise.
+pub fn show<T>(result: ApiResult<T>, ok: impl FnOnce(T) -> AnyView) -> AnyView {
+    match result {
+        Ok(data) => ok(data),
+        Err(err) if err.is_unauthorized() => {
+            let session = Session::get();
+            let notice = err
+                .message
+                .contains("expired")
+                .then(|| "Your session has expired. Sign in again to continue.".to_string());
+            view! { <SignIn on_signed_in=Callback::new(move |()| session.refresh()) notice=notice/> }
+                .into_any()
+        }
+        Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+    }
+}
+
+/// `$12.34`, or more digits for amounts under a cent so small spend is visible.
+pub fn usd(amount: f64) -> String {
+    if amount > 0.0 && amount < 0.01 {
+        format!("${amount:.6}")
+    } else {
+        format!("${amount:.2}")
+    }
+}
+
+/// An RFC 3339 time as `2026-12-01 00:00 UTC`.
+pub fn when(text: &str) -> String {
+    match (text.get(..10), text.get(11..16)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => text.to_string(),
+    }
+}
+
+pub fn limit(value: Option<u64>) -> String {
+    value.map_or_else(|| "—".to_string(), |n| n.to_string())
+}
+
+/// Spend against budget as a bar, with the figures as text.
+#[component]
+pub fn BudgetBar(spend: f64, max_budget: Option<f64>) -> impl IntoView {
+    match max_budget {
+        Some(max) if max > 0.0 => {
+            let percent = (spend / max * 100.0).clamp(0.0, 100.0);
+            let level = if percent >= 90.0 {
+                "high"
+            } else if percent >= 70.0 {
+                "mid"
+            } else {
+                "low"
+            };
+            view! {
+                <div class="budget">
+                    <div
+                        class=format!("bar {level}")
+                        role="progressbar"
+                        aria-label="Budget used"
+                        aria-valuemin="0"
+                        aria-valuemax="100"
+                        aria-valuenow=format!("{percent:.0}")
+                    >
+                        <span style=format!("width: {percent:.1}%")></span>
+                    </div>
+                    <span class="figures">{format!("{} / {}", usd(spend), usd(max))}</span>
+                </div>
+            }
+            .into_any()
+        }
+        _ => view! { <span class="figures">{format!("{} / no budget", usd(spend))}</span> }
+            .into_any(),
+    }
+}
+
+/// The loading state of a page section.
+pub fn loading() -> impl IntoView {
+    view! { <p class="loading" aria-live="polite">"Loading…"</p> }
+}

@@ -1,0 +1,467 @@
+//! `/teams/:id`: one team's budget, limits, models and metadata, its spend chart with a
+//! forecast, its members' keys (block, revoke), issuing a key, editing and deleting the team.
+
+use crate::{
+    api,
+    components::{limit, loading, show, usd, when, BudgetBar, Session},
+    pages::{
+        chart::{forecast, SpendChart},
+        team_form::TeamForm,
+    },
+    types::{GeneratedKey, KeyInfo, NewKey, Team, TeamInfo},
+};
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+use leptos_router::hooks::{use_navigate, use_params_map};
+
+#[component]
+pub fn TeamPage() -> impl IntoView {
+    let params = use_params_map();
+    let team_id = move || params.read().get("id").unwrap_or_default();
+    let session = Session::get();
+    let version = RwSignal::new(0u32);
+    let info = LocalResource::new(move || {
+        session.track();
+        version.track();
+        api::team_info(team_id())
+    });
+    let reload = Callback::new(move |()| version.update(|v| *v += 1));
+    // Outlives the reloads that follow an action, so its outcome stays visible.
+    let notice = RwSignal::new(None::<String>);
+
+    view! {
+        {move || notice.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
+        <Suspense fallback=loading>
+            {move || info.get().map(|result| show(result, move |info| view! { <TeamView info=info reload=reload notice=notice/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[component]
+fn TeamView(
+    info: TeamInfo,
+    reload: Callback<()>,
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let team = info.team.clone();
+    let editing = RwSignal::new(false);
+    let confirming = RwSignal::new(false);
+    let navigate = use_navigate();
+    let name = team
+        .team_alias
+        .clone()
+        .unwrap_or_else(|| team.team_id.clone());
+    let remaining = team.max_budget.map(|max| (max - team.spend).max(0.0));
+    let blocked = team.blocked;
+
+    let toggle_block = {
+        let id = team.team_id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn_local(async move {
+                if let Err(err) = api::set_team_blocked(id, !blocked).await {
+                    notice.set(Some(err.message));
+                }
+                reload.run(());
+            });
+        }
+    };
+    let delete = {
+        let id = team.team_id.clone();
+        move |_| {
+            let (id, navigate) = (id.clone(), navigate.clone());
+            spawn_local(async move {
+                match api::delete_team(id).await {
+                    Ok(_) => navigate("/", Default::default()),
+                    Err(err) => notice.set(Some(err.message)),
+                }
+            });
+        }
+    };
+    let metadata: Vec<(String, String)> = team
+        .metadata
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), String::from),
+            )
+        })
+        .collect();
+
+    view! {
+        <section aria-labelledby="team-title">
+            <p class="crumbs"><a href="/">"Teams"</a> " / " {team.team_id.clone()}</p>
+            <div class="page-head">
+                <h1 id="team-title">{name.clone()}</h1>
+                <div class="row-actions">
+                    {if blocked { view! { <span class="badge blocked">"Blocked"</span> }.into_any() } else { view! { <span class="badge active">"Active"</span> }.into_any() }}
+                    <button type="button" class="secondary" on:click=move |_| editing.update(|e| *e = !*e)>"Edit team"</button>
+                    <button type="button" class="secondary" on:click=toggle_block>{if blocked { "Unblock team" } else { "Block team" }}</button>
+                    <Show when=move || confirming.get() fallback=move || view! {
+                        <button type="button" class="danger" on:click=move |_| confirming.set(true)>"Delete team"</button>
+                    }>
+                        <span class="confirm" role="group" aria-label="Confirm deletion">
+                            "Delete this team and all its keys? "
+                            <button type="button" class="danger" on:click=delete.clone()>"Yes, delete"</button>
+                            <button type="button" class="secondary" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                        </span>
+                    </Show>
+                </div>
+            </div>
+            <Show when=move || editing.get()>
+                <TeamForm
+                    existing=Some(team.clone())
+                    on_saved=Callback::new(move |_| { editing.set(false); reload.run(()); })
+                    on_cancel=Callback::new(move |()| editing.set(false))
+                />
+            </Show>
+            <div class="cards">
+                <div class="card">
+                    <h2>"Budget"</h2>
+                    <BudgetBar spend=info.team.spend max_budget=info.team.max_budget/>
+                    <dl>
+                        <dt>"Remaining"</dt><dd>{remaining.map_or_else(|| "unlimited".to_string(), usd)}</dd>
+                        <dt>"Resets"</dt><dd>{info.team.budget_duration.clone().unwrap_or_else(|| "never".into())}</dd>
+                        <dt>"Next reset"</dt><dd>{info.team.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when)}</dd>
+                    </dl>
+                </div>
+                <div class="card">
+                    <h2>"Limits"</h2>
+                    <dl>
+                        <dt>"Tokens per minute"</dt><dd>{limit(info.team.tpm_limit)}</dd>
+                        <dt>"Requests per minute"</dt><dd>{limit(info.team.rpm_limit)}</dd>
+                        <dt>"Models"</dt><dd>{if info.team.models.is_empty() { "all models".to_string() } else { info.team.models.join(", ") }}</dd>
+                    </dl>
+                </div>
+                <div class="card">
+                    <h2>"Metadata"</h2>
+                    {if metadata.is_empty() {
+                        view! { <p class="empty">"None"</p> }.into_any()
+                    } else {
+                        view! { <dl>{metadata.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}</dl> }.into_any()
+                    }}
+                </div>
+            </div>
+            <SpendSection team=info.team.clone()/>
+            <KeysSection team=info.team.clone() keys=info.keys.clone() reload=reload notice=notice/>
+        </section>
+    }
+}
+
+/// The last 30 days of spend, charted, with the forecast.
+#[component]
+fn SpendSection(team: Team) -> impl IntoView {
+    let id = team.team_id.clone();
+    let daily = LocalResource::new(move || {
+        let id = id.clone();
+        // The server's "today" decides the range: ask for its default (the last 30 days).
+        async move { api::daily_spend(id, String::new(), String::new()).await }
+    });
+    view! {
+        <section class="card" aria-labelledby="spend-title">
+            <h2 id="spend-title">"Spend, last 30 days"</h2>
+            <Suspense fallback=loading>
+                {move || {
+                    let team = team.clone();
+                    daily.get().map(move |result| show(result, move |daily| {
+                        let outlook = forecast(&daily.days, team.spend, team.max_budget, team.budget_reset_at.as_deref());
+                        view! {
+                            <p class="forecast">{outlook}</p>
+                            <SpendChart days=daily.days max_budget=team.max_budget/>
+                        }.into_any()
+                    }))
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn KeysSection(
+    team: Team,
+    keys: Vec<KeyInfo>,
+    reload: Callback<()>,
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let issued = RwSignal::new(None::<GeneratedKey>);
+    view! {
+        <section class="card" aria-labelledby="keys-title">
+            <h2 id="keys-title">"Members and keys"</h2>
+            {if keys.is_empty() {
+                view! { <p class="empty">"No keys yet: issue one below."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap">
+                        <table>
+                            <thead>
+                                <tr>
+                                    <th scope="col">"User"</th><th scope="col">"Key"</th><th scope="col">"Alias"</th>
+                                    <th scope="col">"Spend"</th><th scope="col">"Expires"</th><th scope="col">"Status"</th><th scope="col">"Actions"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {keys.into_iter().map(|key| view! { <KeyRow key=key notice=notice reload=reload/> }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+            <IssueKey team=team issued=issued reload=reload/>
+        </section>
+    }
+}
+
+#[component]
+fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) -> impl IntoView {
+    let confirming = RwSignal::new(false);
+    let blocked = key.blocked;
+    let label = key
+        .key_alias
+        .clone()
+        .unwrap_or_else(|| key.key_name.clone());
+    let toggle = {
+        let token = key.token.clone();
+        move |_| {
+            let token = token.clone();
+            spawn_local(async move {
+                if let Err(err) = api::set_key_blocked(token, !blocked).await {
+                    notice.set(Some(err.message));
+                }
+                reload.run(());
+            });
+        }
+    };
+    let revoke = {
+        let token = key.token.clone();
+        move |_| {
+            let token = token.clone();
+            spawn_local(async move {
+                match api::delete_key(token).await {
+                    Ok(_) => notice.set(Some("Key revoked.".to_string())),
+                    Err(err) => notice.set(Some(err.message)),
+                }
+                reload.run(());
+            });
+        }
+    };
+    view! {
+        <tr>
+            <td>{key.user_id.clone().unwrap_or_else(|| "—".into())}</td>
+            <td><code>{key.key_name.clone()}</code></td>
+            <td>{key.key_alias.clone().unwrap_or_else(|| "—".into())}</td>
+            <td>{usd(key.spend)}</td>
+            <td>{key.expires.as_deref().map_or_else(|| "never".to_string(), when)}</td>
+            <td>{if blocked { view! { <span class="badge blocked">"Blocked"</span> }.into_any() } else { view! { <span class="badge active">"Active"</span> }.into_any() }}</td>
+            <td class="row-actions">
+                <button type="button" class="secondary" aria-label=format!("{} key {label}", if blocked { "Unblock" } else { "Block" }) on:click=toggle>
+                    {if blocked { "Unblock" } else { "Block" }}
+                </button>
+                <Show when=move || confirming.get() fallback={
+                    let label = label.clone();
+                    move || view! { <button type="button" class="danger" aria-label=format!("Revoke key {label}") on:click=move |_| confirming.set(true)>"Revoke"</button> }
+                }>
+                    <span class="confirm" role="group" aria-label="Confirm revocation">
+                        <button type="button" class="danger" on:click=revoke.clone()>"Yes, revoke"</button>
+                        <button type="button" class="secondary" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                    </span>
+                </Show>
+            </td>
+        </tr>
+    }
+}
+
+const KEY_DURATIONS: &[(&str, &str)] = &[
+    ("", "Never expires"),
+    ("1d", "1 day"),
+    ("7d", "7 days"),
+    ("30d", "30 days"),
+    ("90d", "90 days"),
+    ("365d", "1 year"),
+];
+
+/// The key issuance form; the new key is shown exactly once, with a copy button.
+#[component]
+fn IssueKey(
+    team: Team,
+    issued: RwSignal<Option<GeneratedKey>>,
+    reload: Callback<()>,
+) -> impl IntoView {
+    let user_id = RwSignal::new(String::new());
+    let alias = RwSignal::new(String::new());
+    let models = RwSignal::new(Vec::<String>::new());
+    let duration = RwSignal::new("30d".to_string());
+    let budget = RwSignal::new(String::new());
+    let tpm = RwSignal::new(String::new());
+    let rpm = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<api::ApiError>);
+    let copied = RwSignal::new(false);
+    let team_models = team.models.clone();
+    let all_models = LocalResource::new(api::models);
+    let team_id = team.team_id.clone();
+
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let team_id = team_id.clone();
+        let text = |s: RwSignal<String>| {
+            Some(s.get_untracked().trim().to_string()).filter(|t| !t.is_empty())
+        };
+        let number = |field: &str, s: RwSignal<String>| -> Result<Option<f64>, api::ApiError> {
+            text(s)
+                .map(|t| {
+                    t.parse::<f64>().map_err(|_| api::ApiError {
+                        status: 0,
+                        message: "Enter a number, or leave it empty.".into(),
+                        param: Some(field.into()),
+                    })
+                })
+                .transpose()
+        };
+        let key = (|| -> Result<NewKey, api::ApiError> {
+            Ok(NewKey {
+                team_id: Some(team_id),
+                user_id: text(user_id),
+                models: Some(models.get_untracked()),
+                duration: text(duration),
+                key_alias: text(alias),
+                max_budget: number("max_budget", budget)?,
+                tpm_limit: number("tpm_limit", tpm)?.map(|v| v as u64),
+                rpm_limit: number("rpm_limit", rpm)?.map(|v| v as u64),
+                budget_duration: None,
+                metadata: None,
+                blocked: None,
+            })
+        })();
+        spawn_local(async move {
+            let result = match key {
+                Ok(key) => api::generate_key(key).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(key) => {
+                    error.set(None);
+                    copied.set(false);
+                    issued.set(Some(key));
+                }
+                Err(err) => error.set(Some(err)),
+            }
+        });
+    };
+    let field_error = move |field: &'static str| {
+        move || {
+            error
+                .get()
+                .and_then(|e| e.for_field(field))
+                .map(|m| view! { <p class="field-error">{m}</p> })
+        }
+    };
+    let other_error = move || {
+        error
+            .get()
+            .filter(|e| {
+                !matches!(
+                    e.param.as_deref(),
+                    Some(
+                        "user_id"
+                            | "key_alias"
+                            | "max_budget"
+                            | "tpm_limit"
+                            | "rpm_limit"
+                            | "models"
+                    )
+                )
+            })
+            .map(|e| view! { <p class="error" role="alert">{e.message}</p> })
+    };
+    let copy = move |_| {
+        if let Some(key) = issued.get_untracked() {
+            copy_to_clipboard(key.key);
+            copied.set(true);
+        }
+    };
+
+    view! {
+        {move || issued.get().map(|key| view! {
+            <div class="new-key" role="alert">
+                <h3>"New key — copy it now"</h3>
+                <p>"This is the only time the key is shown. Store it somewhere safe; afterwards only its masked form is visible."</p>
+                <code class="secret" data-testid="new-key">{key.key.clone()}</code>
+                <div class="actions">
+                    <button type="button" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy key" }}</button>
+                    <button type="button" class="secondary" on:click=move |_| { issued.set(None); reload.run(()); }>"Done"</button>
+                </div>
+            </div>
+        })}
+        <form class="form" on:submit=submit aria-label="Issue a key">
+            <h3>"Issue a key"</h3>
+            <div class="grid">
+                <div class="field">
+                    <label for="key-user">"User id"</label>
+                    <input id="key-user" placeholder="alice@example.com" prop:value=move || user_id.get() on:input=move |ev| user_id.set(event_target_value(&ev))/>
+                    {field_error("user_id")}
+                </div>
+                <div class="field">
+                    <label for="key-alias">"Key alias"</label>
+                    <input id="key-alias" placeholder="laptop" prop:value=move || alias.get() on:input=move |ev| alias.set(event_target_value(&ev))/>
+                    {field_error("key_alias")}
+                </div>
+                <div class="field">
+                    <label for="key-duration">"Expires"</label>
+                    <select id="key-duration" on:change=move |ev| duration.set(event_target_value(&ev))>
+                        {KEY_DURATIONS.iter().map(|(value, label)| view! { <option value=*value selected=*value == "30d">{*label}</option> }).collect_view()}
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="key-budget">"Key budget (USD)"</label>
+                    <input id="key-budget" inputmode="decimal" placeholder="Team budget only" prop:value=move || budget.get() on:input=move |ev| budget.set(event_target_value(&ev))/>
+                    {field_error("max_budget")}
+                </div>
+                <div class="field">
+                    <label for="key-tpm">"Key tokens per minute"</label>
+                    <input id="key-tpm" inputmode="numeric" placeholder="Team limit only" prop:value=move || tpm.get() on:input=move |ev| tpm.set(event_target_value(&ev))/>
+                    {field_error("tpm_limit")}
+                </div>
+                <div class="field">
+                    <label for="key-rpm">"Key requests per minute"</label>
+                    <input id="key-rpm" inputmode="numeric" placeholder="Team limit only" prop:value=move || rpm.get() on:input=move |ev| rpm.set(event_target_value(&ev))/>
+                    {field_error("rpm_limit")}
+                </div>
+            </div>
+            <fieldset class="field">
+                <legend>"Models (none checked: all of the team's)"</legend>
+                <Suspense fallback=|| view! { <p class="loading">"Loading models…"</p> }>
+                    {move || {
+                        let team_models = team_models.clone();
+                        all_models.get().map(move |result| {
+                            let names: Vec<String> = match result {
+                                Ok(list) => list.data.into_iter().map(|m| m.model_name).filter(|m| team_models.is_empty() || team_models.contains(m)).collect(),
+                                Err(_) => team_models.clone(),
+                            };
+                            names.into_iter().map(|name| {
+                                let id = format!("key-model-{name}");
+                                let label_for = id.clone();
+                                let toggle = { let name = name.clone(); move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    models.update(|list| { list.retain(|m| *m != name); if on { list.push(name.clone()); } });
+                                }};
+                                view! { <label class="check" for=label_for><input type="checkbox" id=id on:change=toggle/>{name}</label> }
+                            }).collect_view()
+                        })
+                    }}
+                </Suspense>
+                {field_error("models")}
+            </fieldset>
+            {other_error}
+            <div class="actions"><button type="submit">"Issue key"</button></div>
+        </form>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn copy_to_clipboard(text: String) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.navigator().clipboard().write_text(&text);
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn copy_to_clipboard(_text: String) {}

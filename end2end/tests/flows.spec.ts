@@ -1,0 +1,184 @@
+import { test, expect } from '@playwright/test';
+import { admin, expectAccessible, pageErrors, screenshots, signIn } from './helpers';
+
+test.describe.configure({ mode: 'serial' });
+
+test('create, edit, block, unblock and delete a team in the browser', async ({ page }) => {
+  const errors = pageErrors(page);
+  const id = `flow-${Date.now()}`;
+  await signIn(page);
+  await expectAccessible(page);
+
+  await page.getByRole('button', { name: 'New team' }).click();
+  const form = page.getByRole('form', { name: 'New team' });
+  await form.getByLabel('Team id').fill(id);
+  await form.getByLabel('Name').fill('Flow Team');
+  await form.getByLabel('Budget (USD)').fill('10');
+  await form.getByLabel('Budget resets').selectOption({ label: 'Monthly' });
+  await form.getByLabel('Requests per minute').fill('600');
+  await form.getByLabel('gpt-4o-mini').check();
+  await form.getByRole('button', { name: 'Add metadata' }).click();
+  await form.getByLabel('Key 1').fill('department');
+  await form.getByLabel('Value 1').fill('<i>R&D</i>');
+  await expectAccessible(page);
+  await form.getByRole('button', { name: 'Create team' }).click();
+
+  await expect(page.getByRole('status')).toContainText(`Team ${id} created.`);
+  const row = page.getByRole('row', { name: new RegExp(id) });
+  await expect(row).toContainText('Flow Team');
+  await expect(row).toContainText('$0.00 / $10.00');
+  await expect(row).toContainText('gpt-4o-mini');
+  await expect(row).toContainText('600');
+  await expect(row).toContainText('Active');
+
+  // Search and sort.
+  await page.getByLabel('Search teams').fill('no-such-team');
+  await expect(page.getByText('No team matches the search.')).toBeVisible();
+  await page.getByLabel('Search teams').fill(id);
+  await expect(row).toBeVisible();
+  await page.getByLabel('Sort by').selectOption({ label: 'Spend' });
+  await expect(row).toBeVisible();
+
+  await row.getByRole('button', { name: 'Block Flow Team' }).click();
+  await expect(page.getByRole('row', { name: new RegExp(id) })).toContainText('Blocked');
+  await page.getByRole('row', { name: new RegExp(id) }).getByRole('button', { name: 'Unblock Flow Team' }).click();
+  await expect(page.getByRole('row', { name: new RegExp(id) })).toContainText('Active');
+
+  // Edit from the table...
+  await page.getByRole('row', { name: new RegExp(id) }).getByRole('button', { name: 'Edit Flow Team' }).click();
+  const inline = page.getByRole('form', { name: 'Edit team' });
+  await inline.getByLabel('Tokens per minute').fill('50000');
+  await inline.getByRole('button', { name: 'Save changes' }).click();
+  await expect(page.getByRole('status')).toContainText(`Team ${id} saved.`);
+  await expect(page.getByRole('row', { name: new RegExp(id) })).toContainText('50000');
+
+  // ...and on the team page.
+  await page.getByRole('link', { name: 'Flow Team' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Flow Team' })).toBeVisible();
+  // Metadata containing HTML is shown as text.
+  await expect(page.getByText('<i>R&D</i>')).toBeVisible();
+  await expect(page.locator('dd i')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Edit team' }).click();
+  const edit = page.getByRole('form', { name: 'Edit team' });
+  await expect(edit.getByLabel('Budget (USD)')).toHaveValue('10');
+  await edit.getByLabel('Name').fill('Flow Team Renamed');
+  await edit.getByLabel('Budget (USD)').fill('25');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Flow Team Renamed' })).toBeVisible();
+  await expect(page.getByText('$0.00 / $25.00')).toBeVisible();
+
+  // Delete, with confirmation, from the table.
+  await page.getByRole('link', { name: 'Teams' }).first().click();
+  const renamed = page.getByRole('row', { name: new RegExp(id) });
+  await renamed.getByRole('button', { name: 'Delete Flow Team Renamed' }).click();
+  await expect(renamed.getByRole('group', { name: 'Confirm deletion' })).toBeVisible();
+  await renamed.getByRole('button', { name: 'Yes, delete' }).click();
+  await expect(page.getByRole('status')).toContainText(`Team ${id} deleted.`);
+  await expect(page.getByRole('row', { name: new RegExp(id) })).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
+
+test('the server\'s validation errors show next to their field, and nothing is created', async ({ page, request }) => {
+  await signIn(page);
+  await page.getByRole('button', { name: 'New team' }).click();
+  const form = page.getByRole('form', { name: 'New team' });
+  await form.getByLabel('Team id').fill('bad id!');
+  await form.getByRole('button', { name: 'Create team' }).click();
+  await expect(form.locator('#team_id-error')).toContainText('team_id must be 1 to 128 characters');
+  await form.getByLabel('Team id').fill('valid-but-negative');
+  await form.getByLabel('Budget (USD)').fill('-5');
+  await form.getByRole('button', { name: 'Create team' }).click();
+  await expect(form.locator('#max_budget-error')).toContainText('non-negative');
+  await form.getByLabel('Budget (USD)').fill('ten');
+  await form.getByRole('button', { name: 'Create team' }).click();
+  await expect(form.locator('#max_budget-error')).toContainText('Enter a number');
+  await screenshots(page, 'new-team-form-errors');
+  const list = await request.get('/team/list', { headers: { Authorization: `Bearer ${process.env.E2E_ADMIN_KEY}` } });
+  const ids = (await list.json()).teams.map((t: { team_id: string }) => t.team_id);
+  expect(ids).not.toContain('valid-but-negative');
+});
+
+test('issue a key, copy it once, use it through the proxy and see the spend', async ({ page, request, context }) => {
+  const errors = pageErrors(page);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  const id = `keys-${Date.now()}`;
+  await admin(request, '/team/new', {
+    team_id: id, team_alias: 'Key Team', max_budget: 1, models: ['gpt-4o-mini', 'gpt-4o'], budget_duration: '30d',
+  });
+  await signIn(page);
+  await page.getByRole('link', { name: 'Key Team' }).click();
+  await expect(page.getByText('No keys yet')).toBeVisible();
+
+  const form = page.getByRole('form', { name: 'Issue a key' });
+  await form.getByLabel('User id').fill('alice@example.com');
+  await form.getByLabel('Key alias').fill('laptop');
+  await form.getByLabel('gpt-4o-mini').check();
+  await form.getByRole('button', { name: 'Issue key' }).click();
+
+  const secret = page.getByTestId('new-key');
+  await expect(secret).toContainText('sk-');
+  const key = (await secret.textContent()) ?? '';
+  await expect(page.getByText('This is the only time the key is shown')).toBeVisible();
+  await page.getByRole('button', { name: 'Copy key' }).click();
+  await expect(page.getByRole('button', { name: 'Copied' })).toBeVisible();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
+  await expectAccessible(page);
+  await page.getByRole('button', { name: 'Done' }).click();
+  await expect(page.getByTestId('new-key')).toHaveCount(0);
+
+  // Afterwards only the masked form is shown.
+  const keyRow = page.getByRole('row', { name: /alice@example.com/ });
+  await expect(keyRow).toContainText('...');
+  await expect(keyRow).toContainText('laptop');
+  expect(await page.content()).not.toContain(key);
+
+  // The key works through the proxy, within its models.
+  const chat = (model: string) => request.post('/v1/chat/completions', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: { model, messages: [{ role: 'user', content: 'Hello from the browser test' }] },
+  });
+  expect((await chat('gpt-4o-mini')).status()).toBe(200);
+  expect((await chat('gpt-4o')).status()).toBe(401);
+
+  // The spend shows on the team page and in its chart once written (the writer commits
+  // every 200 ms): reload until it does.
+  await expect(async () => {
+    await page.reload();
+    await page.getByText('Daily figures').click();
+    await expect(page.getByRole('figure').getByRole('table')).toContainText('$0.000005');
+  }).toPass({ timeout: 10_000 });
+  await expect(page.locator('.forecast')).toContainText('At the current rate ($0.000001/day)');
+  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('$0.000005');
+  await screenshots(page, 'team');
+  await expectAccessible(page);
+
+  // Block and revoke from the keys table.
+  await page.getByRole('button', { name: 'Block key laptop' }).click();
+  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('Blocked');
+  expect((await chat('gpt-4o-mini')).status()).toBe(401);
+  await page.getByRole('button', { name: 'Revoke key laptop' }).click();
+  await page.getByRole('button', { name: 'Yes, revoke' }).click();
+  await expect(page.getByRole('status')).toContainText('Key revoked.');
+  await expect(page.getByRole('row', { name: /alice@example.com/ })).toHaveCount(0);
+
+  // The usage page charts the team's spend.
+  await page.getByRole('link', { name: 'Usage' }).click();
+  await expect(page.getByRole('heading', { name: 'Usage' })).toBeVisible();
+  await expect(page.getByRole('link', { name: id })).toBeVisible();
+  await expect(page.getByRole('table').first()).toContainText('gpt-4o-mini');
+  await screenshots(page, 'usage');
+  await expectAccessible(page);
+  expect(errors).toEqual([]);
+});
+
+test('an expired session goes back to sign-in with a message', async ({ page, context }) => {
+  await signIn(page);
+  await screenshots(page, 'teams');
+  const url = new URL(page.url());
+  await context.addCookies([{ name: 'gatehouse_session', value: 'expired-or-forged', domain: url.hostname, path: '/' }]);
+  await page.reload();
+  await expect(page.getByText('Your session has expired. Sign in again to continue.')).toBeVisible();
+  await expect(page.getByLabel('Admin key')).toBeVisible();
+  await screenshots(page, 'sign-in-expired');
+  await expectAccessible(page);
+});
