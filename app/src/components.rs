@@ -1,7 +1,10 @@
 //! Pieces every page uses: the session, how an API answer is shown (sign-in on 401, an error
 //! otherwise), money and dates, the budget bar.
 
-use crate::{api::ApiResult, pages::sign_in::SignIn};
+use crate::{
+    api::{ApiError, ApiResult},
+    pages::sign_in::SignIn,
+};
 use leptos::prelude::*;
 
 /// The console's sign-in state: pages fetch again whenever `version` moves (after signing in
@@ -111,4 +114,34 @@ pub fn BudgetBar(spend: f64, max_budget: Option<f64>) -> impl IntoView {
 /// The loading state of a page section.
 pub fn loading() -> impl IntoView {
     view! { <p class="loading" aria-live="polite">"Loading…"</p> }
+}
+
+/// A labelled text input bound to `value`, with the server's error for `param` under it.
+#[component]
+pub fn TextField(
+    id: &'static str,
+    /// The request field the server names in `error.param`.
+    param: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    error: RwSignal<Option<ApiError>>,
+    #[prop(optional)] placeholder: &'static str,
+    /// `decimal` or `numeric` for number fields (the right keyboard on phones).
+    #[prop(optional)]
+    inputmode: &'static str,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input id=id name=param placeholder=placeholder inputmode=(!inputmode.is_empty()).then_some(inputmode)
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))/>
+            {move || {
+                error
+                    .get()
+                    .and_then(|e| e.for_field(param))
+                    .map(|message| view! { <p class="field-error" id=format!("{id}-error")>{message}</p> })
+            }}
+        </div>
+    }
 }

@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The `gatehouse` binary as a user runs it: start-up configuration, the admin key, clean
 //! shutdown, log hygiene, and the spec's own curl and Python examples, run unmodified except
 //! that `http://localhost:4000` and `sk-admin-xxx` point at this test's server.

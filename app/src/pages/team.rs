@@ -3,7 +3,7 @@
 
 use crate::{
     api,
-    components::{limit, loading, show, usd, when, BudgetBar, Session},
+    components::{limit, loading, show, usd, when, BudgetBar, Session, TextField},
     pages::{
         chart::{forecast, SpendChart},
         team_form::TeamForm,
@@ -394,37 +394,17 @@ fn IssueKey(
         <form class="form" on:submit=submit aria-label="Issue a key">
             <h3>"Issue a key"</h3>
             <div class="grid">
-                <div class="field">
-                    <label for="key-user">"User id"</label>
-                    <input id="key-user" placeholder="alice@example.com" prop:value=move || user_id.get() on:input=move |ev| user_id.set(event_target_value(&ev))/>
-                    {field_error("user_id")}
-                </div>
-                <div class="field">
-                    <label for="key-alias">"Key alias"</label>
-                    <input id="key-alias" placeholder="laptop" prop:value=move || alias.get() on:input=move |ev| alias.set(event_target_value(&ev))/>
-                    {field_error("key_alias")}
-                </div>
+                <TextField id="key-user" param="user_id" label="User id" value=user_id error=error placeholder="alice@example.com"/>
+                <TextField id="key-alias" param="key_alias" label="Key alias" value=alias error=error placeholder="laptop"/>
                 <div class="field">
                     <label for="key-duration">"Expires"</label>
                     <select id="key-duration" on:change=move |ev| duration.set(event_target_value(&ev))>
                         {KEY_DURATIONS.iter().map(|(value, label)| view! { <option value=*value selected=*value == "30d">{*label}</option> }).collect_view()}
                     </select>
                 </div>
-                <div class="field">
-                    <label for="key-budget">"Key budget (USD)"</label>
-                    <input id="key-budget" inputmode="decimal" placeholder="Team budget only" prop:value=move || budget.get() on:input=move |ev| budget.set(event_target_value(&ev))/>
-                    {field_error("max_budget")}
-                </div>
-                <div class="field">
-                    <label for="key-tpm">"Key tokens per minute"</label>
-                    <input id="key-tpm" inputmode="numeric" placeholder="Team limit only" prop:value=move || tpm.get() on:input=move |ev| tpm.set(event_target_value(&ev))/>
-                    {field_error("tpm_limit")}
-                </div>
-                <div class="field">
-                    <label for="key-rpm">"Key requests per minute"</label>
-                    <input id="key-rpm" inputmode="numeric" placeholder="Team limit only" prop:value=move || rpm.get() on:input=move |ev| rpm.set(event_target_value(&ev))/>
-                    {field_error("rpm_limit")}
-                </div>
+                <TextField id="key-budget" param="max_budget" label="Key budget (USD)" value=budget error=error placeholder="Team budget only" inputmode="decimal"/>
+                <TextField id="key-tpm" param="tpm_limit" label="Key tokens per minute" value=tpm error=error placeholder="Team limit only" inputmode="numeric"/>
+                <TextField id="key-rpm" param="rpm_limit" label="Key requests per minute" value=rpm error=error placeholder="Team limit only" inputmode="numeric"/>
             </div>
             <fieldset class="field">
                 <legend>"Models (none checked: all of the team's)"</legend>

@@ -3,6 +3,7 @@
 
 use crate::{
     api::{self, ApiError},
+    components::TextField,
     types::{Metadata, NewTeam, Team, TeamUpdate},
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
@@ -212,20 +213,8 @@ pub fn TeamForm(
                             </div>
                         }
                     })}
-                <div class="field">
-                    <label for="team_alias">"Name"</label>
-                    <input id="team_alias" name="team_alias" placeholder="Engineering Team"
-                        prop:value=move || fields.team_alias.get()
-                        on:input=move |ev| fields.team_alias.set(event_target_value(&ev))/>
-                    {field_error(error, "team_alias")}
-                </div>
-                <div class="field">
-                    <label for="max_budget">"Budget (USD)"</label>
-                    <input id="max_budget" name="max_budget" inputmode="decimal" placeholder="No budget"
-                        prop:value=move || fields.max_budget.get()
-                        on:input=move |ev| fields.max_budget.set(event_target_value(&ev))/>
-                    {field_error(error, "max_budget")}
-                </div>
+                <TextField id="team_alias" param="team_alias" label="Name" value=fields.team_alias error=error placeholder="Engineering Team"/>
+                <TextField id="max_budget" param="max_budget" label="Budget (USD)" value=fields.max_budget error=error placeholder="No budget" inputmode="decimal"/>
                 <div class="field">
                     <label for="budget_duration">"Budget resets"</label>
                     <select id="budget_duration" name="budget_duration"
@@ -250,20 +239,8 @@ pub fn TeamForm(
                     </Show>
                     {field_error(error, "budget_duration")}
                 </div>
-                <div class="field">
-                    <label for="tpm_limit">"Tokens per minute"</label>
-                    <input id="tpm_limit" name="tpm_limit" inputmode="numeric" placeholder="No limit"
-                        prop:value=move || fields.tpm_limit.get()
-                        on:input=move |ev| fields.tpm_limit.set(event_target_value(&ev))/>
-                    {field_error(error, "tpm_limit")}
-                </div>
-                <div class="field">
-                    <label for="rpm_limit">"Requests per minute"</label>
-                    <input id="rpm_limit" name="rpm_limit" inputmode="numeric" placeholder="No limit"
-                        prop:value=move || fields.rpm_limit.get()
-                        on:input=move |ev| fields.rpm_limit.set(event_target_value(&ev))/>
-                    {field_error(error, "rpm_limit")}
-                </div>
+                <TextField id="tpm_limit" param="tpm_limit" label="Tokens per minute" value=fields.tpm_limit error=error placeholder="No limit" inputmode="numeric"/>
+                <TextField id="rpm_limit" param="rpm_limit" label="Requests per minute" value=fields.rpm_limit error=error placeholder="No limit" inputmode="numeric"/>
             </div>
             <fieldset class="field">
                 <legend>"Models (none checked: all models)"</legend>

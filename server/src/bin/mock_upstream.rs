@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! `mock-upstream`: the mock provider as a standalone OpenAI-compatible server, for the
 //! benchmark and for trying Gatehouse against a real HTTP upstream.
 //! Usage: `mock-upstream [PORT]` (default 0: a free port); prints the address it listens on.

@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The REST API against a real server and a real SQLite file.
 
 mod auth;
