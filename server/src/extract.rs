@@ -47,7 +47,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = format!("Invalid JSON body: {inner}");
-        if path.is_empty() || path == "." {
+        // `?` is serde_path_to_error's "somewhere": a syntax error, not a field.
+        if path.is_empty() || path == "." || path == "?" {
             ApiError::bad_request(message)
         } else {
             ApiError::invalid(&path, message)

@@ -129,6 +129,11 @@ async fn malformed_and_oversized_bodies() {
         let reply = app.post_raw("/team/new", raw.to_string()).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{raw:?}");
         reply.error_message();
+        assert_eq!(
+            reply.body["error"]["param"],
+            json!(null),
+            "{raw:?}: no field to name"
+        );
     }
     let huge = format!(
         "{{\"team_id\": \"big\", \"metadata\": {{\"x\": \"{}\"}}}}",
