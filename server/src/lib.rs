@@ -116,12 +116,16 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         session_ttl: config.session_ttl,
         leptos_options: leptos_options.clone(),
     };
-    let app = Router::new()
-        .merge(routes::router(&state))
+    // The console's pages and files (the .wasm above all) are compressed for the browser; the
+    // API and proxy answers are not, to keep the request path lean.
+    let console = Router::new()
         .leptos_routes(&state, generate_route_list(App), move || {
             shell(leptos_options.clone())
         })
         .fallback(fallback)
+        .layer(tower_http::compression::CompressionLayer::new());
+    let app = routes::router(&state)
+        .merge(console)
         .layer(middleware::from_fn(log_request))
         .with_state(state);
 

@@ -2,6 +2,7 @@
 //! The REST API against a real server and a real SQLite file.
 
 mod auth;
+mod console;
 mod errors;
 mod helpers;
 mod keys;
