@@ -145,3 +145,36 @@ pub fn TextField(
         </div>
     }
 }
+
+/// A destructive button that asks once more, inline: `label` first, then `question` with
+/// `confirm` and Cancel. `name` is the first button's accessible name (e.g. "Delete Team A").
+#[component]
+pub fn ConfirmButton(
+    label: &'static str,
+    name: String,
+    question: &'static str,
+    confirm: &'static str,
+    /// The accessible name of the confirmation group.
+    group: &'static str,
+    on_confirm: Callback<()>,
+) -> impl IntoView {
+    let asking = RwSignal::new(false);
+    view! {
+        <Show
+            when=move || asking.get()
+            fallback=move || {
+                view! {
+                    <button type="button" class="danger" aria-label=name.clone() on:click=move |_| asking.set(true)>
+                        {label}
+                    </button>
+                }
+            }
+        >
+            <span class="confirm" role="group" aria-label=group>
+                {question}
+                <button type="button" class="danger" on:click=move |_| { asking.set(false); on_confirm.run(()) }>{confirm}</button>
+                <button type="button" class="secondary" on:click=move |_| asking.set(false)>"Cancel"</button>
+            </span>
+        </Show>
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::{
     api,
-    components::{limit, loading, show, usd, when, BudgetBar, Session, TextField},
+    components::{limit, loading, show, usd, when, BudgetBar, ConfirmButton, Session, TextField},
     pages::{
         chart::{forecast, SpendChart},
         team_form::TeamForm,
@@ -44,7 +44,6 @@ fn TeamView(
 ) -> impl IntoView {
     let team = info.team.clone();
     let editing = RwSignal::new(false);
-    let confirming = RwSignal::new(false);
     let navigate = use_navigate();
     let name = team
         .team_alias
@@ -67,7 +66,7 @@ fn TeamView(
     };
     let delete = {
         let id = team.team_id.clone();
-        move |_| {
+        Callback::new(move |()| {
             let (id, navigate) = (id.clone(), navigate.clone());
             spawn_local(async move {
                 match api::delete_team(id).await {
@@ -75,7 +74,7 @@ fn TeamView(
                     Err(err) => notice.set(Some(err.message)),
                 }
             });
-        }
+        })
     };
     let metadata: Vec<(String, String)> = team
         .metadata
@@ -97,15 +96,8 @@ fn TeamView(
                     {if blocked { view! { <span class="badge blocked">"Blocked"</span> }.into_any() } else { view! { <span class="badge active">"Active"</span> }.into_any() }}
                     <button type="button" class="secondary" on:click=move |_| editing.update(|e| *e = !*e)>"Edit team"</button>
                     <button type="button" class="secondary" on:click=toggle_block>{if blocked { "Unblock team" } else { "Block team" }}</button>
-                    <Show when=move || confirming.get() fallback=move || view! {
-                        <button type="button" class="danger" on:click=move |_| confirming.set(true)>"Delete team"</button>
-                    }>
-                        <span class="confirm" role="group" aria-label="Confirm deletion">
-                            "Delete this team and all its keys? "
-                            <button type="button" class="danger" on:click=delete.clone()>"Yes, delete"</button>
-                            <button type="button" class="secondary" on:click=move |_| confirming.set(false)>"Cancel"</button>
-                        </span>
-                    </Show>
+                    <ConfirmButton label="Delete team" name="Delete team".to_string() question="Delete this team and all its keys? "
+                        confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>
                 </div>
             </div>
             <Show when=move || editing.get()>
@@ -213,7 +205,6 @@ fn KeysSection(
 
 #[component]
 fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let blocked = key.blocked;
     let label = key
         .key_alias
@@ -233,7 +224,7 @@ fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) 
     };
     let revoke = {
         let token = key.token.clone();
-        move |_| {
+        Callback::new(move |()| {
             let token = token.clone();
             spawn_local(async move {
                 match api::delete_key(token).await {
@@ -242,7 +233,7 @@ fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) 
                 }
                 reload.run(());
             });
-        }
+        })
     };
     view! {
         <tr>
@@ -256,15 +247,8 @@ fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) 
                 <button type="button" class="secondary" aria-label=format!("{} key {label}", if blocked { "Unblock" } else { "Block" }) on:click=toggle>
                     {if blocked { "Unblock" } else { "Block" }}
                 </button>
-                <Show when=move || confirming.get() fallback={
-                    let label = label.clone();
-                    move || view! { <button type="button" class="danger" aria-label=format!("Revoke key {label}") on:click=move |_| confirming.set(true)>"Revoke"</button> }
-                }>
-                    <span class="confirm" role="group" aria-label="Confirm revocation">
-                        <button type="button" class="danger" on:click=revoke.clone()>"Yes, revoke"</button>
-                        <button type="button" class="secondary" on:click=move |_| confirming.set(false)>"Cancel"</button>
-                    </span>
-                </Show>
+                <ConfirmButton label="Revoke" name=format!("Revoke key {label}") question=""
+                    confirm="Yes, revoke" group="Confirm revocation" on_confirm=revoke/>
             </td>
         </tr>
     }

@@ -3,7 +3,7 @@
 
 use crate::{
     api,
-    components::{limit, loading, show, when, BudgetBar, Session},
+    components::{limit, loading, show, when, BudgetBar, ConfirmButton, Session},
     pages::team_form::TeamForm,
     types::Team,
 };
@@ -200,7 +200,6 @@ fn TeamRow(
     editing: RwSignal<Option<Team>>,
     on_change: Callback<()>,
 ) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let name = team
         .team_alias
         .clone()
@@ -225,7 +224,7 @@ fn TeamRow(
     };
     let delete = {
         let id = id.clone();
-        move |_| {
+        Callback::new(move |()| {
             let id = id.clone();
             spawn_local(async move {
                 match api::delete_team(id.clone()).await {
@@ -234,7 +233,7 @@ fn TeamRow(
                 }
                 on_change.run(());
             });
-        }
+        })
     };
     let models = if team.models.is_empty() {
         "all models".to_string()
@@ -271,21 +270,8 @@ fn TeamRow(
                 <button type="button" class="secondary" aria-label=block_label on:click=toggle_block>
                     {if blocked { "Unblock" } else { "Block" }}
                 </button>
-                <Show
-                    when=move || confirming.get()
-                    fallback={
-                        let name = name.clone();
-                        move || view! {
-                            <button type="button" class="danger" aria-label=format!("Delete {name}") on:click=move |_| confirming.set(true)>"Delete"</button>
-                        }
-                    }
-                >
-                    <span class="confirm" role="group" aria-label="Confirm deletion">
-                        "Delete this team and its keys? "
-                        <button type="button" class="danger" on:click=delete.clone()>"Yes, delete"</button>
-                        <button type="button" class="secondary" on:click=move |_| confirming.set(false)>"Cancel"</button>
-                    </span>
-                </Show>
+                <ConfirmButton label="Delete" name=format!("Delete {name}") question="Delete this team and its keys? "
+                    confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>
             </td>
         </tr>
     }
