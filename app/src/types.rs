@@ -438,6 +438,9 @@ pub struct ModelPrice {
     /// USD per token.
     pub input_cost_per_token: f64,
     pub output_cost_per_token: f64,
+    /// The most one answer may hold; requests without `max_tokens` are bounded by it.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
 }
 
 /// `GET /spend/summary` query: UTC dates, both included; the last 30 days by default.

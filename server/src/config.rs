@@ -46,6 +46,16 @@ pub struct Config {
     /// How long a console sign-in lasts, e.g. 30m, 12h, 7d.
     #[arg(long, env = "GATEHOUSE_SESSION_TTL", default_value = "12h", value_parser = parse_ttl)]
     pub session_ttl: chrono::Duration,
+
+    /// When an answer may go out: `default` at once (spend is committed every 200 ms, a crash
+    /// loses at most that), `strict` only once its spend row is committed.
+    #[arg(
+        long,
+        env = "GATEHOUSE_SPEND_DURABILITY",
+        value_enum,
+        default_value = "default"
+    )]
+    pub spend_durability: crate::spend::Durability,
 }
 
 /// The rule for admin keys, whether set by the operator or read back from the data directory.

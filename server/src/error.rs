@@ -2,12 +2,14 @@
 //! (`{"error": {"message", "type", "param", "code"}}`). Internal causes are logged, never sent.
 
 use crate::{
-    gate::{RateInfo, Refusal},
+    gate::admission::{Denial, LevelKind, RateInfo},
+    providers::call::UpstreamError,
+    service::{money::nanos_to_usd, proxy},
     storage::StorageError,
 };
 use app::types::{ErrorBody, ErrorDetail};
 use axum::{
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -32,8 +34,11 @@ pub enum ApiError {
     #[error("{message}")]
     Status { status: StatusCode, message: String },
     /// The request path said no: LiteLLM's status and `error.type`, with rate headers on 429.
-    #[error("{}", .0.message)]
-    Refused(Box<Refusal>),
+    #[error("{}", denial_message(.0))]
+    Denied(Box<Denial>),
+    /// The model's provider failed.
+    #[error("{}", proxy::upstream_message(.0))]
+    Upstream(UpstreamError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -61,8 +66,13 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Status { status, .. } => *status,
-            Self::Refused(refusal) => {
-                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST)
+            Self::Denied(denial) => match **denial {
+                Denial::OverBudget { .. } => StatusCode::BAD_REQUEST,
+                Denial::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            },
+            Self::Upstream(err) => {
+                StatusCode::from_u16(proxy::status_of(err)).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -74,13 +84,74 @@ impl ApiError {
             Self::Unauthorized(_) | Self::Forbidden(_) => "auth_error",
             Self::NotFound(_) => "not_found_error",
             Self::Conflict(_) => "conflict_error",
-            Self::Refused(refusal) => refusal.kind,
+            Self::Denied(denial) => match &**denial {
+                Denial::KeyBlocked | Denial::Blocked { .. } => "auth_error",
+                Denial::KeyExpired => "expired_key",
+                Denial::ModelNotAllowed { level, .. } => match level.kind {
+                    LevelKind::Key => "key_model_access_denied",
+                    LevelKind::Team => "team_model_access_denied",
+                },
+                Denial::OverBudget { .. } => "budget_exceeded",
+                Denial::RateLimited { .. } => "rate_limit_error",
+            },
+            Self::Upstream(err) => proxy::upstream_kind(err),
             Self::Internal(_) => "internal_server_error",
         }
     }
 }
 
-/// `retry-after` and `x-ratelimit-{limit,remaining}-{requests,tokens}`.
+/// What a refusal says, in LiteLLM's words where it has them.
+fn denial_message(denial: &Denial) -> String {
+    let usd = |nanos: i64| nanos_to_usd(nanos);
+    match denial {
+        Denial::KeyBlocked => "This key is blocked; ask your admin to unblock it.".into(),
+        Denial::KeyExpired => "This key has expired; ask your admin for a new one.".into(),
+        Denial::ModelNotAllowed {
+            level,
+            model,
+            allowed,
+        } => {
+            let who = match level.kind {
+                LevelKind::Key => "This key".to_string(),
+                LevelKind::Team => level.to_string(),
+            };
+            format!(
+                "{who} may not use model={model}. Allowed: {}",
+                allowed.join(", ")
+            )
+        }
+        Denial::Blocked { level } => format!("{level} is blocked; ask your admin to unblock it."),
+        Denial::OverBudget {
+            level,
+            spend,
+            max,
+            left,
+            request_cost,
+        } => format!(
+            "Budget has been exceeded! {level} Current cost: {}, Max budget: {}. Left after the \
+             requests in flight: ${}; this request can cost up to ${}: lower max_tokens or \
+             shorten the prompt.",
+            usd(*spend),
+            usd(*max),
+            usd(*left),
+            usd(*request_cost)
+        ),
+        Denial::RateLimited {
+            level,
+            kind,
+            limit,
+            retry_after,
+        } => format!(
+            "Rate limit exceeded for {}: {}. Limit type: {}. Current limit: {limit}, \
+             Remaining: 0. Retry after {retry_after} s.",
+            level.kind.label().to_lowercase(),
+            level.id,
+            kind.label()
+        ),
+    }
+}
+
+/// `x-ratelimit-{limit,remaining}-{requests,tokens}`.
 pub fn rate_headers(rate: &RateInfo) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: Option<u64>| {
@@ -88,12 +159,26 @@ pub fn rate_headers(rate: &RateInfo) -> HeaderMap {
             headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
         }
     };
-    put("retry-after", rate.retry_after);
     put("x-ratelimit-limit-requests", rate.limit_requests);
     put("x-ratelimit-remaining-requests", rate.remaining_requests);
     put("x-ratelimit-limit-tokens", rate.limit_tokens);
     put("x-ratelimit-remaining-tokens", rate.remaining_tokens);
     headers
+}
+
+impl From<proxy::ProxyError> for ApiError {
+    fn from(err: proxy::ProxyError) -> Self {
+        match err {
+            proxy::ProxyError::Unauthenticated(message) => Self::Unauthorized(message.into()),
+            proxy::ProxyError::Invalid { param, message } => Self::BadRequest {
+                message,
+                param: param.map(String::from),
+            },
+            proxy::ProxyError::Denied(denial) => Self::Denied(Box::new(denial)),
+            proxy::ProxyError::Upstream(err) => Self::Upstream(err),
+            proxy::ProxyError::Internal => Self::Internal("the provider call's task failed".into()),
+        }
+    }
 }
 
 impl From<StorageError> for ApiError {
@@ -125,11 +210,26 @@ impl IntoResponse for ApiError {
             },
         };
         let headers = match &self {
-            Self::Refused(refusal) => refusal
-                .rate
-                .as_deref()
-                .map(rate_headers)
-                .unwrap_or_default(),
+            Self::Denied(denial) => match **denial {
+                Denial::RateLimited {
+                    kind,
+                    limit,
+                    retry_after,
+                    ..
+                } => {
+                    let mut rate = RateInfo::default();
+                    rate.tighten(Some(limit), limit, kind);
+                    let mut headers = rate_headers(&rate);
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                    headers
+                }
+                _ => HeaderMap::new(),
+            },
+            Self::Upstream(UpstreamError::RateLimited { retry_after }) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                headers
+            }
             _ => HeaderMap::new(),
         };
         (status, headers, Json(body)).into_response()

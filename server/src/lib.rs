@@ -23,7 +23,7 @@ use axum::{
 };
 use config::Config;
 use error::ApiError;
-use gate::{clock::Clock, Gate};
+use gate::{clock::Clock, local::LocalAdmission, Gate};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use providers::Models;
@@ -36,10 +36,10 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 pub struct Running {
     pub addr: SocketAddr,
     pub gate: Arc<Gate>,
+    pub storage: Arc<dyn storage::Storage>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     spend_writer: spend::SpendWriter,
-    storage: Arc<dyn storage::Storage>,
 }
 
 impl Running {
@@ -78,8 +78,12 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     let storage = storage::connect(&database_url)
         .await
         .context("cannot open the database")?;
-    let gate = Arc::new(Gate::new(clock));
-    gate.load(&storage.teams().await?, &storage.all_keys().await?);
+    let admission = Arc::new(LocalAdmission::new(clock.clone()));
+    let gate = Arc::new(Gate::new(clock, admission));
+    gate.load(&storage.teams().await?, &storage.all_keys().await?)
+        .await;
+    // The tokenizers' tables load in about a second: before the first request, not during it.
+    tokio::task::spawn_blocking(service::estimate::warm_up);
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .pool_max_idle_per_host(1024)
@@ -105,7 +109,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         .env(Env::PROD)
         .site_addr(addr)
         .build();
-    let (spend_sink, spend_writer) = spend::start(storage.clone(), gate.clone());
+    let (spend_sink, spend_writer) =
+        spend::start(storage.clone(), gate.clone(), config.spend_durability);
     let state = AppState {
         storage: storage.clone(),
         gate: gate.clone(),

@@ -47,7 +47,12 @@ impl Server {
     }
 
     fn start_in(dir: TempDir, master_key: Option<&str>) -> Self {
+        Self::start_with(dir, master_key, &[])
+    }
+
+    fn start_with(dir: TempDir, master_key: Option<&str>, env: &[(&str, &str)]) -> Self {
         let mut command = gatehouse();
+        command.envs(env.iter().copied());
         command
             .env("GATEHOUSE_PORT", "0")
             .env("GATEHOUSE_DATA_DIR", dir.path().join("data"))
@@ -472,18 +477,16 @@ fn sigterm_writes_every_answered_request() {
 /// tokens at $0.15 and $0.60 per million.
 const LOAD_REQUEST_COST: f64 = 0.000_004_95;
 
-#[test]
-fn kill_9_loses_at_most_the_last_second_of_spend() {
-    let server = Server::start(Some(ADMIN_KEY));
-    let key = server.team_key(json!({"team_id": "load"}));
+/// Four clients send requests for 1.5 s; answers the `id` of each answered request and when it
+/// arrived.
+fn load(server: &Server, key: &str) -> Vec<(String, std::time::Instant)> {
     let url = format!("{}/v1/chat/completions", server.base);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    // Four clients send requests for 1.5 s and note when each answer arrived.
-    let acked: Vec<std::time::Instant> = runtime.block_on(async {
+    runtime.block_on(async {
         let client = reqwest::Client::new();
         let until = std::time::Instant::now() + Duration::from_millis(1500);
         let workers = (0..4).map(|_| {
-            let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            let (client, url, key) = (client.clone(), url.clone(), key.to_string());
             tokio::spawn(async move {
                 let mut acks = Vec::new();
                 while std::time::Instant::now() < until {
@@ -495,8 +498,9 @@ fn kill_9_loses_at_most_the_last_second_of_spend() {
                         .await
                         .expect("sent");
                     assert_eq!(response.status(), 200);
-                    response.bytes().await.expect("body");
-                    acks.push(std::time::Instant::now());
+                    let answer: Value = response.json().await.expect("body");
+                    let id = answer["id"].as_str().expect("id").to_string();
+                    acks.push((id, std::time::Instant::now()));
                 }
                 acks
             })
@@ -506,12 +510,38 @@ fn kill_9_loses_at_most_the_last_second_of_spend() {
             all.extend(worker.await.expect("worker"));
         }
         all
-    });
+    })
+}
+
+/// Every request id in a team's spend log.
+fn logged_ids(server: &Server, team_id: &str) -> std::collections::HashSet<String> {
+    let mut ids = std::collections::HashSet::new();
+    for page in 1.. {
+        let logs = server.get(&format!(
+            "/spend/logs?team_id={team_id}&size=100&page={page}"
+        ));
+        let rows = logs["logs"].as_array().expect("logs");
+        ids.extend(
+            rows.iter()
+                .filter_map(|r| r["request_id"].as_str().map(String::from)),
+        );
+        if page >= logs["total_pages"].as_u64().expect("pages") {
+            break;
+        }
+    }
+    ids
+}
+
+#[test]
+fn kill_9_loses_at_most_the_last_second_of_spend() {
+    let server = Server::start(Some(ADMIN_KEY));
+    let key = server.team_key(json!({"team_id": "load"}));
+    let acked = load(&server, &key);
     let killed_at = std::time::Instant::now();
     let dir = server.signal_keep_dir("-KILL");
     let safe = acked
         .iter()
-        .filter(|t| killed_at.duration_since(**t) > Duration::from_secs(1))
+        .filter(|(_, t)| killed_at.duration_since(*t) > Duration::from_secs(1))
         .count();
     assert!(safe > 10, "too little load to judge: {safe} requests");
 
@@ -536,6 +566,45 @@ fn kill_9_loses_at_most_the_last_second_of_spend() {
     assert!(
         spend >= low - 1e-9 && spend <= high + 1e-9,
         "spend {spend} not in [{low}, {high}]"
+    );
+}
+
+#[test]
+fn strict_durability_loses_nothing_answered_on_kill_9() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start_with(
+        dir,
+        Some(ADMIN_KEY),
+        &[("GATEHOUSE_SPEND_DURABILITY", "strict")],
+    );
+    let key = server.team_key(json!({"team_id": "strict"}));
+    let acked = load(&server, &key);
+    let dir = server.signal_keep_dir("-KILL");
+    assert!(
+        acked.len() > 100,
+        "too little load to judge: {}",
+        acked.len()
+    );
+
+    let server = Server::start_in(dir, Some(ADMIN_KEY));
+    let logged = logged_ids(&server, "strict");
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|(id, _)| !logged.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered requests missing from the spend log",
+        missing.len(),
+        acked.len()
+    );
+    let spend = server.get("/team/info?team_id=strict")["spend"]
+        .as_f64()
+        .expect("spend");
+    assert!(
+        spend >= acked.len() as f64 * LOAD_REQUEST_COST - 1e-9,
+        "spend {spend} for {} answered",
+        acked.len()
     );
 }
 

@@ -7,6 +7,23 @@
 
 const BUCKETS: usize = 61;
 
+/// What a rate limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateKind {
+    Requests,
+    Tokens,
+}
+
+impl RateKind {
+    /// LiteLLM's word for it in messages ("Limit type: requests").
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Window {
     seconds: [i64; BUCKETS],
@@ -38,7 +55,7 @@ impl Window {
             .zip(&self.counts)
             .filter(|(second, _)| live(**second, now))
             .map(|(_, count)| *count)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     pub fn add(&mut self, now: i64, amount: u64) {
@@ -52,7 +69,7 @@ impl Window {
 
     /// Whole seconds until the total, plus `pending`, drops below `limit` (at least 1).
     pub fn retry_after(&self, now: i64, limit: u64, pending: u64) -> u64 {
-        let mut total = self.total(now) + pending;
+        let mut total = self.total(now).saturating_add(pending);
         for age in (0..BUCKETS as i64).rev() {
             if total < limit {
                 return (BUCKETS as i64 - 1 - age).max(1) as u64;

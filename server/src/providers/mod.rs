@@ -2,13 +2,18 @@
 //! YAML `model_list` (GATEHOUSE_CONFIG), or the built-in mock models when there is none.
 //! Upstream addresses come only from here; a request can never redirect the gateway.
 
+pub mod call;
+pub mod catalog;
 pub mod mock;
-pub mod prices;
 
 use anyhow::{bail, Context};
-use prices::Price;
+use catalog::{ModelSpec, Price, Tokenizer};
 use serde::Deserialize;
-use std::{collections::HashMap, path::Path, sync::Arc};
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
+
+/// How long a non-streamed call may take, and a stream may wait for its next chunk, when the
+/// config says nothing (`litellm_params.timeout` / `stream_timeout`): the OpenAI SDK's default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where a model's requests go.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +35,12 @@ pub struct Deployment {
     /// The name callers use.
     pub model_name: String,
     pub upstream: Upstream,
-    pub price: Price,
+    /// Prices, output limit, tokenizer: what a request's cost is bounded with.
+    pub spec: ModelSpec,
+    /// The whole of a non-streamed call, per try.
+    pub timeout: Duration,
+    /// A stream's wait for its first and for each next chunk.
+    pub stream_timeout: Duration,
 }
 
 /// The served models, by the name callers use, in configuration order.
@@ -59,7 +69,9 @@ impl Models {
             models.add(Deployment {
                 model_name: name.to_string(),
                 upstream: Upstream::Mock,
-                price: prices::builtin(name).unwrap_or_default(),
+                spec: catalog::builtin(name).unwrap_or_else(|| catalog::unknown(name)),
+                timeout: DEFAULT_TIMEOUT,
+                stream_timeout: DEFAULT_TIMEOUT,
             });
         }
         models
@@ -118,7 +130,7 @@ struct ModelEntry {
     model_name: String,
     litellm_params: LitellmParams,
     #[serde(default)]
-    model_info: Option<CostInfo>,
+    model_info: Option<ModelInfo>,
 }
 
 #[derive(Deserialize)]
@@ -126,14 +138,114 @@ struct LitellmParams {
     model: String,
     api_base: Option<String>,
     api_key: Option<String>,
+    timeout: Option<f64>,
+    stream_timeout: Option<f64>,
     #[serde(flatten)]
-    cost: CostInfo,
+    info: ModelInfo,
 }
 
+/// LiteLLM's `model_info` keys (also accepted in `litellm_params`), plus Gatehouse's
+/// `tokenizer` and `max_tokens_per_image`. USD per token.
 #[derive(Deserialize, Default)]
-struct CostInfo {
+struct ModelInfo {
     input_cost_per_token: Option<f64>,
     output_cost_per_token: Option<f64>,
+    input_cost_per_audio_token: Option<f64>,
+    output_cost_per_audio_token: Option<f64>,
+    cache_read_input_token_cost: Option<f64>,
+    cache_creation_input_token_cost: Option<f64>,
+    max_output_tokens: Option<u64>,
+    /// LiteLLM's older name for the output limit.
+    max_tokens: Option<u64>,
+    tokenizer: Option<String>,
+    max_tokens_per_image: Option<u64>,
+}
+
+impl ModelInfo {
+    /// `self` where it says something, else `other`.
+    fn or(self, other: ModelInfo) -> ModelInfo {
+        ModelInfo {
+            input_cost_per_token: self.input_cost_per_token.or(other.input_cost_per_token),
+            output_cost_per_token: self.output_cost_per_token.or(other.output_cost_per_token),
+            input_cost_per_audio_token: self
+                .input_cost_per_audio_token
+                .or(other.input_cost_per_audio_token),
+            output_cost_per_audio_token: self
+                .output_cost_per_audio_token
+                .or(other.output_cost_per_audio_token),
+            cache_read_input_token_cost: self
+                .cache_read_input_token_cost
+                .or(other.cache_read_input_token_cost),
+            cache_creation_input_token_cost: self
+                .cache_creation_input_token_cost
+                .or(other.cache_creation_input_token_cost),
+            max_output_tokens: self.max_output_tokens.or(other.max_output_tokens),
+            max_tokens: self.max_tokens.or(other.max_tokens),
+            tokenizer: self.tokenizer.or(other.tokenizer),
+            max_tokens_per_image: self.max_tokens_per_image.or(other.max_tokens_per_image),
+        }
+    }
+
+    /// The built-in knowledge of the model with this entry's overrides applied.
+    fn apply(self, mut spec: ModelSpec, known: bool, name: &str) -> anyhow::Result<ModelSpec> {
+        let usd = |field: &str, value: Option<f64>| -> anyhow::Result<Option<i64>> {
+            value
+                .map(|usd| {
+                    catalog::usd_to_picos(usd)
+                        .with_context(|| format!("{field} must be between 0 and 1 USD"))
+                })
+                .transpose()
+        };
+        let p = &mut spec.price;
+        if let Some(v) = usd("input_cost_per_token", self.input_cost_per_token)? {
+            p.input = v;
+        }
+        if let Some(v) = usd("output_cost_per_token", self.output_cost_per_token)? {
+            p.output = v;
+        }
+        let audio_in = usd(
+            "input_cost_per_audio_token",
+            self.input_cost_per_audio_token,
+        )?;
+        p.input_audio = audio_in.or(p.input_audio);
+        let audio_out = usd(
+            "output_cost_per_audio_token",
+            self.output_cost_per_audio_token,
+        )?;
+        p.output_audio = audio_out.or(p.output_audio);
+        let cache_read = usd(
+            "cache_read_input_token_cost",
+            self.cache_read_input_token_cost,
+        )?;
+        p.cache_read = cache_read.or(p.cache_read);
+        let cache_write = usd(
+            "cache_creation_input_token_cost",
+            self.cache_creation_input_token_cost,
+        )?;
+        p.cache_write = cache_write.or(p.cache_write);
+        match self.max_output_tokens.or(self.max_tokens) {
+            Some(0) => bail!("max_output_tokens must be at least 1"),
+            Some(limit) => spec.max_output_tokens = limit,
+            None if !known => tracing::warn!(
+                model = %name,
+                limit = catalog::DEFAULT_MAX_OUTPUT_TOKENS,
+                "output limit unknown: requests without max_tokens are sent with this one; set model_info.max_output_tokens"
+            ),
+            None => {}
+        }
+        if let Some(tokenizer) = self.tokenizer {
+            spec.tokenizer = Tokenizer::parse(&tokenizer).with_context(|| {
+                format!("tokenizer {tokenizer:?}: use o200k_base, cl100k_base or bytes")
+            })?;
+        }
+        if let Some(image) = self.max_tokens_per_image {
+            spec.image_tokens = catalog::ImageTokens {
+                low: image,
+                high: image,
+            };
+        }
+        Ok(spec)
+    }
 }
 
 /// Resolves LiteLLM's `os.environ/NAME` indirection.
@@ -144,6 +256,18 @@ fn resolve_secret(value: &str) -> anyhow::Result<String> {
         }
         None => Ok(value.to_string()),
     }
+}
+
+fn seconds(field: &str, value: Option<f64>) -> anyhow::Result<Option<Duration>> {
+    value
+        .map(|secs| {
+            if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+                Ok(Duration::from_secs_f64(secs))
+            } else {
+                bail!("{field} must be a number of seconds between 0 and 86400")
+            }
+        })
+        .transpose()
 }
 
 impl ModelEntry {
@@ -187,31 +311,26 @@ impl ModelEntry {
                 model: model.to_string(),
             }
         };
-        let info = self.model_info.unwrap_or_default();
-        let builtin = prices::builtin(model)
-            .or_else(|| prices::builtin(&self.model_name))
-            .unwrap_or_default();
-        let input = info
-            .input_cost_per_token
-            .or(params.cost.input_cost_per_token);
-        let output = info
-            .output_cost_per_token
-            .or(params.cost.output_cost_per_token);
-        let price = match (input, output) {
-            (None, None) => builtin,
-            (input, output) => Price::from_usd(
-                input.unwrap_or(builtin.input as f64 / 1e12),
-                output.unwrap_or(builtin.output as f64 / 1e12),
-            )
-            .context("costs per token must be between 0 and 1 USD")?,
+        let builtin = catalog::builtin(model).or_else(|| catalog::builtin(&self.model_name));
+        let known = builtin.is_some();
+        let base = builtin.unwrap_or_else(|| catalog::unknown(model));
+        // In `litellm_params`, `max_tokens` is a default for requests, not the model's limit.
+        let from_params = ModelInfo {
+            max_tokens: None,
+            ..params.info
         };
-        if price == Price::default() {
+        let info = self.model_info.unwrap_or_default().or(from_params);
+        let spec = info.apply(base, known, &self.model_name)?;
+        if spec.price == Price::default() {
             tracing::warn!(model = %self.model_name, "no price known: its requests cost $0; set model_info.input_cost_per_token");
         }
+        let timeout = seconds("timeout", params.timeout)?.unwrap_or(DEFAULT_TIMEOUT);
         Ok(Deployment {
             model_name: self.model_name,
             upstream,
-            price,
+            spec,
+            timeout,
+            stream_timeout: seconds("stream_timeout", params.stream_timeout)?.unwrap_or(timeout),
         })
     }
 }
@@ -235,9 +354,12 @@ model_list:
       model: openai/meta-llama/Llama-3-8B
       api_base: http://127.0.0.1:8000/v1/
       rpm: 60
+      timeout: 2.5
+      stream_timeout: 30
     model_info:
       input_cost_per_token: 0.000001
       output_cost_per_token: 0.000002
+      max_output_tokens: 2048
   - model_name: fake
     litellm_params:
       model: mock/anything
@@ -256,15 +378,14 @@ litellm_settings:
                 model: "gpt-4o".into()
             }
         );
-        assert_eq!(gpt.price, prices::builtin("gpt-4o").expect("priced"));
+        assert_eq!(gpt.spec, catalog::builtin("gpt-4o").expect("known"));
+        assert_eq!(gpt.timeout, DEFAULT_TIMEOUT);
         let llama = models.get("local-llama").expect("llama");
-        assert_eq!(
-            llama.price,
-            Price {
-                input: 1_000_000,
-                output: 2_000_000
-            }
-        );
+        assert_eq!(llama.spec.price, Price::plain(1_000_000, 2_000_000));
+        assert_eq!(llama.spec.max_output_tokens, 2048);
+        assert_eq!(llama.spec.tokenizer, Tokenizer::Bytes);
+        assert_eq!(llama.timeout, Duration::from_millis(2500));
+        assert_eq!(llama.stream_timeout, Duration::from_secs(30));
         match &llama.upstream {
             Upstream::OpenAi {
                 base_url, model, ..
@@ -287,6 +408,9 @@ litellm_settings:
             "model_list:\n  - model_name: x\n    litellm_params:\n      model: openai/m\n      api_key: os.environ/GATEHOUSE_UNSET_VAR_XYZ",
             "model_list:\n  - model_name: x\n    litellm_params:\n      model: openai/m\n      api_base: ftp://host",
             "not: [valid",
+            "model_list:\n  - model_name: x\n    litellm_params:\n      model: mock/m\n      timeout: -1",
+            "model_list:\n  - model_name: x\n    litellm_params:\n      model: mock/m\n    model_info:\n      tokenizer: gpt2",
+            "model_list:\n  - model_name: x\n    litellm_params:\n      model: mock/m\n    model_info:\n      max_output_tokens: 0",
         ] {
             assert!(Models::from_yaml(bad).is_err(), "{bad}");
         }

@@ -1,6 +1,6 @@
 //! `/model/info`: the models this gateway serves and their prices, for the console's forms.
 
-use crate::state::AppState;
+use crate::{providers::catalog::picos_to_usd, state::AppState};
 use app::types::{ModelEntry, ModelList, ModelPrice};
 use axum::{extract::State, routing::get, Json, Router};
 
@@ -17,8 +17,9 @@ async fn info(State(state): State<AppState>) -> Json<ModelList> {
         .map(|d| ModelEntry {
             model_name: d.model_name.clone(),
             model_info: ModelPrice {
-                input_cost_per_token: d.price.input as f64 / 1e12,
-                output_cost_per_token: d.price.output as f64 / 1e12,
+                input_cost_per_token: picos_to_usd(d.spec.price.input),
+                output_cost_per_token: picos_to_usd(d.spec.price.output),
+                max_output_tokens: Some(d.spec.max_output_tokens),
             },
         })
         .collect();

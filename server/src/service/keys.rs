@@ -6,16 +6,18 @@ use super::{
 };
 use crate::{
     error::ApiError,
+    gate::admission::LevelKind,
     storage::{DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
 };
 use app::types::{GeneratedKey, KeyInfo, KeyList, KeyListQuery, KeyUpdate, NewKey, TeamMember};
 use chrono::{DateTime, Utc};
 
 /// The key as the API shows it (never its secret), with the live spend of the request path.
-pub fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
+pub async fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
     let (spend, reset_at) = ctx
         .gate
-        .key_budget(&row.key_id)
+        .budget(LevelKind::Key, &row.key_id)
+        .await
         .unwrap_or((row.spend, row.budget_reset_at));
     KeyInfo {
         token: row.key_id.clone(),
@@ -120,10 +122,10 @@ pub async fn generate(
     };
     match ctx.storage.insert_key(&row).await {
         Ok(()) => {
-            ctx.gate.put_key(&row, true);
+            ctx.gate.put_key(&row, true).await;
             Ok(GeneratedKey {
                 key: secret.key,
-                info: key_view(ctx, &row),
+                info: key_view(ctx, &row).await,
             })
         }
         // The team was deleted between the check and the insert.
@@ -135,9 +137,8 @@ pub async fn generate(
 }
 
 pub async fn info(ctx: Ctx<'_>, reference: &str) -> Result<KeyInfo, ApiError> {
-    resolve(ctx, "key", reference)
-        .await
-        .map(|row| key_view(ctx, &row))
+    let row = resolve(ctx, "key", reference).await?;
+    Ok(key_view(ctx, &row).await)
 }
 
 pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, ApiError> {
@@ -153,8 +154,12 @@ pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, ApiError
         user_id: query.user_id,
     };
     let (rows, total) = ctx.storage.keys(&filter, offset, size).await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in &rows {
+        keys.push(key_view(ctx, row).await);
+    }
     Ok(KeyList {
-        keys: rows.iter().map(|row| key_view(ctx, row)).collect(),
+        keys,
         total_count: total,
         current_page: page,
         total_pages: total.div_ceil(size),
@@ -220,8 +225,8 @@ async fn apply(
         .update_key(key_id, patch, now.timestamp())
         .await?
         .ok_or_else(|| ApiError::NotFound("Key not found".to_string()))?;
-    ctx.gate.put_key(&row, false);
-    Ok(key_view(ctx, &row))
+    ctx.gate.put_key(&row, false).await;
+    Ok(key_view(ctx, &row).await)
 }
 
 /// Deletes the keys, all or none; answers their tokens.
@@ -239,7 +244,7 @@ pub async fn delete(ctx: Ctx<'_>, references: Vec<String>) -> Result<Vec<String>
     match ctx.storage.delete_keys(&ids).await? {
         DeleteOutcome::Deleted => {
             for id in &ids {
-                ctx.gate.remove_key(id);
+                ctx.gate.remove_key(id).await;
             }
             Ok(ids)
         }

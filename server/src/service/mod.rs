@@ -2,6 +2,7 @@
 //! extract and delegate here.
 
 pub mod duration;
+pub mod estimate;
 pub mod fields;
 pub mod keys;
 pub mod money;
@@ -10,6 +11,7 @@ pub mod secrets;
 pub mod session;
 pub mod spend;
 pub mod teams;
+pub mod usage;
 pub mod validate;
 
 use crate::{gate::Gate, storage::Storage};

@@ -1,145 +1,465 @@
-//! The arithmetic of the request path: what a request may cost at most before it runs, and
-//! what it used once it has, read from the answer or from its SSE stream.
+//! The request path: find the caller's key, check it may use the model, bound what the request
+//! can cost, admit it at every level of its chain, call the provider, charge what it used and
+//! log it. The proxy routes only translate HTTP to this and back.
+//!
+//! The provider is called from a task of its own, so a caller that goes away stops nothing:
+//! the answer still arrives, is charged and logged (status 499). Every answered request is
+//! charged once — by the provider's usage, or by counting what it delivered when there is
+//! none — and never more than its reservation; a failed one is charged nothing.
 
-use crate::{gate::Estimate, providers::prices::Price};
-use serde_json::Value;
+use super::{
+    estimate::{self, Bound},
+    usage::{self, StreamMeter},
+};
+use crate::{
+    gate::{
+        admission::{Denial, RateInfo, Reservation},
+        Gate, KeyEntry,
+    },
+    providers::{
+        call::{self, Answer, CallInfo, Endpoint, UpstreamError},
+        catalog::Tokens,
+        Deployment, Models, Upstream,
+    },
+    service::secrets,
+    spend::{Durability, SpendSink},
+    storage::SpendLog,
+};
+use axum::body::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::{sync::Arc, time::Instant};
+use tokio::sync::{mpsc, oneshot};
 
-/// Completion tokens assumed when a request sets no `max_tokens`.
-pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
+/// Fields LiteLLM clients may send that address or authenticate an upstream: dropped, not
+/// forwarded.
+const GATEWAY_ONLY_FIELDS: &[&str] = &[
+    "api_base",
+    "base_url",
+    "api_key",
+    "api_version",
+    "organization",
+];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Embeddings,
+/// Chunks a stream may run ahead of a slow client.
+const STREAM_BUFFER: usize = 32;
+
+/// What the request path needs from the server's state.
+#[derive(Clone, Copy)]
+pub struct ProxyCtx<'a> {
+    pub gate: &'a Arc<Gate>,
+    pub models: &'a Arc<Models>,
+    pub http: &'a reqwest::Client,
+    pub spend: &'a SpendSink,
 }
 
-impl Endpoint {
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::Chat => "chat/completions",
-            Self::Embeddings => "embeddings",
-        }
+/// Why a request got no answer from the provider.
+#[derive(Debug)]
+pub enum ProxyError {
+    /// No key, or not one of ours.
+    Unauthenticated(&'static str),
+    /// The request itself is wrong: the field and what to send instead.
+    Invalid {
+        param: Option<&'static str>,
+        message: String,
+    },
+    Denied(Denial),
+    Upstream(UpstreamError),
+    /// The provider call's task died (a bug, not something a caller can cause).
+    Internal,
+}
+
+/// What the caller is told besides the answer itself.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub rate: RateInfo,
+    /// The output limit the gateway sent instead of none, to fit what is left of a budget.
+    pub lowered_to: Option<u64>,
+    /// What the request cost and the key's spend after it (whole answers only).
+    pub cost: Option<i64>,
+    pub key_spend: Option<i64>,
+}
+
+pub enum Reply {
+    Answer {
+        body: Bytes,
+        meta: Meta,
+    },
+    /// SSE bytes as the provider sends them.
+    Stream {
+        chunks: mpsc::Receiver<Bytes>,
+        meta: Meta,
+    },
+}
+
+fn invalid(param: Option<&'static str>, message: impl Into<String>) -> ProxyError {
+    ProxyError::Invalid {
+        param,
+        message: message.into(),
     }
 }
 
-/// Tokens reported by the upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+/// The caller's key, from its bearer token.
+pub fn find_key(gate: &Gate, token: Option<&str>) -> Result<Arc<KeyEntry>, ProxyError> {
+    let token = token.ok_or(ProxyError::Unauthenticated(
+        "No API key: send `Authorization: Bearer sk-...`.",
+    ))?;
+    gate.key_by_hash(&secrets::sha256_hex(token))
+        .ok_or(ProxyError::Unauthenticated("Invalid API key."))
 }
 
-impl Usage {
-    pub fn total(&self) -> u64 {
-        self.prompt_tokens + self.completion_tokens
-    }
-
-    /// Reads `usage` from an OpenAI-shaped answer or stream chunk.
-    pub fn from_json(value: &Value) -> Option<Self> {
-        let usage = value.get("usage").filter(|u| u.is_object())?;
-        let field = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
-        Some(Self {
-            prompt_tokens: field("prompt_tokens"),
-            completion_tokens: field("completion_tokens"),
-        })
-    }
+/// The models a key may use among those served, after its block and expiry are checked.
+pub fn models(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Vec<String>, ProxyError> {
+    let key = find_key(ctx.gate, token)?;
+    ctx.gate.authorize(&key, None).map_err(ProxyError::Denied)?;
+    Ok(ctx.gate.allowed_models(&key, ctx.models.names()))
 }
 
-/// The most a request can cost: every token of the prompt is at least one byte of the body,
-/// and the answer is at most `max_tokens` (or the default).
-pub fn estimate(request: &Value, body_len: usize, price: Price, endpoint: Endpoint) -> Estimate {
-    let prompt = body_len as u64;
-    let output = match endpoint {
-        Endpoint::Embeddings => 0,
-        Endpoint::Chat => request
-            .get("max_completion_tokens")
-            .or_else(|| request.get("max_tokens"))
-            .and_then(Value::as_u64)
-            .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS),
+/// Checks, admits and forwards one request; answers once the provider has (or, for a stream,
+/// once it has started).
+pub async fn forward(
+    ctx: ProxyCtx<'_>,
+    token: Option<&str>,
+    body: &[u8],
+    endpoint: Endpoint,
+) -> Result<Reply, ProxyError> {
+    let started = Instant::now();
+    let key = find_key(ctx.gate, token)?;
+    let mut request: Value = serde_json::from_slice(body)
+        .map_err(|err| invalid(None, format!("Invalid JSON body: {err}")))?;
+    if !request.is_object() {
+        return Err(invalid(None, "The body must be a JSON object."));
+    }
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(Some("model"), "model is required"))?
+        .to_string();
+    let chain = ctx
+        .gate
+        .authorize(&key, Some(&model))
+        .map_err(ProxyError::Denied)?;
+    let deployment = ctx.models.get(&model).cloned().ok_or_else(|| {
+        invalid(
+            Some("model"),
+            format!(
+                "Model '{model}' is not served here; GET /v1/models lists the models your key \
+                 may use."
+            ),
+        )
+    })?;
+    let bound = estimate::bound(endpoint, &request, &deployment.spec)
+        .map_err(|e| invalid(Some(e.param), e.message))?;
+    let grant = ctx
+        .gate
+        .admission
+        .admit(&chain, &bound.estimate(&deployment.spec.price))
+        .await
+        .map_err(ProxyError::Denied)?;
+    let streaming =
+        endpoint == Endpoint::Chat && request.get("stream").and_then(Value::as_bool) == Some(true);
+    let lowered_to = (endpoint == Endpoint::Chat && grant.lowered).then_some(grant.output_tokens);
+    prepare(
+        &mut request,
+        &deployment,
+        &bound,
+        grant.output_tokens,
+        endpoint,
+        streaming,
+    );
+    let meta = Meta {
+        rate: grant.rate.clone(),
+        lowered_to,
+        ..Meta::default()
     };
-    Estimate {
-        cost: price.cost_nanos(prompt, output),
-        tokens: prompt + output,
+    let call = Call {
+        reservation: Reservation::new(grant, ctx.gate.admission.clone()),
+        log: SpendLog {
+            request_id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            ts_ms: ctx.gate.clock.now_ms(),
+            key_id: key.key_id.clone(),
+            team_id: key.team.team_id.clone(),
+            user_id: key.user_id(),
+            model,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost: 0,
+            latency_ms: 0,
+            status: 0,
+        },
+        deployment,
+        bound,
+        request,
+        endpoint,
+        streaming,
+        started,
+        meta,
+        http: ctx.http.clone(),
+        sink: ctx.spend.clone(),
+    };
+    let (reply, answer) = oneshot::channel();
+    tokio::spawn(call.run(reply));
+    answer.await.unwrap_or(Err(ProxyError::Internal))
+}
+
+/// The request as the provider gets it: its model name there, an output limit that keeps the
+/// bound true, the usage chunk asked for, and nothing that could redirect the gateway.
+fn prepare(
+    request: &mut Value,
+    deployment: &Deployment,
+    bound: &Bound,
+    output_tokens: u64,
+    endpoint: Endpoint,
+    streaming: bool,
+) {
+    let Some(fields) = request.as_object_mut() else {
+        return;
+    };
+    if streaming {
+        // The usage chunk is what the stream is charged by.
+        let options = fields.entry("stream_options").or_insert_with(|| json!({}));
+        if !options.is_object() {
+            *options = json!({});
+        }
+        options["include_usage"] = json!(true);
+    }
+    if endpoint == Endpoint::Chat && (output_tokens != bound.output_tokens || !bound.explicit_limit)
+    {
+        use estimate::LimitField;
+        let names: &[&str] = match bound.limit_field {
+            LimitField::MaxTokens => &["max_tokens"],
+            LimitField::MaxCompletionTokens => &["max_completion_tokens"],
+            LimitField::Both => &["max_tokens", "max_completion_tokens"],
+        };
+        for name in names {
+            fields.insert((*name).to_string(), json!(output_tokens));
+        }
+    }
+    if let Upstream::OpenAi { model, .. } = &deployment.upstream {
+        fields.insert("model".to_string(), Value::String(model.clone()));
+        // Where a request goes is the configuration's call, never the caller's.
+        for field in GATEWAY_ONLY_FIELDS {
+            fields.remove(*field);
+        }
     }
 }
 
-/// Follows an SSE stream as it passes through: keeps the last `usage` seen and counts content
-/// chunks, the fallback when an upstream sends no usage.
-#[derive(Debug, Default)]
-pub struct StreamMeter {
-    pending: Vec<u8>,
-    pub usage: Option<Usage>,
-    pub content_chunks: u64,
+/// An admitted request on its way to the provider and back.
+struct Call {
+    reservation: Reservation,
+    /// The spend row, filled in as the answer comes.
+    log: SpendLog,
+    deployment: Arc<Deployment>,
+    bound: Bound,
+    request: Value,
+    endpoint: Endpoint,
+    streaming: bool,
+    started: Instant,
+    meta: Meta,
+    http: reqwest::Client,
+    sink: SpendSink,
 }
 
-impl StreamMeter {
-    pub fn feed(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.line(&line);
+type ReplyTo = oneshot::Sender<Result<Reply, ProxyError>>;
+
+impl Call {
+    async fn run(self, reply: ReplyTo) {
+        let info = CallInfo {
+            endpoint: self.endpoint,
+            streaming: self.streaming,
+            request_id: &self.log.request_id,
+            created: self.log.ts_ms / 1000,
+        };
+        let answer = call::send(&self.http, &self.deployment, &self.request, info).await;
+        match answer {
+            Err(err) => self.fail(err, reply).await,
+            Ok(Answer::Json(body)) => self.answer(body, reply).await,
+            Ok(Answer::Stream(stream)) => self.stream(stream, reply).await,
         }
     }
 
-    fn line(&mut self, line: &[u8]) {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
-        let data = data.trim_ascii();
-        if data == b"[DONE]" || data.is_empty() {
-            return;
-        }
-        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
-            return;
-        };
-        if let Some(usage) = Usage::from_json(&chunk) {
-            self.usage = Some(usage);
-        }
-        let has_content = chunk
-            .pointer("/choices/0/delta/content")
-            .and_then(Value::as_str)
-            .is_some_and(|text| !text.is_empty());
-        if has_content {
-            self.content_chunks += 1;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn the_estimate_bounds_the_real_cost() {
-        let price = Price {
-            input: 1000,
-            output: 2000,
-        };
-        let request = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10});
-        let body = serde_json::to_vec(&request).expect("json");
-        let e = estimate(&request, body.len(), price, Endpoint::Chat);
-        assert_eq!(e.tokens, body.len() as u64 + 10);
-        assert!(e.cost >= price.cost_nanos(5, 10));
-        let unbounded = estimate(&json!({}), 2, price, Endpoint::Chat);
-        assert_eq!(unbounded.tokens, 2 + DEFAULT_MAX_OUTPUT_TOKENS);
+    /// The provider failed: nothing is charged, the failure is logged with the status the
+    /// caller gets.
+    async fn fail(mut self, err: UpstreamError, reply: ReplyTo) {
+        self.reservation.release().await;
+        self.log.status = i64::from(status_of(&err));
+        self.log.latency_ms = elapsed_ms(self.started);
+        self.sink.record(self.log).await;
+        let _ = reply.send(Err(ProxyError::Upstream(err)));
     }
 
-    #[test]
-    fn the_meter_reads_usage_across_split_chunks() {
+    async fn answer(self, body: Bytes, reply: ReplyTo) {
+        let Some(answer) = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .filter(Value::is_object)
+        else {
+            tracing::warn!(model = %self.log.model, "upstream answer is not JSON");
+            return self.fail(UpstreamError::BadAnswer, reply).await;
+        };
+        let tokens = usage::from_json(&answer).unwrap_or_else(|| {
+            Tokens::plain(
+                self.bound.prompt_tokens,
+                estimate::answer_tokens(&answer, self.deployment.spec.tokenizer),
+            )
+        });
+        let status = if reply.is_closed() { 499 } else { 200 };
+        let (cost, key_spend, mut meta) = self.charge(tokens, status).await;
+        meta.cost = Some(cost);
+        meta.key_spend = Some(key_spend);
+        let _ = reply.send(Ok(Reply::Answer { body, meta }));
+    }
+
+    /// Passes the stream through chunk by chunk; when it ends (or breaks, or times out) charges
+    /// what it used. A caller that leaves does not stop it: the rest is read and charged.
+    async fn stream(
+        self,
+        mut stream: futures_util::stream::BoxStream<'static, Result<Bytes, UpstreamError>>,
+        reply: ReplyTo,
+    ) {
+        let (tx, chunks) = mpsc::channel(STREAM_BUFFER);
+        let meta = self.meta.clone();
+        let mut client = reply
+            .send(Ok(Reply::Stream { chunks, meta }))
+            .is_ok()
+            .then_some(tx);
+        let strict = self.sink.durability() == Durability::Strict;
         let mut meter = StreamMeter::default();
-        let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n\
-                      data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
-        for piece in stream.as_bytes().chunks(7) {
-            meter.feed(piece);
+        // Strict durability: the stream's end goes out only once its spend row is committed.
+        let mut held: Vec<Bytes> = Vec::new();
+        let mut failure = None;
+        loop {
+            // A caller that leaves is noticed while the provider is still thinking.
+            let item = match &client {
+                Some(tx) => tokio::select! {
+                    item = stream.next() => item,
+                    () = tx.closed() => {
+                        client = None;
+                        continue;
+                    }
+                },
+                None => stream.next().await,
+            };
+            let Some(item) = item else { break };
+            match item {
+                Ok(bytes) => {
+                    meter.feed(&bytes);
+                    if strict && meter.done {
+                        held.push(bytes);
+                        continue;
+                    }
+                    if let Some(tx) = &client {
+                        if tx.send(bytes).await.is_err() {
+                            client = None;
+                        }
+                    }
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
         }
-        assert_eq!(
-            meter.usage,
-            Some(Usage {
-                prompt_tokens: 7,
-                completion_tokens: 2
-            })
-        );
-        assert_eq!(meter.content_chunks, 1);
+        let status = match &failure {
+            Some(err) => status_of(err),
+            None if client.as_ref().is_none_or(mpsc::Sender::is_closed) => 499,
+            None => 200,
+        };
+        let tokens = meter.usage.unwrap_or_else(|| {
+            let counted = estimate::count(self.deployment.spec.tokenizer, &meter.delivered);
+            Tokens::plain(self.bound.prompt_tokens, counted.max(meter.output_chunks))
+        });
+        self.charge(tokens, status).await;
+        let Some(tx) = client else { return };
+        if let Some(err) = failure {
+            let _ = tx.send(Bytes::from(error_event(&err))).await;
+        }
+        for bytes in held {
+            if tx.send(bytes).await.is_err() {
+                break;
+            }
+        }
     }
+
+    /// Settles the reservation to what `tokens` cost (never more than it) and logs the
+    /// request; answers its cost, the key's spend after it, and the meta to send.
+    async fn charge(mut self, tokens: Tokens, status: u16) -> (i64, i64, Meta) {
+        let mut cost = self.deployment.spec.price.cost_nanos(&tokens);
+        let reserved = self.reservation.grant().cost;
+        if cost > reserved {
+            tracing::warn!(
+                model = %self.log.model,
+                cost,
+                reserved,
+                prompt_tokens = tokens.prompt,
+                completion_tokens = tokens.completion,
+                "the provider reported more than the request's bound; charged the bound"
+            );
+            cost = reserved;
+        }
+        let settled = self.reservation.settle(cost, tokens.total()).await;
+        let key_spend = settled.spend.first().copied().unwrap_or(0);
+        self.log.prompt_tokens = i64::try_from(tokens.prompt).unwrap_or(i64::MAX);
+        self.log.completion_tokens = i64::try_from(tokens.completion).unwrap_or(i64::MAX);
+        self.log.cost = cost;
+        self.log.status = i64::from(status);
+        self.log.latency_ms = elapsed_ms(self.started);
+        self.sink.record(self.log).await;
+        (cost, key_spend, self.meta)
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The HTTP status a caller gets for an upstream failure (logged with the request too).
+pub fn status_of(err: &UpstreamError) -> u16 {
+    match err {
+        UpstreamError::Timeout => 504,
+        UpstreamError::RateLimited { .. } => 429,
+        UpstreamError::Rejected { .. } => 400,
+        UpstreamError::Unreachable
+        | UpstreamError::Failed { .. }
+        | UpstreamError::BrokeOff
+        | UpstreamError::BadAnswer => 502,
+    }
+}
+
+/// What a caller is told of an upstream failure; never the provider's own text, except the
+/// reason it refused a malformed request.
+pub fn upstream_message(err: &UpstreamError) -> String {
+    match err {
+        UpstreamError::Unreachable => "The model's provider could not be reached.".into(),
+        UpstreamError::Timeout => "The model's provider did not answer in time.".into(),
+        UpstreamError::RateLimited { retry_after } => format!(
+            "The model's provider is rate limiting this gateway; retry after {retry_after} s."
+        ),
+        UpstreamError::Rejected { message } => message.clone(),
+        UpstreamError::Failed { status } => {
+            format!("The model's provider failed (status {status}).")
+        }
+        UpstreamError::BrokeOff => "The model's provider broke off its answer.".into(),
+        UpstreamError::BadAnswer => "The model's provider sent an answer that is not JSON.".into(),
+    }
+}
+
+/// The `error.type` of an upstream failure.
+pub fn upstream_kind(err: &UpstreamError) -> &'static str {
+    match err {
+        UpstreamError::Timeout => "timeout",
+        UpstreamError::RateLimited { .. } => "rate_limit_error",
+        UpstreamError::Rejected { .. } => "invalid_request_error",
+        _ => "upstream_error",
+    }
+}
+
+/// The SSE event that ends a stream the provider broke off.
+fn error_event(err: &UpstreamError) -> String {
+    let body = json!({"error": {
+        "message": upstream_message(err),
+        "type": upstream_kind(err),
+        "param": null,
+        "code": status_of(err).to_string(),
+    }});
+    format!("data: {body}\n\n")
 }

@@ -8,16 +8,18 @@ use super::{
 };
 use crate::{
     error::ApiError,
+    gate::admission::LevelKind,
     storage::{DeleteOutcome, KeyFilter, StorageError, TeamPatch, TeamRow},
 };
 use app::types::{NewTeam, Team, TeamInfo, TeamUpdate};
 use chrono::{DateTime, Utc};
 
 /// The team as the API shows it, with the live spend of the request path.
-pub fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
+pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
     let (spend, reset_at) = ctx
         .gate
-        .team_budget(&row.team_id)
+        .budget(LevelKind::Team, &row.team_id)
+        .await
         .unwrap_or((row.spend, row.budget_reset_at));
     Team {
         team_id: row.team_id.clone(),
@@ -79,8 +81,8 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     };
     match ctx.storage.insert_team(&row).await {
         Ok(()) => {
-            ctx.gate.put_team(&row, true);
-            Ok(team_view(ctx, &row))
+            ctx.gate.put_team(&row, true).await;
+            Ok(team_view(ctx, &row).await)
         }
         Err(StorageError::AlreadyExists) => Err(ApiError::Conflict(format!(
             "Team '{}' already exists; choose another team_id or use /team/update",
@@ -92,7 +94,11 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
 
 pub async fn list(ctx: Ctx<'_>) -> Result<Vec<Team>, ApiError> {
     let rows = ctx.storage.teams().await?;
-    Ok(rows.iter().map(|row| team_view(ctx, row)).collect())
+    let mut teams = Vec::with_capacity(rows.len());
+    for row in &rows {
+        teams.push(team_view(ctx, row).await);
+    }
+    Ok(teams)
 }
 
 pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, ApiError> {
@@ -102,10 +108,14 @@ pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, ApiError> {
         user_id: None,
     };
     let (keys, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
-    let team = team_view(ctx, &team);
+    let team = team_view(ctx, &team).await;
+    let mut views = Vec::with_capacity(keys.len());
+    for key in &keys {
+        views.push(key_view(ctx, key).await);
+    }
     Ok(TeamInfo {
         members: keys.iter().map(member_view).collect(),
-        keys: keys.iter().map(|key| key_view(ctx, key)).collect(),
+        keys: views,
         team_info: team.clone(),
         team,
     })
@@ -159,8 +169,8 @@ async fn apply(
         .update_team(team_id, patch, now.timestamp())
         .await?
         .ok_or_else(|| not_found(team_id))?;
-    ctx.gate.put_team(&row, false);
-    Ok(team_view(ctx, &row))
+    ctx.gate.put_team(&row, false).await;
+    Ok(team_view(ctx, &row).await)
 }
 
 /// Deletes the teams and their keys, all or none.
@@ -181,7 +191,7 @@ pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, 
     match ctx.storage.delete_teams(&unique).await? {
         DeleteOutcome::Deleted => {
             for id in &unique {
-                ctx.gate.remove_team(id);
+                ctx.gate.remove_team(id).await;
             }
             Ok(unique)
         }

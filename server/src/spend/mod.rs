@@ -1,10 +1,13 @@
 //! Spend persistence off the request path: handlers hand each finished request to a channel;
 //! one writer task commits them in batches (group commit) with the keys' and teams' spend, and
-//! runs the budget resets. Nothing waits on the database per request, a failed commit is
-//! retried, SIGTERM drains everything, and a crash loses at most one flush interval.
+//! runs the budget resets. A failed commit is retried and SIGTERM drains everything.
+//!
+//! Two durabilities: by default nothing waits on the database and a crash loses at most one
+//! flush interval; `strict` answers a request only once its spend row is committed, and the
+//! writer commits as soon as the previous commit is done (a group commit every few ms).
 
 use crate::{
-    gate::{Gate, KeyLive},
+    gate::{admission::LevelKind, Gate},
     storage::{SpendBatch, SpendLog, SpendState, Storage},
 };
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
@@ -17,21 +20,48 @@ use tokio::{
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_BATCH: usize = 4096;
 
-pub struct SpendEvent {
-    pub log: SpendLog,
-    pub key: Arc<KeyLive>,
+/// When a request's answer may go out, relative to its spend row's commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// At once; the writer commits every 200 ms (a crash loses at most that).
+    Default,
+    /// Only once its spend row is committed (a crash loses nothing answered).
+    Strict,
+}
+
+struct SpendEvent {
+    log: SpendLog,
+    /// Told when the row is committed (strict durability).
+    committed: Option<oneshot::Sender<()>>,
 }
 
 /// The handlers' end of the channel.
 #[derive(Clone)]
 pub struct SpendSink {
     tx: mpsc::UnboundedSender<SpendEvent>,
+    durability: Durability,
 }
 
 impl SpendSink {
-    pub fn record(&self, event: SpendEvent) {
-        if self.tx.send(event).is_err() {
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Queues a request's spend row; with strict durability, returns once it is committed.
+    pub async fn record(&self, log: SpendLog) {
+        let (committed, done) = match self.durability {
+            Durability::Strict => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            Durability::Default => (None, None),
+        };
+        if self.tx.send(SpendEvent { log, committed }).is_err() {
             tracing::error!("spend writer stopped; a spend record was dropped");
+            return;
+        }
+        if let Some(done) = done {
+            let _ = done.await;
         }
     }
 }
@@ -51,11 +81,15 @@ impl SpendWriter {
     }
 }
 
-pub fn start(storage: Arc<dyn Storage>, gate: Arc<Gate>) -> (SpendSink, SpendWriter) {
+pub fn start(
+    storage: Arc<dyn Storage>,
+    gate: Arc<Gate>,
+    durability: Durability,
+) -> (SpendSink, SpendWriter) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(run(storage, gate, rx, stopped));
-    (SpendSink { tx }, SpendWriter { stop, task })
+    let task = tokio::spawn(run(storage, gate, rx, stopped, durability));
+    (SpendSink { tx, durability }, SpendWriter { stop, task })
 }
 
 #[derive(Default)]
@@ -71,6 +105,7 @@ async fn run(
     gate: Arc<Gate>,
     mut rx: mpsc::UnboundedReceiver<SpendEvent>,
     mut stopped: oneshot::Receiver<()>,
+    durability: Durability,
 ) {
     let mut pending = Pending::default();
     let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
@@ -80,12 +115,21 @@ async fn run(
             biased;
             _ = &mut stopped => break,
             _ = ticker.tick() => {
-                gate.reset_due_budgets();
+                gate.reset_due_budgets().await;
                 flush(storage.as_ref(), &gate, &mut pending).await;
             }
             Some(event) = rx.recv() => {
                 pending.events.push(event);
-                if pending.events.len() >= MAX_BATCH {
+                if durability == Durability::Strict {
+                    // Everything queued while the last commit ran goes in this one.
+                    while pending.events.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(event) => pending.events.push(event),
+                            Err(_) => break,
+                        }
+                    }
+                    flush(storage.as_ref(), &gate, &mut pending).await;
+                } else if pending.events.len() >= MAX_BATCH {
                     flush(storage.as_ref(), &gate, &mut pending).await;
                 }
             }
@@ -115,10 +159,14 @@ async fn flush(storage: &dyn Storage, gate: &Gate, pending: &mut Pending) -> boo
     {
         return true;
     }
-    let batch = batch(gate, pending);
+    let batch = batch(gate, pending).await;
     match storage.record_spend(&batch).await {
         Ok(()) => {
-            *pending = Pending::default();
+            for event in std::mem::take(pending).events {
+                if let Some(committed) = event.committed {
+                    let _ = committed.send(());
+                }
+            }
             true
         }
         Err(err) => {
@@ -129,35 +177,31 @@ async fn flush(storage: &dyn Storage, gate: &Gate, pending: &mut Pending) -> boo
 }
 
 /// The logs, and the live spend and next reset of every key and team they touch or that reset.
-fn batch(gate: &Gate, pending: &Pending) -> SpendBatch {
+async fn batch(gate: &Gate, pending: &Pending) -> SpendBatch {
     let mut team_ids = pending.team_resets.clone();
     let mut key_ids = pending.key_resets.clone();
     for event in &pending.events {
-        team_ids.insert(event.key.team.team_id.clone());
-        key_ids.insert(event.key.key_id.clone());
+        team_ids.insert(event.log.team_id.clone());
+        key_ids.insert(event.log.key_id.clone());
     }
-    let state = |id: String, budget: Option<(i64, Option<i64>)>| {
-        budget.map(|(spend, reset_at)| SpendState {
-            id,
-            spend,
-            reset_at,
-        })
-    };
     SpendBatch {
         logs: pending.events.iter().map(|e| e.log.clone()).collect(),
-        teams: team_ids
-            .into_iter()
-            .filter_map(|id| {
-                let budget = gate.team_budget(&id);
-                state(id, budget)
-            })
-            .collect(),
-        keys: key_ids
-            .into_iter()
-            .filter_map(|id| {
-                let budget = gate.key_budget(&id);
-                state(id, budget)
-            })
-            .collect(),
+        teams: states(gate, LevelKind::Team, team_ids).await,
+        keys: states(gate, LevelKind::Key, key_ids).await,
     }
+}
+
+/// The live spend and next reset of each of `ids`.
+async fn states(gate: &Gate, kind: LevelKind, ids: BTreeSet<String>) -> Vec<SpendState> {
+    let mut states = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some((spend, reset_at)) = gate.budget(kind, &id).await {
+            states.push(SpendState {
+                id,
+                spend,
+                reset_at,
+            });
+        }
+    }
+    states
 }

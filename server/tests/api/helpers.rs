@@ -10,8 +10,15 @@ use server::{
     gate::{clock::Clock, Gate},
     start_with_clock, Running,
 };
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+};
 use tempfile::TempDir;
+use tokio::sync::{watch, Notify};
 
 pub const ADMIN_KEY: &str = "sk-admin-test-0123456789";
 
@@ -100,6 +107,39 @@ impl TestApp {
         )
         .expect("config written");
         Self::spawn_in(dir, Some(config)).await
+    }
+
+    /// A gateway in front of a [`Faults`] upstream: each behaviour is a model of that name,
+    /// priced like the tests' upstream model, with an output limit of 1,000 tokens, images of
+    /// at most 1,445 tokens, and a timeout of 1 s.
+    pub async fn spawn_faults() -> (Self, Faults) {
+        let faults = Faults::spawn().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("gatehouse.yaml");
+        let mut yaml = String::from("model_list:\n");
+        for behaviour in BEHAVIOURS {
+            yaml.push_str(&format!(
+                "- model_name: {behaviour}\n  litellm_params:\n    model: openai/{behaviour}\n    api_base: {}\n    api_key: {UPSTREAM_SECRET}\n    timeout: 1\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n    max_output_tokens: 1000\n    tokenizer: o200k_base\n    max_tokens_per_image: 1445\n",
+                faults.base
+            ));
+        }
+        std::fs::write(&config, yaml).expect("config written");
+        (Self::spawn_in(dir, Some(config)).await, faults)
+    }
+
+    /// Polls `/spend/logs` until the team's log has `rows` rows (at most 5 s): the log is
+    /// written off the request path.
+    pub async fn wait_for_logs(&self, team_id: &str, rows: u64) -> Value {
+        for _ in 0..500 {
+            let logs = self
+                .get(&format!("/spend/logs?team_id={team_id}&size=100"))
+                .await;
+            if logs.body["total_count"].as_u64() >= Some(rows) {
+                return logs.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("team {team_id} never had {rows} spend log rows");
     }
 
     async fn spawn_in(dir: TempDir, config_file: Option<PathBuf>) -> Self {
@@ -310,5 +350,245 @@ pub async fn read(response: reqwest::Response) -> Reply {
         status,
         headers,
         body,
+    }
+}
+
+/// The provider key the faulty upstream is configured with; it must never reach a caller.
+pub const UPSTREAM_SECRET: &str = "sk-upstream-secret-do-not-leak-4242";
+
+/// The faulty upstream's behaviours, each served as a model of that name:
+/// - `honest`: usage = the mock's prompt count, and `n × max_tokens` completion tokens;
+/// - `no-usage`: an answer without `usage`;
+/// - `bad-json`: 200 with a body that is not JSON;
+/// - `status-400`, `status-401`, `status-429`, `status-500`: those errors (401 names the key);
+/// - `hang`: never answers;
+/// - `held`: answers like `honest` once the test opens the gate;
+/// - `stream-no-usage`: a stream without a usage chunk;
+/// - `stream-cut`: a stream that breaks after two chunks;
+/// - `stream-held`: one chunk, then the rest (with usage) once the gate opens;
+/// - `over-report`: claims a million prompt and completion tokens;
+/// - `images`: `honest`, plus 1,445 prompt tokens per image (OpenAI's high-detail maximum).
+pub const BEHAVIOURS: &[&str] = &[
+    "honest",
+    "no-usage",
+    "bad-json",
+    "status-400",
+    "status-401",
+    "status-429",
+    "status-500",
+    "hang",
+    "held",
+    "stream-no-usage",
+    "stream-cut",
+    "stream-held",
+    "over-report",
+    "images",
+];
+
+/// An OpenAI-compatible upstream that misbehaves on demand, over real HTTP.
+#[derive(Clone)]
+pub struct Faults {
+    pub base: String,
+    /// Every request body it received, in order.
+    pub seen: Arc<Mutex<Vec<Value>>>,
+    /// Requests now waiting at the gate.
+    waiting: Arc<AtomicUsize>,
+    arrived: Arc<Notify>,
+    gate: watch::Sender<bool>,
+}
+
+impl Faults {
+    async fn spawn() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (gate, _) = watch::channel(false);
+        let faults = Self {
+            base: format!("http://{addr}/v1"),
+            seen: Arc::default(),
+            waiting: Arc::default(),
+            arrived: Arc::default(),
+            gate,
+        };
+        let state = faults.clone();
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", axum::routing::post(fault_chat))
+            .with_state(state);
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
+        faults
+    }
+
+    /// Waits until `n` requests wait at the gate.
+    pub async fn until_waiting(&self, n: usize) {
+        loop {
+            let arrived = self.arrived.notified();
+            if self.waiting.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            arrived.await;
+        }
+    }
+
+    /// Lets every held request (and those to come) go on.
+    pub fn open(&self) {
+        let _ = self.gate.send(true);
+    }
+
+    /// The last request body the upstream received.
+    pub fn last_seen(&self) -> Value {
+        self.seen
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("a request arrived")
+    }
+
+    async fn wait_at_gate(&self) {
+        let mut gate = self.gate.subscribe();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.arrived.notify_waiters();
+        let _ = gate.wait_for(|open| *open).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn sse(events: Vec<Value>, done: bool) -> Vec<Result<axum::body::Bytes, std::io::Error>> {
+    let mut out: Vec<_> = events
+        .into_iter()
+        .map(|e| Ok(axum::body::Bytes::from(format!("data: {e}\n\n"))))
+        .collect();
+    if done {
+        out.push(Ok(axum::body::Bytes::from("data: [DONE]\n\n")));
+    }
+    out
+}
+
+fn chunk(content: &str) -> Value {
+    json!({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+           "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]})
+}
+
+async fn fault_chat(
+    axum::extract::State(faults): axum::extract::State<Faults>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::{
+        http::{header, StatusCode},
+        response::IntoResponse,
+    };
+    use futures_util::StreamExt;
+    let request: Value = serde_json::from_slice(&body).expect("the gateway sends JSON");
+    faults.seen.lock().expect("lock").push(request.clone());
+    let model = request["model"].as_str().unwrap_or_default().to_string();
+    let max_tokens = request["max_tokens"]
+        .as_u64()
+        .or_else(|| request["max_completion_tokens"].as_u64())
+        .unwrap_or(0);
+    let n = request["n"].as_u64().unwrap_or(1);
+    let prompt = server::providers::mock::prompt_tokens(&request);
+    let images = request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|part| part["type"] == "image_url")
+        .count() as u64;
+    let usage = |prompt: u64, completion: u64| json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+    let answer = |usage: Option<Value>| {
+        let mut answer = json!({"id": "chatcmpl-fault", "object": "chat.completion", "created": 0,
+            "model": model, "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": "a fairly short answer from the faulty upstream"}, "finish_reason": "stop"}]});
+        if let Some(usage) = usage {
+            answer["usage"] = usage;
+        }
+        axum::Json(answer).into_response()
+    };
+    let error = |status: StatusCode, message: &str| {
+        (
+            status,
+            axum::Json(json!({"error": {"message": message, "type": "x"}})),
+        )
+            .into_response()
+    };
+    let stream = |parts: Vec<Result<axum::body::Bytes, std::io::Error>>| {
+        (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            axum::body::Body::from_stream(futures_util::stream::iter(parts)),
+        )
+            .into_response()
+    };
+    match model.as_str() {
+        "honest" => answer(Some(usage(prompt, n * max_tokens))),
+        "images" => answer(Some(usage(prompt + 1_445 * images, n * max_tokens))),
+        "no-usage" => answer(None),
+        "over-report" => answer(Some(usage(1_000_000, 1_000_000))),
+        "bad-json" => ([(header::CONTENT_TYPE, "application/json")], "{not json").into_response(),
+        "status-400" => error(
+            StatusCode::BAD_REQUEST,
+            "This model's maximum context length is 128000 tokens.",
+        ),
+        "status-401" => error(
+            StatusCode::UNAUTHORIZED,
+            &format!("Incorrect API key provided: {UPSTREAM_SECRET}"),
+        ),
+        "status-429" => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "7")],
+            axum::Json(json!({"error": {"message": "slow down", "type": "x"}})),
+        )
+            .into_response(),
+        "status-500" => error(StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded"),
+        "hang" => std::future::pending().await,
+        "held" => {
+            faults.wait_at_gate().await;
+            answer(Some(usage(prompt, n * max_tokens)))
+        }
+        "stream-no-usage" => stream(sse(vec![chunk("Hello"), chunk(" there, friend")], true)),
+        "stream-cut" => {
+            // The chunks go out (the body yields once, so they are flushed), then it breaks.
+            let parts = sse(vec![chunk("Hello"), chunk(" there")], false);
+            let cut = futures_util::stream::once(async {
+                tokio::task::yield_now().await;
+                Err(std::io::Error::other("cut"))
+            });
+            (
+                [(header::CONTENT_TYPE, "text/event-stream")],
+                axum::body::Body::from_stream(futures_util::stream::iter(parts).chain(cut)),
+            )
+                .into_response()
+        }
+        "stream-held" => {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(async move {
+                let _ = tx
+                    .send(Ok(axum::body::Bytes::from(format!(
+                        "data: {}\n\n",
+                        chunk("Hello")
+                    ))))
+                    .await;
+                faults.wait_at_gate().await;
+                for part in sse(
+                    vec![
+                        chunk(" again"),
+                        json!({"choices": [], "usage": usage(prompt, 40)}),
+                    ],
+                    true,
+                ) {
+                    let _ = tx.send(part).await;
+                }
+            });
+            let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            (
+                [(header::CONTENT_TYPE, "text/event-stream")],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
+        }
+        other => error(StatusCode::NOT_FOUND, &format!("no behaviour {other}")),
     }
 }

@@ -3,6 +3,8 @@
 
 mod auth;
 mod console;
+mod contract;
+mod contract_props;
 mod errors;
 mod helpers;
 mod keys;

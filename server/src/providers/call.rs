@@ -1,0 +1,248 @@
+//! Calling a model's provider: one request to an OpenAI-compatible server (or the in-process
+//! mock) within the deployment's timeouts, its failures sorted into what a caller may be told.
+//! An upstream's own error text is passed on only for requests it refused as malformed; its
+//! authentication and server errors stay here, since they can describe the provider's key.
+
+use super::{mock, Deployment, Upstream};
+use axum::body::Bytes;
+use futures_util::{stream::BoxStream, StreamExt};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The longest upstream error message passed on.
+const MAX_UPSTREAM_MESSAGE: usize = 2_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Chat => "chat/completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// Why a call to the provider failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// No connection could be made.
+    Unreachable,
+    /// No answer (or no next chunk) within the deployment's timeout.
+    Timeout,
+    /// The provider's own rate limit; seconds to wait.
+    RateLimited { retry_after: u64 },
+    /// The provider refused the request as malformed (context too long, say): its message.
+    Rejected { message: String },
+    /// Any other failure of the provider's (its auth, its servers): its status.
+    Failed { status: u16 },
+    /// The answer broke off before it was whole.
+    BrokeOff,
+    /// A success status whose body is not a JSON object.
+    BadAnswer,
+}
+
+/// A successful call: the whole answer, or a stream of SSE bytes as they come.
+pub enum Answer {
+    Json(Bytes),
+    Stream(BoxStream<'static, Result<Bytes, UpstreamError>>),
+}
+
+/// What the mock needs to write its answer.
+pub struct CallInfo<'a> {
+    pub endpoint: Endpoint,
+    pub streaming: bool,
+    pub request_id: &'a str,
+    pub created: i64,
+}
+
+pub async fn send(
+    http: &reqwest::Client,
+    deployment: &Deployment,
+    body: &Value,
+    info: CallInfo<'_>,
+) -> Result<Answer, UpstreamError> {
+    match &deployment.upstream {
+        Upstream::Mock => Ok(mock_answer(deployment, body, &info)),
+        Upstream::OpenAi {
+            base_url, api_key, ..
+        } => {
+            let mut call = http
+                .post(format!("{base_url}/{}", info.endpoint.path()))
+                .json(body);
+            if let Some(api_key) = api_key {
+                call = call.bearer_auth(api_key);
+            }
+            let secret = api_key.as_deref();
+            if info.streaming {
+                stream(call, deployment.stream_timeout, secret).await
+            } else {
+                tokio::time::timeout(deployment.timeout, whole(call, secret))
+                    .await
+                    .map_err(|_| UpstreamError::Timeout)?
+            }
+        }
+    }
+}
+
+fn mock_answer(deployment: &Deployment, body: &Value, info: &CallInfo<'_>) -> Answer {
+    let model = &deployment.model_name;
+    if info.streaming {
+        let events = mock::chat_stream(body, model, info.request_id, info.created);
+        return Answer::Stream(
+            futures_util::stream::iter(events.into_iter().map(|e| Ok(Bytes::from(e)))).boxed(),
+        );
+    }
+    let answer = match info.endpoint {
+        Endpoint::Chat => mock::chat_completion(body, model, info.request_id, info.created),
+        Endpoint::Embeddings => mock::embeddings(body, model),
+    };
+    Answer::Json(Bytes::from(answer.to_string()))
+}
+
+async fn whole(
+    call: reqwest::RequestBuilder,
+    secret: Option<&str>,
+) -> Result<Answer, UpstreamError> {
+    let response = call.send().await.map_err(sent)?;
+    let response = success(response, secret).await?;
+    let bytes = response.bytes().await.map_err(read)?;
+    Ok(Answer::Json(bytes))
+}
+
+async fn stream(
+    call: reqwest::RequestBuilder,
+    timeout: Duration,
+    secret: Option<&str>,
+) -> Result<Answer, UpstreamError> {
+    let started = tokio::time::timeout(timeout, async {
+        let response = call.send().await.map_err(sent)?;
+        success(response, secret).await
+    });
+    let response = started.await.map_err(|_| UpstreamError::Timeout)??;
+    let chunks = response.bytes_stream().boxed();
+    let stream = futures_util::stream::unfold(Some(chunks), move |chunks| async move {
+        let mut chunks = chunks?;
+        match tokio::time::timeout(timeout, chunks.next()).await {
+            Err(_) => Some((Err(UpstreamError::Timeout), None)),
+            Ok(None) => None,
+            Ok(Some(Err(err))) => Some((Err(read(err)), None)),
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
+        }
+    });
+    Ok(Answer::Stream(stream.boxed()))
+}
+
+fn sent(err: reqwest::Error) -> UpstreamError {
+    if err.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        tracing::warn!(error = %err.without_url(), "upstream unreachable");
+        UpstreamError::Unreachable
+    }
+}
+
+fn read(err: reqwest::Error) -> UpstreamError {
+    tracing::warn!(error = %err.without_url(), "upstream answer broke off");
+    UpstreamError::BrokeOff
+}
+
+/// The response when its status is a success; otherwise the failure it stands for.
+async fn success(
+    response: reqwest::Response,
+    secret: Option<&str>,
+) -> Result<reqwest::Response, UpstreamError> {
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = response.bytes().await.unwrap_or_default();
+    tracing::warn!(status, "upstream refused the request");
+    Err(failure(status, retry_after, &body, secret))
+}
+
+/// Sorts an upstream's error status into what the caller is told.
+pub fn failure(
+    status: u16,
+    retry_after: Option<u64>,
+    body: &[u8],
+    secret: Option<&str>,
+) -> UpstreamError {
+    match status {
+        429 => UpstreamError::RateLimited {
+            retry_after: retry_after.unwrap_or(1).clamp(1, 3_600),
+        },
+        408 => UpstreamError::Timeout,
+        400 | 413 | 422 => match message(body, secret) {
+            Some(message) => UpstreamError::Rejected { message },
+            None => UpstreamError::Failed { status },
+        },
+        _ => UpstreamError::Failed { status },
+    }
+}
+
+/// `error.message` of an OpenAI-shaped error body, cut to a sane length, the provider's key
+/// (should it appear) blanked out.
+fn message(body: &[u8], secret: Option<&str>) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let text = value.pointer("/error/message").and_then(Value::as_str)?;
+    let mut text: String = text.chars().take(MAX_UPSTREAM_MESSAGE).collect();
+    if let Some(secret) = secret.filter(|s| s.len() >= 8) {
+        text = text.replace(secret, "[redacted]");
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_statuses_are_sorted() {
+        let body =
+            br#"{"error": {"message": "This model's maximum context length is 8192 tokens"}}"#;
+        assert_eq!(
+            failure(400, None, body, None),
+            UpstreamError::Rejected {
+                message: "This model's maximum context length is 8192 tokens".into()
+            }
+        );
+        assert_eq!(
+            failure(429, Some(7), b"", None),
+            UpstreamError::RateLimited { retry_after: 7 }
+        );
+        assert_eq!(
+            failure(429, None, b"", None),
+            UpstreamError::RateLimited { retry_after: 1 }
+        );
+        let leaky = br#"{"error": {"message": "Incorrect API key provided: sk-upstream-secret"}}"#;
+        assert_eq!(
+            failure(401, None, leaky, None),
+            UpstreamError::Failed { status: 401 }
+        );
+        assert_eq!(
+            failure(500, None, body, None),
+            UpstreamError::Failed { status: 500 }
+        );
+        assert_eq!(
+            failure(400, None, b"<html>", None),
+            UpstreamError::Failed { status: 400 }
+        );
+        let echoed = br#"{"error": {"message": "bad key sk-upstream-secret in request"}}"#;
+        assert_eq!(
+            failure(400, None, echoed, Some("sk-upstream-secret")),
+            UpstreamError::Rejected {
+                message: "bad key [redacted] in request".into()
+            }
+        );
+    }
+}

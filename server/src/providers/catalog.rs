@@ -1,0 +1,374 @@
+//! What Gatehouse knows of a model without asking its provider: the price of each kind of token,
+//! the most it writes in one answer, how its prompts are counted and what an image can cost.
+//! A config's `model_info` (or `litellm_params`) overrides each. Prices are pico-dollars per
+//! token so the cheapest models stay exact.
+
+const PICOS_PER_USD: f64 = 1e12;
+
+/// Output tokens assumed for a model whose limit is known neither here nor from its config.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4_096;
+
+/// How a model's prompt is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokenizer {
+    /// OpenAI's `o200k_base` (GPT-4o, GPT-4.1, GPT-5, o-series): an exact count.
+    O200k,
+    /// OpenAI's `cl100k_base` (GPT-4, GPT-3.5, the embeddings models): an exact count.
+    Cl100k,
+    /// One token per byte of UTF-8: a true upper bound for every byte-level tokenizer (Claude,
+    /// Llama, Mistral, Qwen, ...), whose tokens each cover at least one byte.
+    Bytes,
+}
+
+impl Tokenizer {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "o200k_base" => Some(Self::O200k),
+            "cl100k_base" => Some(Self::Cl100k),
+            "bytes" => Some(Self::Bytes),
+            _ => None,
+        }
+    }
+
+    /// The tokenizer a model's name implies: OpenAI's families by prefix, bytes for the rest.
+    pub fn for_model(name: &str) -> Self {
+        let name = base_name(name);
+        const O200K: &[&str] = &[
+            "gpt-4o",
+            "gpt-4.1",
+            "gpt-4.5",
+            "gpt-5",
+            "chatgpt-4o",
+            "o1",
+            "o3",
+            "o4",
+            "gpt-oss",
+        ];
+        const CL100K: &[&str] = &["gpt-4", "gpt-3.5", "text-embedding-"];
+        if O200K.iter().any(|p| name.starts_with(p)) {
+            Self::O200k
+        } else if CL100K.iter().any(|p| name.starts_with(p)) {
+            Self::Cl100k
+        } else {
+            Self::Bytes
+        }
+    }
+}
+
+/// The price of one token of each kind, pico-dollars. Components a model does not price
+/// separately cost what a plain input or output token costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Price {
+    pub input: i64,
+    pub output: i64,
+    pub input_audio: Option<i64>,
+    pub output_audio: Option<i64>,
+    /// Prompt tokens read from the provider's cache.
+    pub cache_read: Option<i64>,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_write: Option<i64>,
+}
+
+/// Tokens of an answer, split by what they are priced as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tokens {
+    /// All prompt tokens, whatever their kind.
+    pub prompt: u64,
+    /// Of `prompt`: audio, read from cache, written to cache.
+    pub prompt_audio: u64,
+    pub prompt_cached: u64,
+    pub prompt_cache_write: u64,
+    /// All completion tokens (reasoning included).
+    pub completion: u64,
+    /// Of `completion`: audio.
+    pub completion_audio: u64,
+}
+
+impl Tokens {
+    pub fn plain(prompt: u64, completion: u64) -> Self {
+        Self {
+            prompt,
+            completion,
+            ..Self::default()
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.completion)
+    }
+}
+
+pub fn usd_to_picos(usd: f64) -> Option<i64> {
+    (usd.is_finite() && (0.0..=1.0).contains(&usd)).then(|| (usd * PICOS_PER_USD).round() as i64)
+}
+
+pub fn picos_to_usd(picos: i64) -> f64 {
+    picos as f64 / PICOS_PER_USD
+}
+
+/// Pico-dollars to nano-dollars, rounded up so no fraction of spend is dropped.
+pub fn picos_to_nanos(picos: u128) -> i64 {
+    i64::try_from(picos.div_ceil(1000)).unwrap_or(i64::MAX)
+}
+
+fn picos(price: i64) -> u128 {
+    u128::try_from(price).unwrap_or(0)
+}
+
+impl Price {
+    pub fn plain(input: i64, output: i64) -> Self {
+        Self {
+            input,
+            output,
+            ..Self::default()
+        }
+    }
+
+    pub fn is_free(&self) -> bool {
+        self.dearest_input() == 0 && self.dearest_output() == 0
+    }
+
+    /// The most a prompt token can cost, whatever kind it turns out to be.
+    pub fn dearest_input(&self) -> i64 {
+        [self.input_audio, self.cache_read, self.cache_write]
+            .into_iter()
+            .flatten()
+            .fold(self.input, i64::max)
+    }
+
+    /// The most an output token can cost.
+    pub fn dearest_output(&self) -> i64 {
+        self.output_audio.unwrap_or(0).max(self.output)
+    }
+
+    /// The cost of an answer's tokens in pico-dollars, each kind at its own price. Never more
+    /// than the same counts at the dearest prices.
+    pub fn cost_picos(&self, t: &Tokens) -> u128 {
+        let audio_in = t.prompt_audio.min(t.prompt);
+        let cached = t.prompt_cached.min(t.prompt - audio_in);
+        let written = t.prompt_cache_write.min(t.prompt - audio_in - cached);
+        let text_in = t.prompt - audio_in - cached - written;
+        let audio_out = t.completion_audio.min(t.completion);
+        let text_out = t.completion - audio_out;
+        let part = |tokens: u64, price: i64| u128::from(tokens) * picos(price);
+        part(text_in, self.input)
+            + part(audio_in, self.input_audio.unwrap_or(self.input))
+            + part(cached, self.cache_read.unwrap_or(self.input))
+            + part(written, self.cache_write.unwrap_or(self.input))
+            + part(text_out, self.output)
+            + part(audio_out, self.output_audio.unwrap_or(self.output))
+    }
+
+    /// [`Price::cost_picos`] in nano-dollars, rounded up.
+    pub fn cost_nanos(&self, t: &Tokens) -> i64 {
+        picos_to_nanos(self.cost_picos(t))
+    }
+}
+
+/// The most one image in a prompt can count as, in prompt tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageTokens {
+    /// `detail: "low"`.
+    pub low: u64,
+    /// `detail: "high"` or `"auto"` (or none).
+    pub high: u64,
+}
+
+/// Images of models this table does not know: above every rule published for the models here
+/// and for the common open multimodal models served by vLLM.
+pub const DEFAULT_IMAGE_TOKENS: ImageTokens = ImageTokens {
+    low: 16_384,
+    high: 16_384,
+};
+
+/// OpenAI's tile rule (GPT-4o, GPT-4.1, GPT-4 Turbo): 85 + 170 per 512-pixel tile, at most 8
+/// tiles after the image is fitted to 2048 and its short side to 768 pixels.
+const OPENAI_TILES: ImageTokens = ImageTokens {
+    low: 85,
+    high: 85 + 170 * 8,
+};
+/// GPT-4o mini's tile rule: 2,833 + 5,667 per tile.
+const MINI_TILES: ImageTokens = ImageTokens {
+    low: 2_833,
+    high: 2_833 + 5_667 * 8,
+};
+/// OpenAI's patch rule (GPT-4.1 mini and nano, o4-mini): at most 1,536 patches of 32 pixels,
+/// times the model's multiplier (at most 2.46).
+const OPENAI_PATCHES: ImageTokens = ImageTokens {
+    low: 3_780,
+    high: 3_780,
+};
+/// Anthropic: about width × height / 750, images above 1.15 megapixels scaled down.
+const CLAUDE_IMAGES: ImageTokens = ImageTokens {
+    low: 1_600,
+    high: 1_600,
+};
+
+/// What is known of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    pub price: Price,
+    /// The most output tokens one choice of one answer can have.
+    pub max_output_tokens: u64,
+    pub tokenizer: Tokenizer,
+    pub image_tokens: ImageTokens,
+}
+
+/// `(model, input USD, output USD, max output tokens, images)`.
+type Row = (&'static str, f64, f64, u64, ImageTokens);
+
+const TABLE: &[Row] = &[
+    ("gpt-4o", 2.5e-6, 1.0e-5, 16_384, OPENAI_TILES),
+    ("gpt-4o-mini", 1.5e-7, 6.0e-7, 16_384, MINI_TILES),
+    ("gpt-4.1", 2.0e-6, 8.0e-6, 32_768, OPENAI_TILES),
+    ("gpt-4.1-mini", 4.0e-7, 1.6e-6, 32_768, OPENAI_PATCHES),
+    ("gpt-4.1-nano", 1.0e-7, 4.0e-7, 32_768, OPENAI_PATCHES),
+    ("gpt-4", 3.0e-5, 6.0e-5, 8_192, OPENAI_TILES),
+    ("gpt-4-turbo", 1.0e-5, 3.0e-5, 4_096, OPENAI_TILES),
+    ("gpt-3.5-turbo", 5.0e-7, 1.5e-6, 4_096, OPENAI_TILES),
+    ("claude-2", 8.0e-6, 2.4e-5, 4_096, CLAUDE_IMAGES),
+    ("claude-3-haiku", 2.5e-7, 1.25e-6, 4_096, CLAUDE_IMAGES),
+    ("claude-3-5-haiku", 8.0e-7, 4.0e-6, 8_192, CLAUDE_IMAGES),
+    ("claude-3-5-sonnet", 3.0e-6, 1.5e-5, 8_192, CLAUDE_IMAGES),
+    ("claude-3-7-sonnet", 3.0e-6, 1.5e-5, 64_000, CLAUDE_IMAGES),
+    ("claude-sonnet-4", 3.0e-6, 1.5e-5, 64_000, CLAUDE_IMAGES),
+    ("claude-sonnet-4-5", 3.0e-6, 1.5e-5, 64_000, CLAUDE_IMAGES),
+    ("claude-haiku-4-5", 1.0e-6, 5.0e-6, 64_000, CLAUDE_IMAGES),
+    ("claude-opus-4", 1.5e-5, 7.5e-5, 32_000, CLAUDE_IMAGES),
+    ("claude-opus-4-1", 1.5e-5, 7.5e-5, 32_000, CLAUDE_IMAGES),
+    (
+        "text-embedding-3-small",
+        2.0e-8,
+        0.0,
+        0,
+        DEFAULT_IMAGE_TOKENS,
+    ),
+    (
+        "text-embedding-3-large",
+        1.3e-7,
+        0.0,
+        0,
+        DEFAULT_IMAGE_TOKENS,
+    ),
+    (
+        "text-embedding-ada-002",
+        1.0e-7,
+        0.0,
+        0,
+        DEFAULT_IMAGE_TOKENS,
+    ),
+];
+
+/// The name without a `provider/` prefix.
+fn base_name(model: &str) -> &str {
+    model.rsplit('/').next().unwrap_or(model)
+}
+
+/// The table's row for `model`, matched on the name without any `provider/` prefix and without
+/// a trailing date (`claude-3-5-sonnet-20241022` is `claude-3-5-sonnet`).
+fn row(model: &str) -> Option<&'static Row> {
+    let name = base_name(model);
+    let exact = TABLE.iter().find(|(m, ..)| *m == name);
+    let dated = || {
+        TABLE
+            .iter()
+            .filter(|(m, ..)| {
+                name.strip_prefix(m).is_some_and(|rest| {
+                    rest.starts_with('-')
+                        && rest[1..].chars().all(|c| c.is_ascii_digit() || c == '-')
+                })
+            })
+            .max_by_key(|(m, ..)| m.len())
+    };
+    exact.or_else(dated)
+}
+
+/// The built-in knowledge of `model`, `None` for a model the table does not know.
+pub fn builtin(model: &str) -> Option<ModelSpec> {
+    let (_, input, output, max_output, images) = row(model)?;
+    Some(ModelSpec {
+        price: Price::plain(usd_to_picos(*input)?, usd_to_picos(*output)?),
+        max_output_tokens: *max_output,
+        tokenizer: Tokenizer::for_model(model),
+        image_tokens: *images,
+    })
+}
+
+/// What is assumed of a model nobody described: free, [`DEFAULT_MAX_OUTPUT_TOKENS`], counted
+/// by its name's tokenizer.
+pub fn unknown(model: &str) -> ModelSpec {
+    ModelSpec {
+        price: Price::default(),
+        max_output_tokens: DEFAULT_MAX_OUTPUT_TOKENS,
+        tokenizer: Tokenizer::for_model(model),
+        image_tokens: DEFAULT_IMAGE_TOKENS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_are_exact_and_costs_round_up() {
+        let mini = builtin("gpt-4o-mini").expect("known").price;
+        assert_eq!(mini, Price::plain(150_000, 600_000));
+        // 1000 prompt + 500 completion tokens of gpt-4o-mini: $0.00015 + $0.0003.
+        assert_eq!(mini.cost_nanos(&Tokens::plain(1000, 500)), 450_000);
+        let small = builtin("text-embedding-3-small").expect("known").price;
+        assert_eq!(small.cost_nanos(&Tokens::plain(1, 0)), 20);
+        assert_eq!(Price::plain(1, 0).cost_nanos(&Tokens::plain(1, 0)), 1);
+    }
+
+    #[test]
+    fn names_match_without_prefix_or_date() {
+        assert_eq!(builtin("openai/gpt-4o"), builtin("gpt-4o"));
+        assert_eq!(
+            builtin("claude-3-5-sonnet-20241022").map(|s| s.price),
+            builtin("claude-3-5-sonnet").map(|s| s.price)
+        );
+        assert_ne!(builtin("gpt-4o-mini"), builtin("gpt-4o"));
+        assert_eq!(builtin("llama-3"), None);
+        assert_eq!(
+            Tokenizer::for_model("openai/gpt-4o-2024-08-06"),
+            Tokenizer::O200k
+        );
+        assert_eq!(Tokenizer::for_model("gpt-3.5-turbo"), Tokenizer::Cl100k);
+        assert_eq!(Tokenizer::for_model("claude-sonnet-4-5"), Tokenizer::Bytes);
+    }
+
+    #[test]
+    fn components_cost_their_own_price_and_never_more_than_the_dearest() {
+        let price = Price {
+            input: 10,
+            output: 20,
+            input_audio: Some(100),
+            output_audio: Some(200),
+            cache_read: Some(1),
+            cache_write: Some(15),
+        };
+        assert_eq!(price.dearest_input(), 100);
+        assert_eq!(price.dearest_output(), 200);
+        let t = Tokens {
+            prompt: 10,
+            prompt_audio: 2,
+            prompt_cached: 3,
+            prompt_cache_write: 1,
+            completion: 5,
+            completion_audio: 1,
+        };
+        assert_eq!(
+            price.cost_picos(&t),
+            4 * 10 + 2 * 100 + 3 + 15 + 4 * 20 + 200
+        );
+        // Details that claim more than the total are cut to it.
+        let lying = Tokens {
+            prompt: 2,
+            prompt_audio: 50,
+            completion: 1,
+            completion_audio: 9,
+            ..Tokens::default()
+        };
+        assert!(price.cost_picos(&lying) <= 2 * 100 + 200);
+    }
+}
