@@ -82,8 +82,9 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     let gate = Arc::new(Gate::new(clock, admission));
     gate.load(&storage.teams().await?, &storage.all_keys().await?)
         .await;
-    // The tokenizers' tables load in about a second: before the first request, not during it.
-    tokio::task::spawn_blocking(service::estimate::warm_up);
+    // The tokenizers' tables take a moment to load: before the first request, not during it.
+    let tokenizers = models.tokenizers();
+    tokio::task::spawn_blocking(move || service::estimate::warm_up(&tokenizers));
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .pool_max_idle_per_host(1024)

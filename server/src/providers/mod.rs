@@ -117,6 +117,17 @@ impl Models {
     pub fn names(&self) -> &[String] {
         &self.names
     }
+
+    /// The tokenizers the served models count with, each once.
+    pub fn tokenizers(&self) -> Vec<Tokenizer> {
+        let mut used: Vec<Tokenizer> = Vec::new();
+        for deployment in self.by_name.values() {
+            if !used.contains(&deployment.spec.tokenizer) {
+                used.push(deployment.spec.tokenizer);
+            }
+        }
+        used
+    }
 }
 
 #[derive(Deserialize)]
