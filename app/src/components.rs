@@ -99,7 +99,9 @@ pub fn BudgetBar(spend: f64, max_budget: Option<f64>) -> impl IntoView {
                         aria-valuemax="100"
                         aria-valuenow=format!("{percent:.0}")
                     >
-                        <span style=format!("width: {percent:.1}%")></span>
+                        // A rect's width, not a style attribute: the console's CSP allows
+                        // no inline styles.
+                        <svg aria-hidden="true"><rect width=format!("{percent:.1}%") height="100%"></rect></svg>
                     </div>
                     <span class="figures">{format!("{} / {}", usd(spend), usd(max))}</span>
                 </div>

@@ -1,13 +1,5 @@
-import { test, expect, type Page } from '@playwright/test';
-
-const adminKey = process.env.E2E_ADMIN_KEY ?? '';
-
-/** Fails the test on any uncaught error in the page (a broken hydration shows up here). */
-function watchForPageErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  return errors;
-}
+import { test, expect } from '@playwright/test';
+import { admin, adminKey, pageErrors as watchForPageErrors, signIn } from './helpers';
 
 test('an admin signs in and sees a team created through the API', async ({ page, request }) => {
   expect(adminKey, 'scripts/test sets E2E_ADMIN_KEY').not.toBe('');
@@ -73,5 +65,27 @@ test('a wrong key shows an error message and no teams', async ({ page }) => {
   await expect(page.getByRole('alert')).toContainText('not the admin key');
   await expect(page.getByRole('heading', { name: 'Teams' })).toHaveCount(0);
   await page.screenshot({ path: 'test-results/sign-in-error.png', fullPage: true });
+  expect(errors).toEqual([]);
+});
+
+test('every page hydrates and works under the Content-Security-Policy', async ({ page, request }) => {
+  const errors = watchForPageErrors(page);
+  const teamId = `csp-${Date.now()}`;
+  await admin(request, '/team/new', { team_id: teamId, team_alias: 'CSP team', max_budget: 10 });
+  const document = await page.goto('/');
+  const csp = document?.headers()['content-security-policy'] ?? '';
+  expect(csp).toContain("script-src 'self' 'nonce-");
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(csp).not.toContain('unsafe-inline');
+  expect(document?.headers()['x-content-type-options']).toBe('nosniff');
+  await signIn(page);
+  // Hydrated: the search box filters the table as you type.
+  await page.getByRole('searchbox').fill(teamId);
+  await expect(page.getByRole('link', { name: 'CSP team' })).toBeVisible();
+  await page.getByRole('link', { name: 'CSP team' }).click();
+  await expect(page.getByRole('heading', { name: 'CSP team' })).toBeVisible();
+  await expect(page.getByRole('progressbar', { name: 'Budget used' }).first()).toBeVisible();
+  await page.getByRole('link', { name: 'Usage' }).click();
+  await expect(page.getByRole('heading', { name: 'Usage' })).toBeVisible();
   expect(errors).toEqual([]);
 });

@@ -34,9 +34,13 @@ export async function screenshots(page: Page, name: string) {
   await page.setViewportSize({ width: 1280, height: 800 });
 }
 
-/** Collects uncaught page errors (a broken hydration shows up here). */
+/** Collects uncaught page errors (a broken hydration shows up here) and anything the
+ * Content-Security-Policy blocked. */
 export function pageErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (message) => {
+    if (/Content Security Policy|Refused to/.test(message.text())) errors.push(message.text());
+  });
   return errors;
 }

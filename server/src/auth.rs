@@ -1,15 +1,20 @@
 //! Who is calling: admin routes accept the master key as `Authorization: Bearer ...` or a
-//! console session cookie. A virtual key is recognised and refused with 403.
+//! console session cookie. A virtual key is recognised and refused with 403. Failed attempts
+//! are throttled per address and per account; a signed-in browser may change things only from
+//! Gatehouse's own origin.
 
 use crate::{
+    config::PublicUrl,
     error::ApiError,
     service::{secrets, session},
     state::AppState,
+    throttle::client_address,
 };
 use axum::{
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{header, request::Parts, HeaderMap},
 };
+use std::net::{IpAddr, SocketAddr};
 
 pub const SESSION_COOKIE: &str = "gatehouse_session";
 
@@ -41,24 +46,66 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// Whether a request carrying the session cookie comes from a Gatehouse page: its `Origin`
-/// names the host it was sent to (browsers send `Origin` with every cross-site and every
-/// same-origin non-GET fetch), or, without `Origin`, `Sec-Fetch-Site` says same-origin.
-/// Together with SameSite=Strict this keeps other sites from acting with the cookie (CSRF).
-fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some(origin) => {
-            let origin_host = origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"));
-            origin_host.is_some() && origin_host == host
+/// The origins whose pages may act with the session cookie: the public URL, or the listen
+/// address and its loopback names. Compared with the browser's `Origin` exactly, scheme and
+/// port included; the `Host` header is never consulted.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    allowed: Vec<String>,
+    /// Whether the session cookie is marked `Secure` (the public URL is https).
+    pub secure: bool,
+}
+
+impl Origins {
+    pub fn new(public: Option<&PublicUrl>, bound: SocketAddr) -> Self {
+        if let Some(public) = public {
+            return Self {
+                allowed: vec![public.origin.clone()],
+                secure: public.https,
+            };
         }
-        None => headers
-            .get("sec-fetch-site")
-            .is_some_and(|site| site == "same-origin"),
+        let port = bound.port();
+        let mut allowed: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .map(|host| format!("http://{host}:{port}"))
+            .collect();
+        if !bound.ip().is_unspecified() {
+            allowed.push(format!("http://{bound}"));
+        }
+        Self {
+            allowed,
+            secure: false,
+        }
+    }
+
+    /// Whether a request's `Origin` is one of ours. Browsers send `Origin` with every
+    /// non-GET fetch, same-origin ones included.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|origin| self.allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)))
     }
 }
+
+/// The address a request comes from, for throttling (see [`crate::throttle::client_address`]).
+pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
+    match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => client_address(*peer, &parts.headers, &state.trusted_proxies),
+        None => IpAddr::from([0, 0, 0, 0]),
+    }
+}
+
+/// Refuses a request from an address or for an account that failed too often.
+pub fn throttled(state: &AppState, ip: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
+    state
+        .throttle
+        .check(ip, account)
+        .map_err(ApiError::Throttled)
+}
+
+/// The admin account's name for throttling.
+pub const ADMIN_ACCOUNT: &str = "admin";
 
 /// Proof that the caller is the admin; add it to a router with `from_extractor_with_state`.
 pub struct Admin;
@@ -67,8 +114,12 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts, state);
         if let Some(token) = bearer_token(&parts.headers)? {
+            let account = secrets::virtual_key_id(token).unwrap_or(ADMIN_ACCOUNT);
+            throttled(state, ip, Some(account))?;
             if state.master_key.matches(token) {
+                state.throttle.success(ip, Some(ADMIN_ACCOUNT));
                 return Ok(Admin);
             }
             if secrets::is_virtual_key(token)
@@ -83,20 +134,19 @@ impl FromRequestParts<AppState> for Admin {
                         .to_string(),
                 ));
             }
+            state.throttle.failure(ip, Some(account));
             return Err(ApiError::Unauthorized("Invalid admin key.".to_string()));
         }
         if let Some(token) = session_cookie(&parts.headers) {
+            throttled(state, ip, None)?;
             if !session::is_valid(state.storage.as_ref(), token, chrono::Utc::now()).await? {
+                state.throttle.failure(ip, None);
                 return Err(ApiError::Unauthorized(
                     "Your session has expired; sign in again.".to_string(),
                 ));
             }
-            if !parts.method.is_safe() && !same_origin(&parts.headers) {
-                return Err(ApiError::Forbidden(
-                    "Cross-site request refused: a signed-in browser may only change things \
-                     from Gatehouse's own pages."
-                        .to_string(),
-                ));
+            if !parts.method.is_safe() && !state.origins.allows(&parts.headers) {
+                return Err(cross_site());
             }
             return Ok(Admin);
         }
@@ -104,4 +154,13 @@ impl FromRequestParts<AppState> for Admin {
             "No credentials: send `Authorization: Bearer <admin key>` or sign in.".to_string(),
         ))
     }
+}
+
+/// A signed-in browser asked to change something from a page that is not Gatehouse's.
+pub fn cross_site() -> ApiError {
+    ApiError::Forbidden(
+        "Cross-site request refused: a signed-in browser may only change things from \
+         Gatehouse's own pages."
+            .to_string(),
+    )
 }

@@ -44,7 +44,7 @@ pub struct Config {
     pub site_root: PathBuf,
 
     /// How long a console sign-in lasts, e.g. 30m, 12h, 7d.
-    #[arg(long, env = "GATEHOUSE_SESSION_TTL", default_value = "12h", value_parser = parse_ttl)]
+    #[arg(long, env = "GATEHOUSE_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: chrono::Duration,
 
     /// When an answer may go out: `default` at once (spend is committed every 200 ms, a crash
@@ -56,6 +56,67 @@ pub struct Config {
         default_value = "default"
     )]
     pub spend_durability: crate::spend::Durability,
+
+    /// Where people reach the console, e.g. https://gatehouse.example.com: signed-in browsers
+    /// may change things only from pages of this origin, and the session cookie is marked
+    /// Secure when it is https. Unset: the listen address and its loopback names
+    /// (localhost, 127.0.0.1, [::1]) on the bound port, over http.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<PublicUrl>,
+
+    /// Proxies (addresses or networks such as 10.0.0.0/8, comma-separated) whose
+    /// X-Forwarded-For names the client; from any other peer the header is ignored.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::throttle::Network>,
+
+    /// How long a client has to send a request's headers; also the longest an idle kept-alive
+    /// connection stays open. Responses being written (streams) are never cut.
+    #[arg(long, env = "GATEHOUSE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: chrono::Duration,
+
+    /// How long a client has to send a request's whole body.
+    #[arg(long, env = "GATEHOUSE_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_timeout: chrono::Duration,
+
+    /// Connections open at once; further ones wait until one closes.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+}
+
+/// Where people reach the console: `scheme://host[:port]`, as browsers write it in `Origin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    pub origin: String,
+    pub https: bool,
+}
+
+fn parse_public_url(value: &str) -> Result<PublicUrl, String> {
+    let bad = || {
+        "must be http:// or https:// and a host, with an optional port and no path, e.g. \
+         https://gatehouse.example.com"
+            .to_string()
+    };
+    let uri: axum::http::Uri = value.trim_end_matches('/').parse().map_err(|_| bad())?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(bad()),
+    };
+    let authority = uri.authority().ok_or_else(bad)?;
+    if authority.as_str().contains('@') || !matches!(uri.path(), "" | "/") || uri.query().is_some()
+    {
+        return Err(bad());
+    }
+    let host = authority.host().to_ascii_lowercase();
+    let default_port = if https { 443 } else { 80 };
+    let origin = match authority.port_u16() {
+        Some(port) if port != default_port => {
+            format!("{}://{host}:{port}", if https { "https" } else { "http" })
+        }
+        _ => format!("{}://{host}", if https { "https" } else { "http" }),
+    };
+    Ok(PublicUrl { origin, https })
 }
 
 /// The rule for admin keys, whether set by the operator or read back from the data directory.
@@ -68,9 +129,11 @@ pub fn parse_master_key(value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_ttl(value: &str) -> Result<chrono::Duration, String> {
-    let period = crate::service::duration::Period::parse("session_ttl", value)
-        .map_err(|err| err.to_string())?;
+fn parse_duration(value: &str) -> Result<chrono::Duration, String> {
+    let period = crate::service::duration::Period::parse("a duration", value).map_err(|_| {
+        "use a whole number from 1 to 100000 and a unit: s, m, h, d or mo (e.g. 30s, 12h, 7d)"
+            .to_string()
+    })?;
     let now = chrono::Utc::now();
     Ok(period.after(now) - now)
 }

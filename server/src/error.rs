@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The request path said no: LiteLLM's status and `error.type`, with rate headers on 429.
     #[error("{}", denial_message(.0))]
     Denied(Box<Denial>),
+    /// Too many failed attempts from this address or on this account: seconds to wait.
+    #[error("Too many failed attempts from this address or on this account; retry after {0} s.")]
+    Throttled(u64),
     /// The model's provider failed.
     #[error("{}", proxy::upstream_message(.0))]
     Upstream(UpstreamError),
@@ -74,6 +77,7 @@ impl ApiError {
             Self::Upstream(err) => {
                 StatusCode::from_u16(proxy::status_of(err)).unwrap_or(StatusCode::BAD_GATEWAY)
             }
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +99,7 @@ impl ApiError {
                 Denial::RateLimited { .. } => "rate_limit_error",
             },
             Self::Upstream(err) => proxy::upstream_kind(err),
+            Self::Throttled(_) => "rate_limit_error",
             Self::Internal(_) => "internal_server_error",
         }
     }
@@ -187,6 +192,27 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// Text with anything shaped like a key (`sk-` and at least 8 more key characters) cut to its
+/// prefix: whatever field a key was pasted into, an error never shows it back.
+pub fn redact_keys(text: &str) -> String {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("sk-") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 3..];
+        let len = after.find(|c: char| !is_key_char(c)).unwrap_or(after.len());
+        if len >= 8 {
+            out.push_str("sk-…");
+        } else {
+            out.push_str(&rest[at..at + 3 + len]);
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -195,10 +221,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(%cause, "request failed");
                 "Internal error; the server log has the details.".to_string()
             }
-            other => other.to_string(),
+            other => redact_keys(&other.to_string()),
         };
         let param = match &self {
-            Self::BadRequest { param, .. } => param.clone(),
+            Self::BadRequest { param, .. } => param.as_deref().map(redact_keys),
             _ => None,
         };
         let body = ErrorBody {
@@ -225,7 +251,8 @@ impl IntoResponse for ApiError {
                 }
                 _ => HeaderMap::new(),
             },
-            Self::Upstream(UpstreamError::RateLimited { retry_after }) => {
+            Self::Upstream(UpstreamError::RateLimited { retry_after })
+            | Self::Throttled(retry_after) => {
                 let mut headers = HeaderMap::new();
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 headers

@@ -1,13 +1,14 @@
 //! Request extractors that turn every malformed body or query into an [`ApiError`] with the
 //! offending field in `param`, instead of axum's plain-text rejections.
 
-use crate::error::ApiError;
+use crate::{error::ApiError, serve::BodyTimeout};
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request},
-    http::request::Parts,
+    http::{request::Parts, StatusCode},
 };
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// A JSON body. The Content-Type is not checked: curl users often forget it, and the body
 /// has to parse as JSON either way.
@@ -21,17 +22,43 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes =
-            Bytes::from_request(req, state)
-                .await
-                .map_err(|rejection| ApiError::Status {
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A whole request body as bytes: too large is a JSON 413, too slow a JSON 408.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|rejection| {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+                while let Some(err) = cause {
+                    if let Some(timeout) = err.downcast_ref::<BodyTimeout>() {
+                        return ApiError::Status {
+                            status: StatusCode::REQUEST_TIMEOUT,
+                            message: format!(
+                                "The request body did not arrive within {} s.",
+                                timeout.0.as_secs()
+                            ),
+                        };
+                    }
+                    cause = err.source();
+                }
+                ApiError::Status {
                     status: rejection.status(),
                     message: match rejection.status().as_u16() {
                         413 => "Request body too large.".to_string(),
                         _ => rejection.body_text(),
                     },
-                })?;
-        parse_json(&bytes).map(ApiJson)
+                }
+            })
     }
 }
 
@@ -44,9 +71,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
+        let sent = sent_values(bytes);
+        let path = scrub(err.path().to_string(), &sent);
         let inner = err.into_inner();
-        let message = format!("Invalid JSON body: {inner}");
+        let message = scrub(format!("Invalid JSON body: {inner}"), &sent);
         // `?` is serde_path_to_error's "somewhere": a syntax error, not a field.
         if path.is_empty() || path == "." || path == "?" {
             ApiError::bad_request(message)
@@ -73,6 +101,83 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(value)| ApiQuery(value))
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+            .map_err(|rejection| {
+                let sent: Vec<String> = parts
+                    .uri
+                    .query()
+                    .unwrap_or("")
+                    .split('&')
+                    .flat_map(|pair| pair.split('='))
+                    .map(percent_decode)
+                    .collect();
+                ApiError::bad_request(scrub(rejection.body_text(), &sent))
+            })
     }
+}
+
+/// `%XX` and `+` decoded, as a query string is.
+fn percent_decode(part: &str) -> String {
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h * 16 + l),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every value a JSON body carries that an error message could repeat: strings, numbers, and
+/// object keys that are not plain field names.
+fn sent_values(bytes: &[u8]) -> Vec<String> {
+    fn walk(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(text) => out.push(text.clone()),
+            Value::Number(number) => out.push(number.to_string()),
+            Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            Value::Object(fields) => {
+                for (name, item) in fields {
+                    if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                        out.push(name.clone());
+                    }
+                    walk(item, out);
+                }
+            }
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        walk(&value, &mut out);
+    }
+    out
+}
+
+/// An error message with every value the caller sent blanked out: serde repeats values it
+/// could not take (`invalid type: string "sk-…"`), and those may be keys or passwords.
+fn scrub(mut message: String, sent: &[String]) -> String {
+    let mut sent: Vec<&String> = sent.iter().filter(|v| v.chars().count() >= 4).collect();
+    // Longest first, so a value is never left half-blanked by a shorter one inside it.
+    sent.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for value in sent {
+        message = message.replace(value.as_str(), "…");
+    }
+    message
 }

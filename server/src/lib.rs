@@ -5,18 +5,23 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod gate;
 pub mod providers;
 pub mod routes;
+pub mod serve;
 pub mod service;
 pub mod spend;
 pub mod state;
 pub mod storage;
+pub mod throttle;
 
 use anyhow::Context;
 use app::{shell, App};
+use auth::Origins;
 use axum::{
     extract::{Request, State},
+    http::{header, HeaderValue},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     Router,
@@ -30,6 +35,7 @@ use providers::Models;
 use service::secrets::{self, MasterKey};
 use state::AppState;
 use std::{io::Write, net::SocketAddr, path::Path, sync::Arc, time::Instant};
+use throttle::Throttle;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// A started server: where it listens and how to stop it.
@@ -38,7 +44,7 @@ pub struct Running {
     pub gate: Arc<Gate>,
     pub storage: Arc<dyn storage::Storage>,
     shutdown: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     spend_writer: spend::SpendWriter,
 }
 
@@ -47,7 +53,7 @@ impl Running {
     /// the database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
-        self.task.await.context("server task")??;
+        self.task.await.context("server task")?;
         self.spend_writer.drain().await;
         self.storage.close().await;
         Ok(())
@@ -71,20 +77,26 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     };
     let database_url = config.database_url();
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        files::private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+    }
+    if database_url.starts_with("sqlite:") {
+        files::private_sqlite(&database_url).context("cannot create the database file")?;
     }
     let storage = storage::connect(&database_url)
         .await
         .context("cannot open the database")?;
     let admission = Arc::new(LocalAdmission::new(clock.clone()));
+    let throttle = Arc::new(Throttle::new(throttle::Limits::default(), clock.clone()));
     let gate = Arc::new(Gate::new(clock, admission));
     gate.load(&storage.teams().await?, &storage.all_keys().await?)
         .await;
     // The tokenizers' tables take a moment to load: before the first request, not during it.
     let tokenizers = models.tokenizers();
-    tokio::task::spawn_blocking(move || service::estimate::warm_up(&tokenizers));
+    tokio::task::spawn_blocking(move || service::estimate::warm_up(&tokenizers))
+        .await
+        .context("loading the tokenizers")?;
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .pool_max_idle_per_host(1024)
@@ -95,6 +107,12 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
     let addr = listener.local_addr()?;
+    if config.public_url.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening beyond this machine without GATEHOUSE_PUBLIC_URL: the console accepts \
+             changes only from pages at localhost; set GATEHOUSE_PUBLIC_URL to where people reach it"
+        );
+    }
 
     let site_root = config.site_root.to_string_lossy().to_string();
     if !Path::new(&site_root).join("pkg").exists() {
@@ -120,30 +138,41 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         http,
         master_key: Arc::new(MasterKey::new(&master_key)),
         session_ttl: config.session_ttl,
+        throttle,
+        origins: Arc::new(Origins::new(config.public_url.as_ref(), addr)),
+        trusted_proxies: config.trusted_proxies.clone().into(),
         leptos_options: leptos_options.clone(),
     };
     // The console's pages and files (the .wasm above all) are compressed for the browser; the
     // API and proxy answers are not, to keep the request path lean.
     let console = Router::new()
-        .leptos_routes(&state, generate_route_list(App), move || {
-            shell(leptos_options.clone())
-        })
+        .leptos_routes_with_context(
+            &state,
+            generate_route_list(App),
+            content_security_policy,
+            move || shell(leptos_options.clone()),
+        )
         .fallback(fallback)
         .layer(tower_http::compression::CompressionLayer::new());
     let app = routes::router(&state)
         .merge(console)
+        .layer(middleware::map_response(browser_headers))
         .layer(middleware::from_fn(log_request))
         .with_state(state);
 
     println!("Gatehouse listening on http://{addr}");
     let _ = std::io::stdout().flush();
     let (shutdown, stopped) = oneshot::channel::<()>();
+    let limits = serve::Limits {
+        header_timeout: to_std(config.header_timeout),
+        body_timeout: to_std(config.body_timeout),
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+    };
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        serve::serve(listener, app, limits, async {
+            let _ = stopped.await;
+        })
+        .await;
     });
     Ok(Running {
         addr,
@@ -163,6 +192,11 @@ fn resolve_master_key(config: &Config) -> anyhow::Result<String> {
         return Ok(key.clone());
     }
     let path = config.data_dir.join("master_key");
+    if path.exists() {
+        files::private_dir(&config.data_dir)
+            .and_then(|()| files::private_file(&path))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+    }
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let key = config::parse_master_key(text.trim())
@@ -174,11 +208,11 @@ fn resolve_master_key(config: &Config) -> anyhow::Result<String> {
             Ok(key)
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            files::private_dir(&config.data_dir).with_context(|| {
                 format!("cannot create data directory {}", config.data_dir.display())
             })?;
             let key = format!("sk-admin-{}", secrets::random_secret(40)?);
-            write_private(&path, &key)
+            files::write_private(&path, &key)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             println!(
                 "Admin key (generated, shown once; also stored in {}):\n    {key}",
@@ -190,14 +224,44 @@ fn resolve_master_key(config: &Config) -> anyhow::Result<String> {
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    writeln!(file, "{contents}")?;
-    file.sync_all()
+fn to_std(duration: chrono::Duration) -> std::time::Duration {
+    duration.to_std().unwrap_or_default()
+}
+
+/// The console's Content-Security-Policy, with the nonce Leptos puts on the scripts it
+/// renders: no other script runs, the WASM may be compiled, nothing is framed.
+fn content_security_policy() {
+    use leptos::prelude::use_context;
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// What every answer tells browsers: do not guess content types, do not leak URLs to other
+/// sites, do not frame this.
+async fn browser_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 /// Unknown API paths get a JSON 404; everything else is the console's files and pages.

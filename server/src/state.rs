@@ -1,8 +1,13 @@
 //! The state every handler shares.
 
 use crate::{
-    gate::Gate, providers::Models, service::secrets::MasterKey, service::Ctx, spend::SpendSink,
+    auth::Origins,
+    gate::Gate,
+    providers::Models,
+    service::{secrets::MasterKey, Ctx},
+    spend::SpendSink,
     storage::Storage,
+    throttle::{Network, Throttle},
 };
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -18,6 +23,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub master_key: Arc<MasterKey>,
     pub session_ttl: chrono::Duration,
+    /// Failed authentication, per address and account.
+    pub throttle: Arc<Throttle>,
+    /// Where signed-in browsers may act from.
+    pub origins: Arc<Origins>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[Network]>,
     pub leptos_options: LeptosOptions,
 }
 

@@ -358,6 +358,8 @@ fn first_start_generates_and_stores_an_admin_key_printed_once() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(&data).expect("meta").permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
     }
     // It works, and a second start reuses it without printing it.
     let status = run(Command::new("curl").args([
@@ -372,8 +374,33 @@ fn first_start_generates_and_stores_an_admin_key_printed_once() {
     ]));
     assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
     let dir = first.terminate_keep_dir();
+    // Files made readable by others (a copy, an unpacked backup) are tightened, and it says so.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [
+            (&data, 0o755),
+            (&key_file, 0o644),
+            (&data.join("gatehouse.db"), 0o644),
+        ] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+    }
     let second = Server::start_in(dir, None);
     let output = second.output();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(output.contains("Tightened"), "{output}");
+        for (path, mode) in [
+            (&data, 0o700),
+            (&key_file, 0o600),
+            (&data.join("gatehouse.db"), 0o600),
+        ] {
+            let now = std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(now, mode, "{}", path.display());
+        }
+    }
     assert!(
         !output.contains(&key),
         "the key is printed again:\n{output}"
@@ -622,7 +649,29 @@ fn invalid_configuration_is_refused_with_a_message() {
             "/nonexistent/gatehouse.yaml",
             "GATEHOUSE_CONFIG",
         ),
-        ("GATEHOUSE_SESSION_TTL", "forever", "session_ttl"),
+        ("GATEHOUSE_SESSION_TTL", "forever", "--session-ttl"),
+        ("GATEHOUSE_HEADER_TIMEOUT", "0s", "--header-timeout"),
+        ("GATEHOUSE_MAX_CONNECTIONS", "0", "--max-connections"),
+        (
+            "GATEHOUSE_PUBLIC_URL",
+            "ftp://gate.example.com",
+            "--public-url",
+        ),
+        (
+            "GATEHOUSE_PUBLIC_URL",
+            "https://gate.example.com/console",
+            "--public-url",
+        ),
+        (
+            "GATEHOUSE_TRUSTED_PROXIES",
+            "10.0.0.0/99",
+            "--trusted-proxies",
+        ),
+        (
+            "GATEHOUSE_SPEND_DURABILITY",
+            "sometimes",
+            "--spend-durability",
+        ),
     ];
     for (var, value, expected) in cases {
         let output = gatehouse()

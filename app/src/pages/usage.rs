@@ -66,7 +66,7 @@ fn Bars(groups: Vec<SpendGroup>) -> impl IntoView {
                 view! {
                     <li>
                         <a class="label" href=format!("/teams/{}", g.id)>{g.id.clone()}</a>
-                        <span class="track" aria-hidden="true"><span class="fill" style=format!("width: {width:.1}%")></span></span>
+                        <svg class="track" aria-hidden="true"><rect class="fill" width=format!("{width:.1}%") height="100%"></rect></svg>
                         <span class="figures">{format!("{} · {} requests", usd(g.spend), g.requests)}</span>
                     </li>
                 }

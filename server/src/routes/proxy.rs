@@ -5,22 +5,26 @@
 use crate::{
     auth::bearer_token,
     error::{rate_headers, ApiError},
+    extract::ApiBytes,
     providers::call::Endpoint,
     service::{
         money::nanos_to_usd,
-        proxy::{self, Meta, ProxyCtx, Reply},
+        proxy::{self, Meta, ProxyCtx, ProxyError, Reply},
+        secrets,
     },
     state::AppState,
+    throttle::client_address,
 };
 use axum::{
-    body::{Body, Bytes},
-    extract::State,
+    body::Body,
+    extract::{ConnectInfo, State},
     http::{header, HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
 
 /// Chat requests may carry images and long contexts.
 const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -45,25 +49,71 @@ fn ctx(state: &AppState) -> ProxyCtx<'_> {
     }
 }
 
-async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    forward(&state, &headers, &body, Endpoint::Chat).await
+async fn chat(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
+    forward(&state, peer, &headers, &body, Endpoint::Chat).await
 }
 
-async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    forward(&state, &headers, &body, Endpoint::Embeddings).await
+async fn embeddings(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
+    forward(&state, peer, &headers, &body, Endpoint::Embeddings).await
+}
+
+/// Who is calling, for throttling addresses and keys that keep failing to authenticate.
+struct Caller<'a> {
+    token: Option<&'a str>,
+    ip: IpAddr,
+    account: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    /// The caller, unless it has failed too often to be heard now.
+    fn new(state: &AppState, peer: SocketAddr, headers: &'a HeaderMap) -> Result<Self, ApiError> {
+        let token = bearer_token(headers)?;
+        let ip = client_address(peer, headers, &state.trusted_proxies);
+        let account = token.and_then(secrets::virtual_key_id);
+        state
+            .throttle
+            .check(ip, account)
+            .map_err(ApiError::Throttled)?;
+        Ok(Self { token, ip, account })
+    }
+
+    /// Counts a presented key that is not one of ours; forgives one that is.
+    fn outcome<T>(&self, state: &AppState, result: Result<T, ProxyError>) -> Result<T, ApiError> {
+        match &result {
+            Err(ProxyError::Unauthenticated(_)) => {
+                if self.token.is_some() {
+                    state.throttle.failure(self.ip, self.account);
+                }
+            }
+            _ => state.throttle.success(self.ip, self.account),
+        }
+        result.map_err(ApiError::from)
+    }
 }
 
 async fn forward(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: &[u8],
     endpoint: Endpoint,
 ) -> Response {
-    let token = match bearer_token(headers) {
-        Ok(token) => token,
+    let caller = match Caller::new(state, peer, headers) {
+        Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };
-    match proxy::forward(ctx(state), token, body, endpoint).await {
+    let reply = proxy::forward(ctx(state), caller.token, body, endpoint).await;
+    match caller.outcome(state, reply) {
         Ok(Reply::Answer { body, meta }) => {
             let mut headers = meta_headers(&meta);
             headers.insert(
@@ -85,7 +135,7 @@ async fn forward(
             });
             (headers, Body::from_stream(stream)).into_response()
         }
-        Err(err) => ApiError::from(err).into_response(),
+        Err(err) => err.into_response(),
     }
 }
 
@@ -112,10 +162,12 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
 
 async fn models(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let token = bearer_token(&headers)?;
-    let data: Vec<Value> = proxy::models(ctx(&state), token)?
+    let caller = Caller::new(&state, peer, &headers)?;
+    let models = caller.outcome(&state, proxy::models(ctx(&state), caller.token))?;
+    let data: Vec<Value> = models
         .into_iter()
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "gatehouse"}))
         .collect();

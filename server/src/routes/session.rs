@@ -2,15 +2,16 @@
 //! that expires; the key itself is never stored in the browser.
 
 use crate::{
-    auth::{session_cookie, SESSION_COOKIE},
+    auth::{cross_site, session_cookie, throttled, ADMIN_ACCOUNT, SESSION_COOKIE},
     error::ApiError,
     extract::ApiJson,
     service::session,
     state::AppState,
+    throttle::client_address,
 };
 use app::types::{Login, Session};
 use axum::{
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{header, HeaderMap},
     response::{IntoResponse, Response},
     routing::post,
@@ -25,33 +26,55 @@ pub fn router() -> Router<AppState> {
         .route("/session/logout", post(logout))
 }
 
-fn cookie(value: &str, max_age_secs: i64) -> String {
-    format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}")
+fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
+    let secure = if state.origins.secure { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
+    )
 }
 
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let new = session::sign_in(
+    let ip = client_address(peer, &headers, &state.trusted_proxies);
+    throttled(&state, ip, Some(ADMIN_ACCOUNT))?;
+    let signed_in = session::sign_in(
         state.storage.as_ref(),
         &state.master_key,
         &req.key,
         state.session_ttl,
         Utc::now(),
     )
-    .await?;
+    .await;
+    let new = match signed_in {
+        Ok(new) => {
+            state.throttle.success(ip, Some(ADMIN_ACCOUNT));
+            new
+        }
+        Err(err @ ApiError::Unauthorized(_)) => {
+            state.throttle.failure(ip, Some(ADMIN_ACCOUNT));
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     let body = Session {
         expires_at: new.expires_at_text(),
     };
-    let set_cookie = cookie(&new.token, state.session_ttl.num_seconds());
+    let set_cookie = cookie(&state, &new.token, state.session_ttl.num_seconds());
     Ok(([(header::SET_COOKIE, set_cookie)], Json(body)).into_response())
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
+        // Another site must not be able to sign the admin out either.
+        if !state.origins.allows(&headers) {
+            return Err(cross_site());
+        }
         session::sign_out(state.storage.as_ref(), token).await?;
     }
     let body = json!({ "signed_out": true });
-    Ok(([(header::SET_COOKIE, cookie("", 0))], Json(body)).into_response())
+    Ok(([(header::SET_COOKIE, cookie(&state, "", 0))], Json(body)).into_response())
 }

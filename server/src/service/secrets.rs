@@ -64,6 +64,12 @@ pub fn masked_key(key_id: &str, key_hint: &str) -> String {
     format!("{KEY_PREFIX}{key_id}...{key_hint}")
 }
 
+/// The public id of a token shaped like a virtual key, `sk-<id>_<secret>`.
+pub fn virtual_key_id(token: &str) -> Option<&str> {
+    let (id, _) = token.strip_prefix(KEY_PREFIX)?.split_once('_')?;
+    (id.len() == KEY_ID_LEN && id.bytes().all(|b| LOWER_ALPHANUMERIC.contains(&b))).then_some(id)
+}
+
 /// Whether `candidate` is shaped like a virtual key (as opposed to a key's public id).
 pub fn is_virtual_key(candidate: &str) -> bool {
     candidate.starts_with(KEY_PREFIX)

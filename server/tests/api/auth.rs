@@ -132,6 +132,7 @@ async fn signing_in_sets_a_session_cookie_the_api_accepts() {
 
     let logout = read(
         with_cookie(Method::POST, "/session/logout")
+            .header(header::ORIGIN, app.base.clone())
             .send()
             .await
             .expect("sent"),

@@ -88,6 +88,11 @@ impl TestApp {
         Self::spawn_in(tempfile::tempdir().expect("temp dir"), None).await
     }
 
+    /// A server started with these flags besides the tests' own.
+    pub async fn spawn_with(flags: &[&str]) -> Self {
+        Self::spawn_flags(tempfile::tempdir().expect("temp dir"), None, flags).await
+    }
+
     /// A gateway whose models `gpt-4o` and `text-embedding-3-small` go over HTTP to a mock
     /// upstream, and `gpt-4o-mini` to the in-process mock.
     pub async fn spawn_gateway() -> Self {
@@ -111,20 +116,26 @@ impl TestApp {
 
     /// A gateway in front of a [`Faults`] upstream: each behaviour is a model of that name,
     /// priced like the tests' upstream model, with an output limit of 1,000 tokens, images of
-    /// at most 1,445 tokens, and a timeout of 1 s.
+    /// at most 1,445 tokens, and a timeout of 30 s (`hang`: 1 s).
     pub async fn spawn_faults() -> (Self, Faults) {
+        Self::spawn_faults_with(&[]).await
+    }
+
+    /// [`TestApp::spawn_faults`] with these flags besides the tests' own.
+    pub async fn spawn_faults_with(flags: &[&str]) -> (Self, Faults) {
         let faults = Faults::spawn().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("gatehouse.yaml");
         let mut yaml = String::from("model_list:\n");
         for behaviour in BEHAVIOURS {
+            let timeout = if *behaviour == "hang" { 1 } else { 30 };
             yaml.push_str(&format!(
-                "- model_name: {behaviour}\n  litellm_params:\n    model: openai/{behaviour}\n    api_base: {}\n    api_key: {UPSTREAM_SECRET}\n    timeout: 1\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n    max_output_tokens: 1000\n    tokenizer: o200k_base\n    max_tokens_per_image: 1445\n",
+                "- model_name: {behaviour}\n  litellm_params:\n    model: openai/{behaviour}\n    api_base: {}\n    api_key: {UPSTREAM_SECRET}\n    timeout: {timeout}\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n    max_output_tokens: 1000\n    tokenizer: o200k_base\n    max_tokens_per_image: 1445\n",
                 faults.base
             ));
         }
         std::fs::write(&config, yaml).expect("config written");
-        (Self::spawn_in(dir, Some(config)).await, faults)
+        (Self::spawn_flags(dir, Some(config), flags).await, faults)
     }
 
     /// Polls `/spend/logs` until the team's log has `rows` rows (at most 5 s): the log is
@@ -142,7 +153,16 @@ impl TestApp {
         panic!("team {team_id} never had {rows} spend log rows");
     }
 
+    /// Starts again on the files a stopped server left.
+    pub async fn spawn_again(dir: TempDir) -> Self {
+        Self::spawn_in(dir, None).await
+    }
+
     async fn spawn_in(dir: TempDir, config_file: Option<PathBuf>) -> Self {
+        Self::spawn_flags(dir, config_file, &[]).await
+    }
+
+    async fn spawn_flags(dir: TempDir, config_file: Option<PathBuf>, flags: &[&str]) -> Self {
         let data_dir = dir.path().join("data");
         let mut args = vec![
             "gatehouse",
@@ -164,6 +184,7 @@ impl TestApp {
             args.push("--config".into());
             args.push(file.to_str().expect("utf-8 path").into());
         }
+        args.extend(flags.iter().map(|f| f.to_string()));
         let config = Config::try_parse_from(args).expect("valid test config");
         let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
         let running = start_with_clock(config, clock.clone())

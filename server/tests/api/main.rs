@@ -6,6 +6,8 @@ mod console;
 mod contract;
 mod contract_props;
 mod errors;
+mod fuzz;
+mod hardening;
 mod helpers;
 mod keys;
 mod proxy;

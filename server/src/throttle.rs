@@ -1,0 +1,367 @@
+//! Throttling failed authentication, per client address and per account (the admin account,
+//! a virtual key's id): past a number of failures in a minute, further attempts are refused
+//! with a time to wait, before any credential is checked.
+//!
+//! Correct callers are not slowed: successes are never counted, an address's success clears
+//! its failures, and an account under attack stays open to the addresses that recently signed
+//! in to it correctly. The address is the socket's peer, or the client named in
+//! `X-Forwarded-For` when the peer is a trusted proxy (see [`client_address`]).
+
+use crate::gate::clock::Clock;
+use axum::http::HeaderMap;
+use std::{
+    collections::{HashMap, VecDeque},
+    net::{IpAddr, SocketAddr},
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex, RwLock,
+    },
+};
+
+/// The window failures are counted in.
+const WINDOW_SECS: i64 = 60;
+/// How long a correct sign-in keeps an address trusted for its account.
+const TRUSTED_SECS: i64 = 24 * 3600;
+/// Addresses, accounts or trusted pairs remembered at most (each map): a flood of addresses
+/// cannot grow memory without bound.
+const MAX_TRACKED: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Failed attempts from one address per minute before it must wait.
+    pub per_address: usize,
+    /// Failed attempts on one account per minute (from anywhere) before addresses it does not
+    /// trust must wait.
+    pub per_account: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_address: 20,
+            per_account: 100,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    addresses: HashMap<IpAddr, VecDeque<i64>>,
+    accounts: HashMap<String, VecDeque<i64>>,
+}
+
+/// Address → account → until when the address is trusted for the account.
+type Trusted = HashMap<IpAddr, HashMap<String, i64>>;
+
+pub struct Throttle {
+    state: Mutex<State>,
+    trusted: RwLock<Trusted>,
+    /// Whether any failure is being tracked: the common case takes no lock.
+    tracking: AtomicBool,
+    limits: Limits,
+    clock: Clock,
+}
+
+/// Drops failures that have left the window; answers the seconds until one more is allowed
+/// when `limit` are still in it.
+fn wait(failures: &mut VecDeque<i64>, limit: usize, now: i64) -> Option<u64> {
+    while failures.front().is_some_and(|t| *t <= now - WINDOW_SECS) {
+        failures.pop_front();
+    }
+    let oldest = *failures.front()?;
+    (failures.len() >= limit).then(|| {
+        u64::try_from(oldest + WINDOW_SECS - now)
+            .unwrap_or(1)
+            .max(1)
+    })
+}
+
+fn record(failures: &mut VecDeque<i64>, limit: usize, now: i64) {
+    failures.push_back(now);
+    while failures.len() > limit {
+        failures.pop_front();
+    }
+}
+
+impl Throttle {
+    pub fn new(limits: Limits, clock: Clock) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            trusted: RwLock::new(Trusted::new()),
+            tracking: AtomicBool::new(false),
+            limits,
+            clock,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Before checking a credential: `Err(seconds to wait)` when this address, or this account
+    /// from an address it does not trust, has failed too often.
+    pub fn check(&self, address: IpAddr, account: Option<&str>) -> Result<(), u64> {
+        if !self.tracking.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = self.clock.now_secs();
+        let mut state = self.state();
+        if let Some(failures) = state.addresses.get_mut(&address) {
+            if let Some(retry) = wait(failures, self.limits.per_address, now) {
+                return Err(retry);
+            }
+        }
+        let Some(account) = account else {
+            return Ok(());
+        };
+        if self.trusted_until(address, account) > now {
+            return Ok(());
+        }
+        match state.accounts.get_mut(account) {
+            Some(failures) => match wait(failures, self.limits.per_account, now) {
+                Some(retry) => Err(retry),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// A credential was wrong.
+    pub fn failure(&self, address: IpAddr, account: Option<&str>) {
+        let now = self.clock.now_secs();
+        let mut state = self.state();
+        if state.addresses.len() >= MAX_TRACKED || state.accounts.len() >= MAX_TRACKED {
+            prune(&mut state, now);
+        }
+        let limit = self.limits.per_address;
+        record(state.addresses.entry(address).or_default(), limit, now);
+        if let Some(account) = account {
+            let limit = self.limits.per_account;
+            record(
+                state.accounts.entry(account.to_string()).or_default(),
+                limit,
+                now,
+            );
+        }
+        self.tracking.store(true, Ordering::Relaxed);
+    }
+
+    fn trusted_until(&self, address: IpAddr, account: &str) -> i64 {
+        self.trusted
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&address)
+            .and_then(|accounts| accounts.get(account))
+            .copied()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// A credential was right: the address's failures are forgiven, and the address stays
+    /// trusted for the account (should the account come under attack) for a day.
+    pub fn success(&self, address: IpAddr, account: Option<&str>) {
+        let now = self.clock.now_secs();
+        if self.tracking.load(Ordering::Relaxed) {
+            let mut state = self.state();
+            state.addresses.remove(&address);
+            if state.addresses.is_empty() && state.accounts.is_empty() {
+                self.tracking.store(false, Ordering::Relaxed);
+            }
+        }
+        let Some(account) = account else { return };
+        // Refreshed at most hourly: the common case is one read lock.
+        if self.trusted_until(address, account) > now + TRUSTED_SECS - 3600 {
+            return;
+        }
+        let mut trusted = self
+            .trusted
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if trusted.len() >= MAX_TRACKED {
+            trusted.retain(|_, accounts| {
+                accounts.retain(|_, until| *until > now);
+                !accounts.is_empty()
+            });
+            if trusted.len() >= MAX_TRACKED {
+                trusted.clear();
+            }
+        }
+        trusted
+            .entry(address)
+            .or_default()
+            .insert(account.to_string(), now + TRUSTED_SECS);
+    }
+}
+
+/// Forgets what has left the window; if that is not enough, forgets everything (an attacker
+/// with that many addresses gains a minute, memory stays bounded).
+fn prune(state: &mut State, now: i64) {
+    state
+        .addresses
+        .retain(|_, f| f.back().is_some_and(|t| *t > now - WINDOW_SECS));
+    state
+        .accounts
+        .retain(|_, f| f.back().is_some_and(|t| *t > now - WINDOW_SECS));
+    if state.addresses.len() >= MAX_TRACKED {
+        state.addresses.clear();
+    }
+    if state.accounts.len() >= MAX_TRACKED {
+        state.accounts.clear();
+    }
+}
+
+/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`) or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for Network {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not an address or a network like 10.0.0.0/8");
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.trim().parse().map_err(|_| bad())?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Self { address, prefix })
+    }
+}
+
+impl Network {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let prefix = u32::from(self.prefix);
+        match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client a request comes from: the socket's peer, unless the peer is a trusted proxy;
+/// then the nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_address(peer: SocketAddr, headers: &HeaderMap, trusted: &[Network]) -> IpAddr {
+    let peer = peer.ip().to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(*ip))
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
+    #[test]
+    fn an_address_waits_after_its_failures_and_is_forgiven_by_a_success() {
+        let clock = Clock::manual(1_000_000);
+        let throttle = Throttle::new(
+            Limits {
+                per_address: 3,
+                per_account: 100,
+            },
+            clock.clone(),
+        );
+        let a = ip("192.0.2.1");
+        for _ in 0..3 {
+            assert_eq!(throttle.check(a, None), Ok(()));
+            throttle.failure(a, None);
+        }
+        assert_eq!(throttle.check(a, None), Err(60));
+        assert_eq!(throttle.check(ip("192.0.2.2"), None), Ok(()));
+        clock.advance(30_000);
+        assert_eq!(throttle.check(a, None), Err(30));
+        clock.advance(30_000);
+        assert_eq!(throttle.check(a, None), Ok(()));
+        throttle.failure(a, None);
+        throttle.success(a, None);
+        assert_eq!(throttle.check(a, None), Ok(()));
+    }
+
+    #[test]
+    fn an_attacked_account_stays_open_to_addresses_it_trusts() {
+        let clock = Clock::manual(1_000_000);
+        let throttle = Throttle::new(
+            Limits {
+                per_address: 1000,
+                per_account: 5,
+            },
+            clock,
+        );
+        let owner = ip("198.51.100.7");
+        throttle.failure(owner, Some("admin"));
+        throttle.success(owner, Some("admin"));
+        for i in 0..5 {
+            throttle.failure(ip(&format!("203.0.113.{i}")), Some("admin"));
+        }
+        assert!(throttle.check(ip("203.0.113.99"), Some("admin")).is_err());
+        assert_eq!(throttle.check(owner, Some("admin")), Ok(()));
+        assert_eq!(throttle.check(ip("203.0.113.99"), Some("other")), Ok(()));
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let trusted: Vec<Network> = vec!["10.0.0.0/8".parse().expect("net")];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.1, 10.1.2.3"
+                .parse()
+                .expect("header"),
+        );
+        let behind = SocketAddr::new(ip("10.9.9.9"), 1);
+        assert_eq!(
+            client_address(behind, &headers, &trusted),
+            ip("198.51.100.1")
+        );
+        let direct = SocketAddr::new(ip("192.0.2.5"), 1);
+        assert_eq!(client_address(direct, &headers, &trusted), ip("192.0.2.5"));
+        assert!("::1".parse::<Network>().expect("net").contains(ip("::1")));
+        assert!(!"10.0.0.0/8"
+            .parse::<Network>()
+            .expect("net")
+            .contains(ip("11.0.0.1")));
+        assert!("0.0.0.0/0"
+            .parse::<Network>()
+            .expect("net")
+            .contains(ip("8.8.8.8")));
+        assert!("bad/99".parse::<Network>().is_err());
+    }
+}
