@@ -17,6 +17,92 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A level's budget and limits as every endpoint shows them (teams, keys, and the levels to
+/// come): one shape, flattened into each level's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    pub max_budget: Option<f64>,
+    /// Spent in the current window, USD.
+    pub spend: f64,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub budget_duration: Option<String>,
+    /// When spend next returns to zero (RFC 3339, UTC); null when the budget never resets.
+    pub budget_reset_at: Option<String>,
+}
+
+/// The budget fields a level is created with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewBudget {
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub budget_duration: Option<String>,
+}
+
+/// The budget fields a level's update changes: outer `None` leaves one as it is, `Some(None)`
+/// clears it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetUpdate {
+    pub max_budget: Option<Option<f64>>,
+    pub tpm_limit: Option<Option<u64>>,
+    pub rpm_limit: Option<Option<u64>>,
+    pub budget_duration: Option<Option<String>>,
+}
+
+/// Adds the budget fields to a level's request type, flat (so a wrongly typed one is still
+/// named in the error), and `budget()` to read them as one [`NewBudget`] or [`BudgetUpdate`].
+/// A new limit is declared here once for every level.
+macro_rules! budget_fields {
+    (new: $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($body)*
+            pub max_budget: Option<f64>,
+            pub tpm_limit: Option<u64>,
+            pub rpm_limit: Option<u64>,
+            /// How often the budget resets, e.g. `30d`; null or absent: never.
+            pub budget_duration: Option<String>,
+        }
+
+        impl $name {
+            pub fn budget(&self) -> NewBudget {
+                NewBudget {
+                    max_budget: self.max_budget,
+                    tpm_limit: self.tpm_limit,
+                    rpm_limit: self.rpm_limit,
+                    budget_duration: self.budget_duration.clone(),
+                }
+            }
+        }
+    };
+    (update: $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($body)*
+            #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+            pub max_budget: Option<Option<f64>>,
+            #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+            pub tpm_limit: Option<Option<u64>>,
+            #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+            pub rpm_limit: Option<Option<u64>>,
+            #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+            pub budget_duration: Option<Option<String>>,
+        }
+
+        impl $name {
+            pub fn budget(&self) -> BudgetUpdate {
+                BudgetUpdate {
+                    max_budget: self.max_budget,
+                    tpm_limit: self.tpm_limit,
+                    rpm_limit: self.rpm_limit,
+                    budget_duration: self.budget_duration.clone(),
+                }
+            }
+        }
+    };
+}
+
 /// A team as every endpoint returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Team {
@@ -24,84 +110,45 @@ pub struct Team {
     pub team_alias: Option<String>,
     /// Models the team may use; empty means every configured model.
     pub models: Vec<String>,
-    pub max_budget: Option<f64>,
-    pub spend: f64,
-    pub tpm_limit: Option<u64>,
-    pub rpm_limit: Option<u64>,
-    pub budget_duration: Option<String>,
-    /// When spend next returns to zero (RFC 3339, UTC); null when the budget never resets.
-    pub budget_reset_at: Option<String>,
+    #[serde(flatten)]
+    pub budget: Budget,
     pub metadata: Metadata,
     pub blocked: bool,
     pub created_at: String,
     pub updated_at: String,
 }
 
-/// `POST /team/new`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTeam {
-    /// Generated (a UUID) when absent.
-    pub team_id: Option<String>,
-    pub team_alias: Option<String>,
-    pub models: Option<Vec<String>>,
-    pub max_budget: Option<f64>,
-    pub tpm_limit: Option<u64>,
-    pub rpm_limit: Option<u64>,
-    pub budget_duration: Option<String>,
-    pub metadata: Option<Metadata>,
-    pub blocked: Option<bool>,
+budget_fields! {
+    new:
+    /// `POST /team/new`.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct NewTeam {
+        /// Generated (a UUID) when absent.
+        pub team_id: Option<String>,
+        pub team_alias: Option<String>,
+        pub models: Option<Vec<String>>,
+        pub metadata: Option<Metadata>,
+        pub blocked: Option<bool>,
+    }
 }
 
-/// `POST /team/update`: only the fields present change; `null` clears a field.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamUpdate {
-    pub team_id: String,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub team_alias: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub models: Option<Option<Vec<String>>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_budget: Option<Option<f64>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub tpm_limit: Option<Option<u64>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rpm_limit: Option<Option<u64>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub budget_duration: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub metadata: Option<Option<Metadata>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocked: Option<bool>,
+budget_fields! {
+    update:
+    /// `POST /team/update`: only the fields present change; `null` clears a field.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TeamUpdate {
+        pub team_id: String,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub team_alias: Option<Option<String>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub models: Option<Option<Vec<String>>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub metadata: Option<Option<Metadata>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub blocked: Option<bool>,
+    }
 }
 
 /// `POST /team/update` answers with the team's fields and, as LiteLLM does, the same row
@@ -176,12 +223,8 @@ pub struct KeyInfo {
     pub user_id: Option<String>,
     /// Models the key may use, within its team's; empty means all of the team's.
     pub models: Vec<String>,
-    pub max_budget: Option<f64>,
-    pub spend: f64,
-    pub tpm_limit: Option<u64>,
-    pub rpm_limit: Option<u64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<String>,
+    #[serde(flatten)]
+    pub budget: Budget,
     pub metadata: Metadata,
     pub blocked: bool,
     /// Expiry (RFC 3339, UTC); null when the key never expires.
@@ -190,22 +233,21 @@ pub struct KeyInfo {
     pub updated_at: String,
 }
 
-/// `POST /key/generate`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    pub team_id: Option<String>,
-    pub user_id: Option<String>,
-    pub models: Option<Vec<String>>,
-    /// How long the key lives, e.g. `30d`; null or absent: forever.
-    pub duration: Option<String>,
-    pub key_alias: Option<String>,
-    pub max_budget: Option<f64>,
-    pub tpm_limit: Option<u64>,
-    pub rpm_limit: Option<u64>,
-    pub budget_duration: Option<String>,
-    pub metadata: Option<Metadata>,
-    pub blocked: Option<bool>,
+budget_fields! {
+    new:
+    /// `POST /key/generate`.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct NewKey {
+        pub team_id: Option<String>,
+        pub user_id: Option<String>,
+        pub models: Option<Vec<String>>,
+        /// How long the key lives, e.g. `30d`; null or absent: forever.
+        pub duration: Option<String>,
+        pub key_alias: Option<String>,
+        pub metadata: Option<Metadata>,
+        pub blocked: Option<bool>,
+    }
 }
 
 /// `POST /key/generate` answers with the secret key, this once.
@@ -216,69 +258,28 @@ pub struct GeneratedKey {
     pub info: KeyInfo,
 }
 
-/// `POST /key/update`: `key` names the key (the secret or its `token`); only the other fields
-/// present change; `null` clears a field.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyUpdate {
-    pub key: String,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub key_alias: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub user_id: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub models: Option<Option<Vec<String>>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_budget: Option<Option<f64>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub tpm_limit: Option<Option<u64>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rpm_limit: Option<Option<u64>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub budget_duration: Option<Option<String>>,
-    /// A new lifetime counted from now; null: never expires.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub duration: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub metadata: Option<Option<Metadata>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocked: Option<bool>,
+budget_fields! {
+    update:
+    /// `POST /key/update`: `key` names the key (the secret or its `token`); only the other
+    /// fields present change; `null` clears a field.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct KeyUpdate {
+        pub key: String,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub key_alias: Option<Option<String>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub user_id: Option<Option<String>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub models: Option<Option<Vec<String>>>,
+        /// A new lifetime counted from now; null: never expires.
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub duration: Option<Option<String>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub metadata: Option<Option<Metadata>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub blocked: Option<bool>,
+    }
 }
 
 /// `{"key": ...}` for `/key/block` and `/key/unblock`, and the `/key/info` query.

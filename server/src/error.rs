@@ -4,7 +4,7 @@
 use crate::{
     gate::admission::{Denial, LevelKind, RateInfo},
     providers::call::UpstreamError,
-    service::{money::nanos_to_usd, proxy},
+    service::{self, money::nanos_to_usd, proxy},
     storage::StorageError,
 };
 use app::types::{ErrorBody, ErrorDetail};
@@ -188,7 +188,23 @@ impl From<proxy::ProxyError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> Self {
-        Self::Internal(err.to_string())
+        service::Error::from(err).into()
+    }
+}
+
+impl From<service::Error> for ApiError {
+    fn from(err: service::Error) -> Self {
+        match err {
+            service::Error::Invalid { message, param } => Self::BadRequest { message, param },
+            service::Error::Unauthorized(message) => Self::Unauthorized(message),
+            service::Error::NotFound(message) => Self::NotFound(message),
+            service::Error::Conflict(message) => Self::Conflict(message),
+            service::Error::Unavailable(message) => Self::Status {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message,
+            },
+            service::Error::Internal(cause) => Self::Internal(cause),
+        }
     }
 }
 

@@ -32,12 +32,31 @@ fn gatehouse() -> Command {
     command
 }
 
+#[path = "common/database.rs"]
+mod database;
+use database::TestDatabase;
+
+/// A server's files and database, which outlive the process.
+struct Files {
+    dir: TempDir,
+    database: Arc<TestDatabase>,
+}
+
+impl From<TempDir> for Files {
+    fn from(dir: TempDir) -> Self {
+        Self {
+            dir,
+            database: Arc::new(TestDatabase::create_blocking()),
+        }
+    }
+}
+
 /// A running `gatehouse` process and everything it has printed.
 struct Server {
     child: Child,
     base: String,
     output: Arc<Mutex<String>>,
-    _dir: TempDir,
+    files: Option<Files>,
 }
 
 impl Server {
@@ -46,13 +65,18 @@ impl Server {
         Self::start_in(dir, master_key)
     }
 
-    fn start_in(dir: TempDir, master_key: Option<&str>) -> Self {
-        Self::start_with(dir, master_key, &[])
+    fn start_in(files: impl Into<Files>, master_key: Option<&str>) -> Self {
+        Self::start_with(files, master_key, &[])
     }
 
-    fn start_with(dir: TempDir, master_key: Option<&str>, env: &[(&str, &str)]) -> Self {
+    fn start_with(files: impl Into<Files>, master_key: Option<&str>, env: &[(&str, &str)]) -> Self {
+        let files: Files = files.into();
+        let dir = &files.dir;
         let mut command = gatehouse();
         command.envs(env.iter().copied());
+        if let Some(url) = &files.database.url {
+            command.env("DATABASE_URL", url);
+        }
         command
             .env("GATEHOUSE_PORT", "0")
             .env("GATEHOUSE_DATA_DIR", dir.path().join("data"))
@@ -82,7 +106,7 @@ impl Server {
             child,
             base,
             output,
-            _dir: dir,
+            files: Some(files),
         }
     }
 
@@ -412,18 +436,17 @@ fn first_start_generates_and_stores_an_admin_key_printed_once() {
 }
 
 impl Server {
-    fn terminate_keep_dir(self) -> TempDir {
+    fn terminate_keep_dir(self) -> Files {
         self.signal_keep_dir("-TERM")
     }
 
     /// Sends `signal`, waits for the process to end, and keeps its files.
-    fn signal_keep_dir(mut self, signal: &str) -> TempDir {
+    fn signal_keep_dir(mut self, signal: &str) -> Files {
         let _ = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
-        let dir = tempfile::tempdir().expect("placeholder");
-        std::mem::replace(&mut self._dir, dir)
+        self.files.take().expect("files")
     }
 }
 

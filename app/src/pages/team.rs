@@ -49,7 +49,10 @@ fn TeamView(
         .team_alias
         .clone()
         .unwrap_or_else(|| team.team_id.clone());
-    let remaining = team.max_budget.map(|max| (max - team.spend).max(0.0));
+    let remaining = team
+        .budget
+        .max_budget
+        .map(|max| (max - team.budget.spend).max(0.0));
     let blocked = team.blocked;
 
     let toggle_block = {
@@ -110,18 +113,18 @@ fn TeamView(
             <div class="cards">
                 <div class="card">
                     <h2>"Budget"</h2>
-                    <BudgetBar spend=info.team.spend max_budget=info.team.max_budget/>
+                    <BudgetBar spend=info.team.budget.spend max_budget=info.team.budget.max_budget/>
                     <dl>
                         <dt>"Remaining"</dt><dd>{remaining.map_or_else(|| "unlimited".to_string(), usd)}</dd>
-                        <dt>"Resets"</dt><dd>{info.team.budget_duration.clone().unwrap_or_else(|| "never".into())}</dd>
-                        <dt>"Next reset"</dt><dd>{info.team.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when)}</dd>
+                        <dt>"Resets"</dt><dd>{info.team.budget.budget_duration.clone().unwrap_or_else(|| "never".into())}</dd>
+                        <dt>"Next reset"</dt><dd>{info.team.budget.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when)}</dd>
                     </dl>
                 </div>
                 <div class="card">
                     <h2>"Limits"</h2>
                     <dl>
-                        <dt>"Tokens per minute"</dt><dd>{limit(info.team.tpm_limit)}</dd>
-                        <dt>"Requests per minute"</dt><dd>{limit(info.team.rpm_limit)}</dd>
+                        <dt>"Tokens per minute"</dt><dd>{limit(info.team.budget.tpm_limit)}</dd>
+                        <dt>"Requests per minute"</dt><dd>{limit(info.team.budget.rpm_limit)}</dd>
                         <dt>"Models"</dt><dd>{if info.team.models.is_empty() { "all models".to_string() } else { info.team.models.join(", ") }}</dd>
                     </dl>
                 </div>
@@ -156,10 +159,10 @@ fn SpendSection(team: Team) -> impl IntoView {
                 {move || {
                     let team = team.clone();
                     daily.get().map(move |result| show(result, move |daily| {
-                        let outlook = forecast(&daily.days, team.spend, team.max_budget, team.budget_reset_at.as_deref());
+                        let outlook = forecast(&daily.days, team.budget.spend, team.budget.max_budget, team.budget.budget_reset_at.as_deref());
                         view! {
                             <p class="forecast">{outlook}</p>
-                            <SpendChart days=daily.days max_budget=team.max_budget/>
+                            <SpendChart days=daily.days max_budget=team.budget.max_budget/>
                         }.into_any()
                     }))
                 }}
@@ -240,7 +243,7 @@ fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) 
             <td>{key.user_id.clone().unwrap_or_else(|| "—".into())}</td>
             <td><code>{key.key_name.clone()}</code></td>
             <td>{key.key_alias.clone().unwrap_or_else(|| "—".into())}</td>
-            <td>{usd(key.spend)}</td>
+            <td>{usd(key.budget.spend)}</td>
             <td>{key.expires.as_deref().map_or_else(|| "never".to_string(), when)}</td>
             <td>{if blocked { view! { <span class="badge blocked">"Blocked"</span> }.into_any() } else { view! { <span class="badge active">"Active"</span> }.into_any() }}</td>
             <td class="row-actions">

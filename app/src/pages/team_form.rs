@@ -36,7 +36,7 @@ impl Fields {
     fn new(team: Option<&Team>) -> Self {
         let text = |v: Option<String>| RwSignal::new(v.unwrap_or_default());
         let duration = team
-            .and_then(|t| t.budget_duration.clone())
+            .and_then(|t| t.budget.budget_duration.clone())
             .unwrap_or_default();
         let preset = DURATIONS
             .iter()
@@ -45,9 +45,12 @@ impl Fields {
             team_id: text(team.map(|t| t.team_id.clone())),
             team_alias: text(team.and_then(|t| t.team_alias.clone())),
             models: RwSignal::new(team.map(|t| t.models.clone()).unwrap_or_default()),
-            max_budget: text(team.and_then(|t| t.max_budget).map(|v| v.to_string())),
-            tpm_limit: text(team.and_then(|t| t.tpm_limit).map(|v| v.to_string())),
-            rpm_limit: text(team.and_then(|t| t.rpm_limit).map(|v| v.to_string())),
+            max_budget: text(
+                team.and_then(|t| t.budget.max_budget)
+                    .map(|v| v.to_string()),
+            ),
+            tpm_limit: text(team.and_then(|t| t.budget.tpm_limit).map(|v| v.to_string())),
+            rpm_limit: text(team.and_then(|t| t.budget.rpm_limit).map(|v| v.to_string())),
             duration_choice: RwSignal::new(if preset {
                 duration.clone()
             } else {

@@ -36,17 +36,21 @@ impl SortBy {
                 .to_lowercase()
         };
         let used = |t: &Team| {
-            t.max_budget
+            t.budget
+                .max_budget
                 .filter(|m| *m > 0.0)
-                .map_or(0.0, |m| t.spend / m)
+                .map_or(0.0, |m| t.budget.spend / m)
         };
         match self {
             Self::Name => teams.sort_by_key(name),
-            Self::Spend => teams.sort_by(|a, b| b.spend.total_cmp(&a.spend)),
+            Self::Spend => teams.sort_by(|a, b| b.budget.spend.total_cmp(&a.budget.spend)),
             Self::BudgetUsed => teams.sort_by(|a, b| used(b).total_cmp(&used(a))),
-            Self::Reset => {
-                teams.sort_by_key(|t| t.budget_reset_at.clone().unwrap_or_else(|| "~".into()))
-            }
+            Self::Reset => teams.sort_by_key(|t| {
+                t.budget
+                    .budget_reset_at
+                    .clone()
+                    .unwrap_or_else(|| "~".into())
+            }),
         }
     }
 }
@@ -254,10 +258,10 @@ fn TeamRow(
                 <div class="team-id">{team.team_id.clone()}</div>
             </td>
             <td>{models}</td>
-            <td><BudgetBar spend=team.spend max_budget=team.max_budget/></td>
-            <td>{team.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when)}</td>
-            <td>{limit(team.tpm_limit)}</td>
-            <td>{limit(team.rpm_limit)}</td>
+            <td><BudgetBar spend=team.budget.spend max_budget=team.budget.max_budget/></td>
+            <td>{team.budget.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when)}</td>
+            <td>{limit(team.budget.tpm_limit)}</td>
+            <td>{limit(team.budget.rpm_limit)}</td>
             <td>
                 {if blocked {
                     view! { <span class="badge blocked">"Blocked"</span> }.into_any()

@@ -58,11 +58,13 @@ pub struct Limits {
     pub tpm_limit: Option<u64>,
 }
 
-/// One level of a request's chain, with the limits it has now.
+/// One level of a request's chain, with the limits it has now and the budget window it is in
+/// (counted by resets; a backend that still counts an older window starts the new one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Level {
     pub id: LevelId,
     pub limits: Limits,
+    pub window: i64,
 }
 
 /// The most a request can cost and use, before it runs (see `service::estimate`).
@@ -146,7 +148,7 @@ impl RateInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// The chain's levels, each with the budget window the request was admitted in.
-    pub levels: Vec<(LevelId, u64)>,
+    pub levels: Vec<(LevelId, i64)>,
     /// Nano-dollars reserved at every level.
     pub cost: i64,
     /// Tokens reserved against every level's TPM limit.
@@ -210,11 +212,12 @@ pub trait Admission: Send + Sync {
     /// Gives the reservation back: the request cost nothing.
     async fn release(&self, grant: &Grant);
 
-    /// Starts a new budget window for `level`: spend from zero.
-    async fn reset(&self, level: &LevelId);
+    /// Starts budget window `window` for `level` (spend from zero), unless it is there already.
+    async fn reset(&self, level: &LevelId, window: i64);
 
-    /// Sets a level's spend in its current window (at start, from storage).
-    async fn load(&self, level: &LevelId, spend: i64);
+    /// Storage's spend of a level in window `window` (at start, or for a new level). A backend
+    /// that already counts that window keeps its own count: it is ahead of storage.
+    async fn load(&self, level: &LevelId, spend: i64, window: i64);
 
     /// Drops a deleted level's counters.
     async fn forget(&self, level: &LevelId);

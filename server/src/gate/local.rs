@@ -24,8 +24,22 @@ struct Counters {
     tokens_reserved: u64,
     requests: Window,
     tokens: Window,
-    /// Counts budget resets, so a settlement knows whether its window is still current.
-    window: u64,
+    /// The budget window `spend` belongs to: a settlement from another window is not added.
+    window: i64,
+    /// Whether `spend` has been set from storage or by a request (a level seen first by a
+    /// request starts at zero).
+    loaded: bool,
+}
+
+impl Counters {
+    /// Moves to `window` when it is newer than the one counted: spend from zero.
+    fn enter(&mut self, window: i64) {
+        if window > self.window {
+            self.window = window;
+            self.spend = 0;
+        }
+        self.loaded = true;
+    }
 }
 
 pub struct LocalAdmission {
@@ -212,16 +226,19 @@ impl Admission for LocalAdmission {
         }
     }
 
-    async fn reset(&self, level: &LevelId) {
+    async fn reset(&self, level: &LevelId, window: i64) {
         let cell = self.counters(level);
-        let mut c = lock(&cell);
-        c.spend = 0;
-        c.window += 1;
+        lock(&cell).enter(window);
     }
 
-    async fn load(&self, level: &LevelId, spend: i64) {
+    async fn load(&self, level: &LevelId, spend: i64, window: i64) {
         let cell = self.counters(level);
-        lock(&cell).spend = spend;
+        let mut c = lock(&cell);
+        if !c.loaded || window > c.window {
+            c.window = window;
+            c.spend = spend;
+            c.loaded = true;
+        }
     }
 
     async fn forget(&self, level: &LevelId) {

@@ -11,13 +11,13 @@ pub mod window;
 
 use crate::{
     service::duration::Period,
-    storage::{KeyRow, TeamRow},
+    storage::{BudgetOwner, BudgetRow, KeyRow, TeamRow},
 };
 use admission::{Admission, Denial, Level, LevelId, LevelKind, Limits};
 use clock::Clock;
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock, RwLockReadGuard},
+    sync::{Arc, RwLock, RwLockReadGuard},
 };
 
 /// What any level holds: the models it allows, its block, its budget and limits.
@@ -28,29 +28,25 @@ struct LevelConfig {
     limits: Limits,
     period: Option<Period>,
     reset_at: Option<i64>,
+    window: i64,
 }
 
 impl LevelConfig {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        models: &[String],
-        blocked: bool,
-        max_budget: Option<i64>,
-        rpm_limit: Option<i64>,
-        tpm_limit: Option<i64>,
-        budget_duration: Option<&str>,
-        reset_at: Option<i64>,
-    ) -> Self {
+    fn new(models: &[String], blocked: bool, budget: &BudgetRow) -> Self {
         Self {
             models: models.to_vec(),
             blocked,
             limits: Limits {
-                max_budget,
-                rpm_limit: rpm_limit.and_then(|v| u64::try_from(v).ok()),
-                tpm_limit: tpm_limit.and_then(|v| u64::try_from(v).ok()),
+                max_budget: budget.max_budget,
+                rpm_limit: budget.rpm_limit.and_then(|v| u64::try_from(v).ok()),
+                tpm_limit: budget.tpm_limit.and_then(|v| u64::try_from(v).ok()),
             },
-            period: budget_duration.and_then(|d| Period::parse("budget_duration", d).ok()),
-            reset_at,
+            period: budget
+                .budget_duration
+                .as_deref()
+                .and_then(|d| Period::parse("budget_duration", d).ok()),
+            reset_at: budget.budget_reset_at,
+            window: budget.budget_window,
         }
     }
 
@@ -58,17 +54,35 @@ impl LevelConfig {
         self.models.is_empty() || self.models.iter().any(|m| m == model)
     }
 
-    /// Moves to the next window when this one has ended; true when it did.
-    fn reset_if_due(&mut self, now_secs: i64) -> bool {
+    /// The reset due by `now_secs`: when the window ended and when the next one ends.
+    fn due(&self, now_secs: i64) -> Option<(i64, i64)> {
         match (self.reset_at, self.period) {
             (Some(at), Some(period)) if at <= now_secs => {
                 let now = chrono::DateTime::from_timestamp(now_secs, 0).unwrap_or_default();
-                self.reset_at = Some(period.next_reset(now).timestamp());
-                true
+                Some((at, period.next_reset(now).timestamp()))
             }
-            _ => false,
+            _ => None,
         }
     }
+
+    fn level(&self, id: &LevelId) -> Level {
+        Level {
+            id: id.clone(),
+            limits: self.limits,
+            window: self.window,
+        }
+    }
+}
+
+/// A budget whose window has ended: storage resets it, once for the whole fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReset {
+    pub owner: BudgetOwner,
+    pub id: String,
+    /// When the window ended (the row's `budget_reset_at`).
+    pub due_at: i64,
+    /// When the next one ends.
+    pub next: i64,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -117,8 +131,6 @@ struct Index {
 
 pub struct Gate {
     index: RwLock<Index>,
-    /// Ids of teams and keys whose budget was reset since the spend writer last looked.
-    resets: Mutex<(Vec<String>, Vec<String>)>,
     pub admission: Arc<dyn Admission>,
     pub clock: Clock,
 }
@@ -127,7 +139,6 @@ impl Gate {
     pub fn new(clock: Clock, admission: Arc<dyn Admission>) -> Self {
         Self {
             index: RwLock::new(Index::default()),
-            resets: Mutex::new((Vec::new(), Vec::new())),
             admission,
             clock,
         }
@@ -146,15 +157,7 @@ impl Gate {
     /// Creates or reconfigures a team. Spend is taken from the row only when `with_spend`
     /// (a new team, or the first load): the live counters are ahead of the database.
     pub async fn put_team(&self, row: &TeamRow, with_spend: bool) {
-        let config = LevelConfig::new(
-            &row.models,
-            row.blocked,
-            row.max_budget,
-            row.rpm_limit,
-            row.tpm_limit,
-            row.budget_duration.as_deref(),
-            row.budget_reset_at,
-        );
+        let config = LevelConfig::new(&row.models, row.blocked, &row.budget);
         let team = {
             let mut index = write(&self.index);
             index
@@ -171,7 +174,10 @@ impl Gate {
         };
         *write(&team.config) = config;
         if with_spend {
-            self.admission.load(&team.level, row.spend).await;
+            let b = &row.budget;
+            self.admission
+                .load(&team.level, b.spend, b.budget_window)
+                .await;
         }
     }
 
@@ -198,15 +204,7 @@ impl Gate {
 
     pub async fn put_key(&self, row: &KeyRow, with_spend: bool) {
         let config = KeyConfig {
-            level: LevelConfig::new(
-                &row.models,
-                row.blocked,
-                row.max_budget,
-                row.rpm_limit,
-                row.tpm_limit,
-                row.budget_duration.as_deref(),
-                row.budget_reset_at,
-            ),
+            level: LevelConfig::new(&row.models, row.blocked, &row.budget),
             user_id: row.user_id.clone(),
             expires_at: row.expires_at,
         };
@@ -238,7 +236,10 @@ impl Gate {
         };
         *write(&key.config) = config;
         if with_spend {
-            self.admission.load(&key.level, row.spend).await;
+            let b = &row.budget;
+            self.admission
+                .load(&key.level, b.spend, b.budget_window)
+                .await;
         }
     }
 
@@ -291,16 +292,7 @@ impl Gate {
                 level: key.team.level.clone(),
             });
         }
-        Ok(vec![
-            Level {
-                id: key.level.clone(),
-                limits: k.level.limits,
-            },
-            Level {
-                id: key.team.level.clone(),
-                limits: team.limits,
-            },
-        ])
+        Ok(vec![k.level.level(&key.level), team.level(&key.team.level)])
     }
 
     /// Models a key may use among `served`: its list within its team's.
@@ -333,49 +325,54 @@ impl Gate {
         Some((spend, reset_at))
     }
 
-    /// Starts a new window for every budget whose window has passed and notes it for the spend
-    /// writer; returns how many teams and keys were reset. Running it again in the same second
-    /// finds nothing due, so it never erases spend of the new window.
-    pub async fn reset_due_budgets(&self) -> (usize, usize) {
+    /// Every team and key budget whose window has ended by now.
+    pub fn due_resets(&self) -> Vec<DueReset> {
         let now = self.clock.now_secs();
-        let (teams, keys): (Vec<_>, Vec<_>) = {
-            let index = read(&self.index);
-            (
-                index.teams.values().cloned().collect(),
-                index.keys_by_id.values().cloned().collect(),
-            )
-        };
-        let mut team_ids = Vec::new();
-        for team in teams {
-            if write(&team.config).reset_if_due(now) {
-                self.admission.reset(&team.level).await;
-                team_ids.push(team.team_id.clone());
-            }
-        }
-        let mut key_ids = Vec::new();
-        for key in keys {
-            if write(&key.config).level.reset_if_due(now) {
-                self.admission.reset(&key.level).await;
-                key_ids.push(key.key_id.clone());
-            }
-        }
-        let counts = (team_ids.len(), key_ids.len());
-        let mut resets = self
-            .resets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        resets.0.extend(team_ids);
-        resets.1.extend(key_ids);
-        counts
+        let index = read(&self.index);
+        let teams = index.teams.values().filter_map(|team| {
+            let (due_at, next) = read(&team.config).due(now)?;
+            Some(DueReset {
+                owner: BudgetOwner::Team,
+                id: team.team_id.clone(),
+                due_at,
+                next,
+            })
+        });
+        let keys = index.keys_by_id.values().filter_map(|key| {
+            let (due_at, next) = read(&key.config).level.due(now)?;
+            Some(DueReset {
+                owner: BudgetOwner::Key,
+                id: key.key_id.clone(),
+                due_at,
+                next,
+            })
+        });
+        teams.chain(keys).collect()
     }
 
-    /// The team and key ids reset since the last call.
-    pub fn take_resets(&self) -> (Vec<String>, Vec<String>) {
-        std::mem::take(
-            &mut *self
-                .resets
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+    /// A reset storage has made: the level's next window, spend from zero.
+    pub async fn apply_reset(&self, reset: &DueReset, window: i64) {
+        let level = {
+            let index = read(&self.index);
+            let found = match reset.owner {
+                BudgetOwner::Team => index.teams.get(&reset.id).map(|team| {
+                    let mut config = write(&team.config);
+                    config.reset_at = Some(reset.next);
+                    config.window = config.window.max(window);
+                    team.level.clone()
+                }),
+                BudgetOwner::Key => index.keys_by_id.get(&reset.id).map(|key| {
+                    let mut config = write(&key.config);
+                    config.level.reset_at = Some(reset.next);
+                    config.level.window = config.level.window.max(window);
+                    key.level.clone()
+                }),
+            };
+            match found {
+                Some(level) => level,
+                None => return,
+            }
+        };
+        self.admission.reset(&level, window).await;
     }
 }

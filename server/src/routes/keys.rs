@@ -34,7 +34,10 @@ async fn generate(
     State(db): Db,
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<Json<GeneratedKey>, ApiError> {
-    keys::generate(db.ctx(), req, Utc::now()).await.map(Json)
+    keys::generate(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn info(
@@ -52,14 +55,20 @@ async fn list(
     State(db): Db,
     ApiQuery(q): ApiQuery<KeyListQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
-    keys::list(db.ctx(), q).await.map(Json)
+    keys::list(db.ctx(), q)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn update(
     State(db): Db,
     ApiJson(req): ApiJson<KeyUpdate>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::update(db.ctx(), req, Utc::now()).await.map(Json)
+    keys::update(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn delete(
@@ -74,10 +83,12 @@ async fn block(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyI
     keys::set_blocked(db.ctx(), &req.key, true, Utc::now())
         .await
         .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn unblock(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
     keys::set_blocked(db.ctx(), &req.key, false, Utc::now())
         .await
         .map(Json)
+        .map_err(ApiError::from)
 }

@@ -5,7 +5,7 @@ use crate::{
     auth::{cross_site, session_cookie, throttled, ADMIN_ACCOUNT, SESSION_COOKIE},
     error::ApiError,
     extract::ApiJson,
-    service::session,
+    service::{self, session},
     state::AppState,
     throttle::client_address,
 };
@@ -54,11 +54,11 @@ async fn login(
             state.throttle.success(ip, Some(ADMIN_ACCOUNT));
             new
         }
-        Err(err @ ApiError::Unauthorized(_)) => {
+        Err(err @ service::Error::Unauthorized(_)) => {
             state.throttle.failure(ip, Some(ADMIN_ACCOUNT));
-            return Err(err);
+            return Err(err.into());
         }
-        Err(err) => return Err(err),
+        Err(err) => return Err(err.into()),
     };
     let body = Session {
         expires_at: new.expires_at_text(),

@@ -17,7 +17,10 @@ async fn logs(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SpendLogQuery>,
 ) -> Result<Json<SpendLogList>, ApiError> {
-    spend::logs(state.ctx(), q).await.map(Json)
+    spend::logs(state.ctx(), q)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn daily(
@@ -25,7 +28,10 @@ async fn daily(
     ApiQuery(q): ApiQuery<DailySpendQuery>,
 ) -> Result<Json<DailySpend>, ApiError> {
     let today = state.gate.clock.now().date_naive();
-    spend::daily(state.ctx(), q, today).await.map(Json)
+    spend::daily(state.ctx(), q, today)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn summary(
@@ -33,5 +39,8 @@ async fn summary(
     ApiQuery(q): ApiQuery<SpendSummaryQuery>,
 ) -> Result<Json<SpendSummary>, ApiError> {
     let today = state.gate.clock.now().date_naive();
-    spend::summary(state.ctx(), q, today).await.map(Json)
+    spend::summary(state.ctx(), q, today)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }

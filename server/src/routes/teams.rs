@@ -31,7 +31,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Team>, ApiError> {
-    teams::create(db.ctx(), req, Utc::now()).await.map(Json)
+    teams::create(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn list(State(db): Db) -> Result<Json<TeamList>, ApiError> {
@@ -43,7 +46,10 @@ async fn info(
     State(db): Db,
     ApiQuery(q): ApiQuery<TeamInfoQuery>,
 ) -> Result<Json<TeamInfo>, ApiError> {
-    teams::info(db.ctx(), &q.team_id).await.map(Json)
+    teams::info(db.ctx(), &q.team_id)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn update(
@@ -69,10 +75,12 @@ async fn block(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Tea
     teams::set_blocked(db.ctx(), &req.team_id, true, Utc::now())
         .await
         .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn unblock(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
     teams::set_blocked(db.ctx(), &req.team_id, false, Utc::now())
         .await
         .map(Json)
+        .map_err(ApiError::from)
 }

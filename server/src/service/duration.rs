@@ -1,7 +1,7 @@
 //! Durations such as `30s`, `5m`, `1h`, `1d`, `30d`, `1mo`: a key's lifetime (counted from now)
 //! and a budget's reset period (aligned to UTC boundaries, see the README).
 
-use crate::error::ApiError;
+use super::Error;
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, TimeZone, Timelike, Utc};
 
 /// Large enough for any real period (100,000 days is 273 years), small enough that no date
@@ -25,9 +25,9 @@ pub struct Period {
 
 impl Period {
     /// Parses `<N><unit>` with unit one of `s`, `m`, `h`, `d`, `mo` and 1 <= N <= 100000.
-    pub fn parse(param: &str, text: &str) -> Result<Self, ApiError> {
+    pub fn parse(param: &str, text: &str) -> Result<Self, Error> {
         let invalid = || {
-            ApiError::invalid(
+            Error::invalid(
                 param,
                 format!(
                     "{param} must look like 30s, 15m, 1h, 1d, 30d or 1mo (a whole number from 1 \

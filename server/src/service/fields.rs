@@ -1,15 +1,18 @@
-//! The budget and limit fields that teams and keys share, converted from the API to storage:
-//! `None` leaves a field unchanged in an update, `Some(None)` clears it.
+//! The budget and limits every level holds (teams, keys, and the levels to come), between the
+//! API and storage, with their rules: checked once here for every level. In an update `None`
+//! leaves a field unchanged and `Some(None)` clears it.
 
-use super::{duration::Period, money::usd_to_nanos, validate};
-use crate::error::ApiError;
+use super::Error;
+use super::{duration::Period, money::nanos_to_usd, money::usd_to_nanos, timestamp, validate};
+use crate::storage::{BudgetPatch, BudgetRow};
+use app::types::{Budget, BudgetUpdate, NewBudget};
 use chrono::{DateTime, Utc};
 
 /// A budget period as stored, and the first reset it implies.
-pub fn budget_period(
+fn budget_period(
     duration: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(Option<String>, Option<i64>), ApiError> {
+) -> Result<(Option<String>, Option<i64>), Error> {
     match duration {
         None => Ok((None, None)),
         Some(text) => {
@@ -22,37 +25,60 @@ pub fn budget_period(
     }
 }
 
-/// [`budget_period`] for an update: a changed period moves the next reset, spend stays.
-#[allow(clippy::type_complexity)]
-pub fn budget_period_update(
-    duration: Option<Option<String>>,
-    now: DateTime<Utc>,
-) -> Result<(Option<Option<String>>, Option<Option<i64>>), ApiError> {
-    match duration {
-        None => Ok((None, None)),
-        Some(duration) => {
-            let (duration, reset) = budget_period(duration.as_deref(), now)?;
-            Ok((Some(duration), Some(reset)))
-        }
-    }
-}
-
-pub fn budget(usd: Option<f64>) -> Result<Option<i64>, ApiError> {
+fn max_budget(usd: Option<f64>) -> Result<Option<i64>, Error> {
     usd.map(|usd| usd_to_nanos("max_budget", usd)).transpose()
 }
 
-pub fn budget_update(usd: Option<Option<f64>>) -> Result<Option<Option<i64>>, ApiError> {
-    usd.map(budget).transpose()
+/// A new level's budget: nothing spent, in its first window.
+pub fn new_budget(b: &NewBudget, now: DateTime<Utc>) -> Result<BudgetRow, Error> {
+    let (budget_duration, budget_reset_at) = budget_period(b.budget_duration.as_deref(), now)?;
+    Ok(BudgetRow {
+        max_budget: max_budget(b.max_budget)?,
+        spend: 0,
+        tpm_limit: validate::limit("tpm_limit", b.tpm_limit)?,
+        rpm_limit: validate::limit("rpm_limit", b.rpm_limit)?,
+        budget_duration,
+        budget_reset_at,
+        budget_window: 0,
+    })
 }
 
-pub fn limit_update(
-    param: &str,
-    limit: Option<Option<u64>>,
-) -> Result<Option<Option<i64>>, ApiError> {
-    limit.map(|limit| validate::limit(param, limit)).transpose()
+/// What an update changes of a budget. A changed period moves the next reset; spend stays.
+pub fn budget_patch(b: &BudgetUpdate, now: DateTime<Utc>) -> Result<BudgetPatch, Error> {
+    let (budget_duration, budget_reset_at) = match &b.budget_duration {
+        None => (None, None),
+        Some(duration) => {
+            let (duration, reset) = budget_period(duration.as_deref(), now)?;
+            (Some(duration), Some(reset))
+        }
+    };
+    let limit = |param: &str, value: Option<Option<u64>>| {
+        value.map(|v| validate::limit(param, v)).transpose()
+    };
+    Ok(BudgetPatch {
+        max_budget: b.max_budget.map(max_budget).transpose()?,
+        tpm_limit: limit("tpm_limit", b.tpm_limit)?,
+        rpm_limit: limit("rpm_limit", b.rpm_limit)?,
+        budget_duration,
+        budget_reset_at,
+    })
 }
 
-pub fn models_update(models: Option<Option<Vec<String>>>) -> Result<Option<Vec<String>>, ApiError> {
+/// The budget as the API shows it; `live` is the request path's spend and next reset, ahead of
+/// the database.
+pub fn budget_view(row: &BudgetRow, live: Option<(i64, Option<i64>)>) -> Budget {
+    let (spend, reset_at) = live.unwrap_or((row.spend, row.budget_reset_at));
+    Budget {
+        max_budget: row.max_budget.map(nanos_to_usd),
+        spend: nanos_to_usd(spend),
+        tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
+        rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
+        budget_duration: row.budget_duration.clone(),
+        budget_reset_at: reset_at.map(timestamp),
+    }
+}
+
+pub fn models_update(models: Option<Option<Vec<String>>>) -> Result<Option<Vec<String>>, Error> {
     models
         .map(|models| validate::models("models", models.unwrap_or_default()))
         .transpose()

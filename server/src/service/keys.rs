@@ -1,11 +1,8 @@
 //! Virtual keys: issued to a team's member, shown once, stored as a hash; a key's models stay
 //! within its team's.
 
-use super::{
-    duration::Period, fields, money::nanos_to_usd, secrets, teams, timestamp, validate, Ctx,
-};
+use super::{duration::Period, fields, secrets, teams, timestamp, validate, Ctx, Error};
 use crate::{
-    error::ApiError,
     gate::admission::LevelKind,
     storage::{DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
 };
@@ -14,11 +11,7 @@ use chrono::{DateTime, Utc};
 
 /// The key as the API shows it (never its secret), with the live spend of the request path.
 pub async fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
-    let (spend, reset_at) = ctx
-        .gate
-        .budget(LevelKind::Key, &row.key_id)
-        .await
-        .unwrap_or((row.spend, row.budget_reset_at));
+    let live = ctx.gate.budget(LevelKind::Key, &row.key_id).await;
     KeyInfo {
         token: row.key_id.clone(),
         key_name: secrets::masked_key(&row.key_id, &row.key_hint),
@@ -26,12 +19,7 @@ pub async fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
         team_id: row.team_id.clone(),
         user_id: row.user_id.clone(),
         models: row.models.clone(),
-        max_budget: row.max_budget.map(nanos_to_usd),
-        spend: nanos_to_usd(spend),
-        tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
-        rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
-        budget_duration: row.budget_duration.clone(),
-        budget_reset_at: reset_at.map(timestamp),
+        budget: fields::budget_view(&row.budget, live),
         metadata: row.metadata.clone(),
         blocked: row.blocked,
         expires: row.expires_at.map(timestamp),
@@ -52,7 +40,7 @@ pub fn member_view(row: &KeyRow) -> TeamMember {
 
 /// Finds the key that `reference` names: the secret key itself, or its public `token`. The
 /// reference is never echoed back, since it may be a secret.
-pub async fn resolve(ctx: Ctx<'_>, param: &str, reference: &str) -> Result<KeyRow, ApiError> {
+pub async fn resolve(ctx: Ctx<'_>, param: &str, reference: &str) -> Result<KeyRow, Error> {
     let found = if secrets::is_virtual_key(reference) {
         ctx.storage
             .key_by_hash(&secrets::sha256_hex(reference))
@@ -63,15 +51,15 @@ pub async fn resolve(ctx: Ctx<'_>, param: &str, reference: &str) -> Result<KeyRo
     {
         ctx.storage.key(reference).await?
     } else {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             param,
             format!("{param} must be a virtual key (sk-...) or a key's token"),
         ));
     };
-    found.ok_or_else(|| ApiError::NotFound("Key not found".to_string()))
+    found.ok_or_else(|| Error::NotFound("Key not found".to_string()))
 }
 
-fn expiry(duration: Option<&str>, now: DateTime<Utc>) -> Result<Option<i64>, ApiError> {
+fn expiry(duration: Option<&str>, now: DateTime<Utc>) -> Result<Option<i64>, Error> {
     duration
         .map(|text| Period::parse("duration", text).map(|p| p.after(now).timestamp()))
         .transpose()
@@ -81,9 +69,10 @@ pub async fn generate(
     ctx: Ctx<'_>,
     req: NewKey,
     now: DateTime<Utc>,
-) -> Result<GeneratedKey, ApiError> {
+) -> Result<GeneratedKey, Error> {
+    let budget = fields::new_budget(&req.budget(), now)?;
     let team_id = req.team_id.ok_or_else(|| {
-        ApiError::invalid(
+        Error::invalid(
             "team_id",
             "team_id is required: every key belongs to a team",
         )
@@ -97,8 +86,6 @@ pub async fn generate(
     }
     let models = validate::models("models", req.models.unwrap_or_default())?;
     validate::models_within_team(&models, &team.team_id, &team.models)?;
-    let (budget_duration, budget_reset_at) =
-        fields::budget_period(req.budget_duration.as_deref(), now)?;
     let secret = secrets::new_virtual_key()?;
     let row = KeyRow {
         key_id: secret.key_id,
@@ -108,12 +95,7 @@ pub async fn generate(
         user_id: req.user_id,
         key_alias: req.key_alias,
         models,
-        max_budget: fields::budget(req.max_budget)?,
-        spend: 0,
-        tpm_limit: validate::limit("tpm_limit", req.tpm_limit)?,
-        rpm_limit: validate::limit("rpm_limit", req.rpm_limit)?,
-        budget_duration,
-        budget_reset_at,
+        budget,
         metadata: req.metadata.unwrap_or_default(),
         blocked: req.blocked.unwrap_or(false),
         expires_at: expiry(req.duration.as_deref(), now)?,
@@ -130,18 +112,18 @@ pub async fn generate(
         }
         // The team was deleted between the check and the insert.
         Err(StorageError::MissingReference) => {
-            Err(ApiError::NotFound(format!("Team '{team_id}' not found")))
+            Err(Error::NotFound(format!("Team '{team_id}' not found")))
         }
         Err(err) => Err(err.into()),
     }
 }
 
-pub async fn info(ctx: Ctx<'_>, reference: &str) -> Result<KeyInfo, ApiError> {
+pub async fn info(ctx: Ctx<'_>, reference: &str) -> Result<KeyInfo, Error> {
     let row = resolve(ctx, "key", reference).await?;
     Ok(key_view(ctx, &row).await)
 }
 
-pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, ApiError> {
+pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, Error> {
     if let Some(team_id) = &query.team_id {
         validate::team_id("team_id", team_id)?;
     }
@@ -166,7 +148,7 @@ pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, ApiError
     })
 }
 
-pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<KeyInfo, ApiError> {
+pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<KeyInfo, Error> {
     let key = resolve(ctx, "key", &req.key).await?;
     if let Some(Some(user_id)) = &req.user_id {
         validate::user_id("user_id", user_id)?;
@@ -174,22 +156,17 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
     if let Some(Some(alias)) = &req.key_alias {
         validate::label("key_alias", alias)?;
     }
+    let budget = fields::budget_patch(&req.budget(), now)?;
     let models = fields::models_update(req.models)?;
     if let Some(models) = &models {
         let team = teams::existing(ctx, "team_id", &key.team_id).await?;
         validate::models_within_team(models, &team.team_id, &team.models)?;
     }
-    let (budget_duration, budget_reset_at) =
-        fields::budget_period_update(req.budget_duration, now)?;
     let patch = KeyPatch {
+        budget,
         user_id: req.user_id,
         key_alias: req.key_alias,
         models,
-        max_budget: fields::budget_update(req.max_budget)?,
-        tpm_limit: fields::limit_update("tpm_limit", req.tpm_limit)?,
-        rpm_limit: fields::limit_update("rpm_limit", req.rpm_limit)?,
-        budget_duration,
-        budget_reset_at,
         metadata: req.metadata.map(Option::unwrap_or_default),
         blocked: req.blocked,
         expires_at: req
@@ -205,7 +182,7 @@ pub async fn set_blocked(
     reference: &str,
     blocked: bool,
     now: DateTime<Utc>,
-) -> Result<KeyInfo, ApiError> {
+) -> Result<KeyInfo, Error> {
     let key = resolve(ctx, "key", reference).await?;
     let patch = KeyPatch {
         blocked: Some(blocked),
@@ -219,20 +196,20 @@ async fn apply(
     key_id: &str,
     patch: &KeyPatch,
     now: DateTime<Utc>,
-) -> Result<KeyInfo, ApiError> {
+) -> Result<KeyInfo, Error> {
     let row = ctx
         .storage
         .update_key(key_id, patch, now.timestamp())
         .await?
-        .ok_or_else(|| ApiError::NotFound("Key not found".to_string()))?;
+        .ok_or_else(|| Error::NotFound("Key not found".to_string()))?;
     ctx.gate.put_key(&row, false).await;
     Ok(key_view(ctx, &row).await)
 }
 
 /// Deletes the keys, all or none; answers their tokens.
-pub async fn delete(ctx: Ctx<'_>, references: Vec<String>) -> Result<Vec<String>, ApiError> {
+pub async fn delete(ctx: Ctx<'_>, references: Vec<String>) -> Result<Vec<String>, Error> {
     if references.is_empty() {
-        return Err(ApiError::invalid("keys", "keys must name at least one key"));
+        return Err(Error::invalid("keys", "keys must name at least one key"));
     }
     let mut ids: Vec<String> = Vec::with_capacity(references.len());
     for reference in &references {
@@ -248,6 +225,6 @@ pub async fn delete(ctx: Ctx<'_>, references: Vec<String>) -> Result<Vec<String>
             }
             Ok(ids)
         }
-        DeleteOutcome::Missing(_) => Err(ApiError::NotFound("Key not found".to_string())),
+        DeleteOutcome::Missing(_) => Err(Error::NotFound("Key not found".to_string())),
     }
 }

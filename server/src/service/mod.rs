@@ -1,7 +1,9 @@
 //! What the API does, in plain async functions that know nothing of HTTP frameworks: handlers
 //! extract and delegate here.
 
+pub mod budgets;
 pub mod duration;
+mod error;
 pub mod estimate;
 pub mod fields;
 pub mod keys;
@@ -13,6 +15,8 @@ pub mod spend;
 pub mod teams;
 pub mod usage;
 pub mod validate;
+
+pub use error::Error;
 
 use crate::{gate::Gate, storage::Storage};
 use chrono::{DateTime, SecondsFormat, Utc};

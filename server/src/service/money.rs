@@ -1,7 +1,7 @@
 //! Money: integer nano-dollars inside, USD floats only at the JSON edge. Nano-dollars keep the
 //! price of a single token of the cheapest models exact.
 
-use crate::error::ApiError;
+use super::Error;
 
 const NANOS_PER_USD: f64 = 1_000_000_000.0;
 
@@ -9,15 +9,15 @@ const NANOS_PER_USD: f64 = 1_000_000_000.0;
 const MAX_USD: f64 = 1_000_000_000.0;
 
 /// Converts a budget from the API; refuses negative, non-finite and absurd amounts.
-pub fn usd_to_nanos(param: &str, usd: f64) -> Result<i64, ApiError> {
+pub fn usd_to_nanos(param: &str, usd: f64) -> Result<i64, Error> {
     if !usd.is_finite() || usd < 0.0 {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             param,
             format!("{param} must be a non-negative amount in USD"),
         ));
     }
     if usd > MAX_USD {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             param,
             format!("{param} must be at most {MAX_USD} USD"),
         ));

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     gate::{
-        admission::{Denial, RateInfo, Reservation},
+        admission::{Denial, LevelKind, RateInfo, Reservation},
         Gate, KeyEntry,
     },
     providers::{
@@ -188,6 +188,14 @@ pub async fn forward(
         lowered_to,
         ..Meta::default()
     };
+    let window = |kind: LevelKind| {
+        grant
+            .levels
+            .iter()
+            .find(|(level, _)| level.kind == kind)
+            .map_or(0, |(_, window)| *window)
+    };
+    let (key_window, team_window) = (window(LevelKind::Key), window(LevelKind::Team));
     let call = Call {
         reservation: Reservation::new(grant, ctx.gate.admission.clone()),
         log: SpendLog {
@@ -202,6 +210,8 @@ pub async fn forward(
             cost: 0,
             latency_ms: 0,
             status: 0,
+            key_window,
+            team_window,
         },
         deployment,
         bound,

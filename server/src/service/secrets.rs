@@ -1,7 +1,7 @@
 //! Secrets: virtual keys, session tokens and the admin key. Only SHA-256 hashes are stored;
 //! comparisons of secrets are constant-time.
 
-use crate::error::ApiError;
+use super::Error;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -30,8 +30,8 @@ pub fn random_string(alphabet: &[u8], len: usize) -> Result<String, getrandom::E
 }
 
 /// A random alphanumeric secret (about 5.95 bits a character).
-pub fn random_secret(len: usize) -> Result<String, ApiError> {
-    random_string(ALPHANUMERIC, len).map_err(|err| ApiError::Internal(format!("random: {err}")))
+pub fn random_secret(len: usize) -> Result<String, Error> {
+    random_string(ALPHANUMERIC, len).map_err(|err| Error::Internal(format!("random: {err}")))
 }
 
 pub fn sha256_hex(secret: &str) -> String {
@@ -46,9 +46,9 @@ pub struct NewKey {
     pub key_hint: String,
 }
 
-pub fn new_virtual_key() -> Result<NewKey, ApiError> {
+pub fn new_virtual_key() -> Result<NewKey, Error> {
     let key_id = random_string(LOWER_ALPHANUMERIC, KEY_ID_LEN)
-        .map_err(|err| ApiError::Internal(format!("random: {err}")))?;
+        .map_err(|err| Error::Internal(format!("random: {err}")))?;
     let secret = random_secret(KEY_SECRET_LEN)?;
     let key = format!("{KEY_PREFIX}{key_id}_{secret}");
     Ok(NewKey {

@@ -1,8 +1,9 @@
 //! Console sessions: the admin key is traded once for a random session token that lives in an
 //! HttpOnly cookie; only the token's hash is stored, so sign-out and expiry are enforced here.
 
+use super::Error;
 use super::{secrets, timestamp};
-use crate::{error::ApiError, storage::Storage};
+use crate::storage::Storage;
 use chrono::{DateTime, Duration, Utc};
 
 const TOKEN_LEN: usize = 43;
@@ -24,9 +25,9 @@ pub async fn sign_in(
     candidate: &str,
     ttl: Duration,
     now: DateTime<Utc>,
-) -> Result<NewSession, ApiError> {
+) -> Result<NewSession, Error> {
     if !master_key.matches(candidate) {
-        return Err(ApiError::Unauthorized(
+        return Err(Error::Unauthorized(
             "That is not the admin key. Use the key Gatehouse printed on its first start, or \
              the value of GATEHOUSE_MASTER_KEY."
                 .to_string(),
@@ -45,12 +46,12 @@ pub async fn is_valid(
     storage: &dyn Storage,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     Ok(storage
         .session_valid(&secrets::sha256_hex(token), now.timestamp())
         .await?)
 }
 
-pub async fn sign_out(storage: &dyn Storage, token: &str) -> Result<(), ApiError> {
+pub async fn sign_out(storage: &dyn Storage, token: &str) -> Result<(), Error> {
     Ok(storage.delete_session(&secrets::sha256_hex(token)).await?)
 }

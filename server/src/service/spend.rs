@@ -1,11 +1,9 @@
 //! Reading spend back: the request log and a team's spend per day, for the console's charts
 //! and for callers.
 
+use super::Error;
 use super::{keys, money::nanos_to_usd, teams, validate, Ctx};
-use crate::{
-    error::ApiError,
-    storage::{GroupSpend, SpendFilter, SpendGrouping},
-};
+use crate::storage::{GroupSpend, SpendFilter, SpendGrouping};
 use app::types::{
     DailySpend, DailySpendEntry, DailySpendQuery, SpendGroup, SpendLogEntry, SpendLogList,
     SpendLogQuery, SpendSummary, SpendSummaryQuery,
@@ -16,7 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 const MAX_DAYS: i64 = 366;
 
 /// An RFC 3339 time, or a date meaning its 00:00 UTC; in unix milliseconds.
-fn instant(param: &str, text: &str) -> Result<i64, ApiError> {
+fn instant(param: &str, text: &str) -> Result<i64, Error> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
     }
@@ -27,16 +25,16 @@ fn instant(param: &str, text: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn date(param: &str, text: &str) -> Result<NaiveDate, ApiError> {
+fn date(param: &str, text: &str) -> Result<NaiveDate, Error> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        ApiError::invalid(
+        Error::invalid(
             param,
             format!("{param} must be a date like 2026-11-27 (UTC) or an RFC 3339 time"),
         )
     })
 }
 
-pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, ApiError> {
+pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, Error> {
     let (page, size, offset) = validate::page(query.page, query.size)?;
     if let Some(team_id) = &query.team_id {
         validate::team_id("team_id", team_id)?;
@@ -94,7 +92,7 @@ struct DayRange {
 }
 
 impl DayRange {
-    fn parse(start: Option<&str>, end: Option<&str>, today: NaiveDate) -> Result<Self, ApiError> {
+    fn parse(start: Option<&str>, end: Option<&str>, today: NaiveDate) -> Result<Self, Error> {
         let end = end
             .map(|d| date("end_date", d))
             .transpose()?
@@ -105,7 +103,7 @@ impl DayRange {
             .unwrap_or(end - Duration::days(29));
         let days = (end - start).num_days() + 1;
         if !(1..=MAX_DAYS).contains(&days) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "start_date",
                 format!("start_date must be on or before end_date, at most {MAX_DAYS} days before"),
             ));
@@ -128,7 +126,7 @@ pub async fn daily(
     ctx: Ctx<'_>,
     query: DailySpendQuery,
     today: NaiveDate,
-) -> Result<DailySpend, ApiError> {
+) -> Result<DailySpend, Error> {
     let team = teams::existing(ctx, "team_id", &query.team_id).await?;
     let range = DayRange::parse(
         query.start_date.as_deref(),
@@ -167,7 +165,7 @@ pub async fn summary(
     ctx: Ctx<'_>,
     query: SpendSummaryQuery,
     today: NaiveDate,
-) -> Result<SpendSummary, ApiError> {
+) -> Result<SpendSummary, Error> {
     let range = DayRange::parse(
         query.start_date.as_deref(),
         query.end_date.as_deref(),

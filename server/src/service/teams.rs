@@ -3,11 +3,9 @@
 use super::{
     fields,
     keys::{key_view, member_view},
-    money::nanos_to_usd,
-    timestamp, validate, Ctx,
+    timestamp, validate, Ctx, Error,
 };
 use crate::{
-    error::ApiError,
     gate::admission::LevelKind,
     storage::{DeleteOutcome, KeyFilter, StorageError, TeamPatch, TeamRow},
 };
@@ -16,21 +14,12 @@ use chrono::{DateTime, Utc};
 
 /// The team as the API shows it, with the live spend of the request path.
 pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
-    let (spend, reset_at) = ctx
-        .gate
-        .budget(LevelKind::Team, &row.team_id)
-        .await
-        .unwrap_or((row.spend, row.budget_reset_at));
+    let live = ctx.gate.budget(LevelKind::Team, &row.team_id).await;
     Team {
         team_id: row.team_id.clone(),
         team_alias: row.team_alias.clone(),
         models: row.models.clone(),
-        max_budget: row.max_budget.map(nanos_to_usd),
-        spend: nanos_to_usd(spend),
-        tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
-        rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
-        budget_duration: row.budget_duration.clone(),
-        budget_reset_at: reset_at.map(timestamp),
+        budget: fields::budget_view(&row.budget, live),
         metadata: row.metadata.clone(),
         blocked: row.blocked,
         created_at: timestamp(row.created_at),
@@ -38,12 +27,12 @@ pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
     }
 }
 
-fn not_found(team_id: &str) -> ApiError {
-    ApiError::NotFound(format!("Team '{team_id}' not found"))
+fn not_found(team_id: &str) -> Error {
+    Error::NotFound(format!("Team '{team_id}' not found"))
 }
 
 /// Reads a team that must exist; `param` names the request field that held its id.
-pub async fn existing(ctx: Ctx<'_>, param: &str, team_id: &str) -> Result<TeamRow, ApiError> {
+pub async fn existing(ctx: Ctx<'_>, param: &str, team_id: &str) -> Result<TeamRow, Error> {
     validate::team_id(param, team_id)?;
     ctx.storage
         .team(team_id)
@@ -51,7 +40,8 @@ pub async fn existing(ctx: Ctx<'_>, param: &str, team_id: &str) -> Result<TeamRo
         .ok_or_else(|| not_found(team_id))
 }
 
-pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Team, ApiError> {
+pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Team, Error> {
+    let budget = fields::new_budget(&req.budget(), now)?;
     let team_id = match req.team_id {
         Some(id) => {
             validate::team_id("team_id", &id)?;
@@ -62,17 +52,10 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     if let Some(alias) = &req.team_alias {
         validate::label("team_alias", alias)?;
     }
-    let (budget_duration, budget_reset_at) =
-        fields::budget_period(req.budget_duration.as_deref(), now)?;
     let row = TeamRow {
+        budget,
         team_alias: req.team_alias,
         models: validate::models("models", req.models.unwrap_or_default())?,
-        max_budget: fields::budget(req.max_budget)?,
-        spend: 0,
-        tpm_limit: validate::limit("tpm_limit", req.tpm_limit)?,
-        rpm_limit: validate::limit("rpm_limit", req.rpm_limit)?,
-        budget_duration,
-        budget_reset_at,
         metadata: req.metadata.unwrap_or_default(),
         blocked: req.blocked.unwrap_or(false),
         created_at: now.timestamp(),
@@ -84,7 +67,7 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
             ctx.gate.put_team(&row, true).await;
             Ok(team_view(ctx, &row).await)
         }
-        Err(StorageError::AlreadyExists) => Err(ApiError::Conflict(format!(
+        Err(StorageError::AlreadyExists) => Err(Error::Conflict(format!(
             "Team '{}' already exists; choose another team_id or use /team/update",
             row.team_id
         ))),
@@ -92,7 +75,7 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     }
 }
 
-pub async fn list(ctx: Ctx<'_>) -> Result<Vec<Team>, ApiError> {
+pub async fn list(ctx: Ctx<'_>) -> Result<Vec<Team>, Error> {
     let rows = ctx.storage.teams().await?;
     let mut teams = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -101,7 +84,7 @@ pub async fn list(ctx: Ctx<'_>) -> Result<Vec<Team>, ApiError> {
     Ok(teams)
 }
 
-pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, ApiError> {
+pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, Error> {
     let team = existing(ctx, "team_id", team_id).await?;
     let filter = KeyFilter {
         team_id: Some(team.team_id.clone()),
@@ -123,21 +106,15 @@ pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, ApiError> {
 
 /// Applies the fields present in `req`; changing `budget_duration` moves `budget_reset_at`
 /// without touching spend.
-pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result<Team, ApiError> {
+pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result<Team, Error> {
     validate::team_id("team_id", &req.team_id)?;
     if let Some(Some(alias)) = &req.team_alias {
         validate::label("team_alias", alias)?;
     }
-    let (budget_duration, budget_reset_at) =
-        fields::budget_period_update(req.budget_duration, now)?;
     let patch = TeamPatch {
+        budget: fields::budget_patch(&req.budget(), now)?,
         team_alias: req.team_alias,
         models: fields::models_update(req.models)?,
-        max_budget: fields::budget_update(req.max_budget)?,
-        tpm_limit: fields::limit_update("tpm_limit", req.tpm_limit)?,
-        rpm_limit: fields::limit_update("rpm_limit", req.rpm_limit)?,
-        budget_duration,
-        budget_reset_at,
         metadata: req.metadata.map(Option::unwrap_or_default),
         blocked: req.blocked,
     };
@@ -149,7 +126,7 @@ pub async fn set_blocked(
     team_id: &str,
     blocked: bool,
     now: DateTime<Utc>,
-) -> Result<Team, ApiError> {
+) -> Result<Team, Error> {
     validate::team_id("team_id", team_id)?;
     let patch = TeamPatch {
         blocked: Some(blocked),
@@ -163,7 +140,7 @@ async fn apply(
     team_id: &str,
     patch: &TeamPatch,
     now: DateTime<Utc>,
-) -> Result<Team, ApiError> {
+) -> Result<Team, Error> {
     let row = ctx
         .storage
         .update_team(team_id, patch, now.timestamp())
@@ -174,9 +151,9 @@ async fn apply(
 }
 
 /// Deletes the teams and their keys, all or none.
-pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, Error> {
     if team_ids.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "team_ids",
             "team_ids must name at least one team",
         ));

@@ -1,6 +1,6 @@
 //! The shape rules for ids, names and lists that clients send. Each rule lives here once.
 
-use crate::error::ApiError;
+use super::Error;
 
 const MAX_ID: usize = 128;
 const MAX_TEXT: usize = 256;
@@ -8,14 +8,14 @@ const MAX_MODELS: usize = 1_000;
 
 /// Team ids: a letter or digit, then letters, digits, `.`, `_` or `-` (128 at most), so they are
 /// safe in URLs, logs and file names.
-pub fn team_id(param: &str, value: &str) -> Result<(), ApiError> {
+pub fn team_id(param: &str, value: &str) -> Result<(), Error> {
     let mut chars = value.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if first_ok && rest_ok && value.len() <= MAX_ID {
         Ok(())
     } else {
-        Err(ApiError::invalid(
+        Err(Error::invalid(
             param,
             format!(
                 "{param} must be 1 to {MAX_ID} characters: letters, digits, '.', '_' or '-', \
@@ -26,7 +26,7 @@ pub fn team_id(param: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// User ids also allow what e-mail addresses and SSO subjects use: `@`, `+` and `:`.
-pub fn user_id(param: &str, value: &str) -> Result<(), ApiError> {
+pub fn user_id(param: &str, value: &str) -> Result<(), Error> {
     let ok = !value.is_empty()
         && value.len() <= MAX_TEXT
         && value
@@ -35,7 +35,7 @@ pub fn user_id(param: &str, value: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(
+        Err(Error::invalid(
             param,
             format!(
                 "{param} must be 1 to {MAX_TEXT} characters: letters, digits, '.', '_', '-', \
@@ -46,14 +46,14 @@ pub fn user_id(param: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// Human-readable names (aliases): any text but control characters, 1 to 256 characters.
-pub fn label(param: &str, value: &str) -> Result<(), ApiError> {
+pub fn label(param: &str, value: &str) -> Result<(), Error> {
     let ok = !value.trim().is_empty()
         && value.chars().count() <= MAX_TEXT
         && !value.chars().any(char::is_control);
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(
+        Err(Error::invalid(
             param,
             format!(
                 "{param} must be 1 to {MAX_TEXT} characters without control characters \
@@ -65,9 +65,9 @@ pub fn label(param: &str, value: &str) -> Result<(), ApiError> {
 
 /// A list of model names: each without spaces or control characters; duplicates dropped,
 /// order kept.
-pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, ApiError> {
+pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, Error> {
     if models.len() > MAX_MODELS {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             param,
             format!("{param} may list at most {MAX_MODELS} models"),
         ));
@@ -78,7 +78,7 @@ pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, ApiError>
             && model.len() <= MAX_TEXT
             && !model.chars().any(|c| c.is_whitespace() || c.is_control());
         if !ok {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 param,
                 format!("{param} must be model names of 1 to {MAX_TEXT} characters without spaces"),
             ));
@@ -91,10 +91,10 @@ pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, ApiError>
 }
 
 /// A tokens- or requests-per-minute limit as stored.
-pub fn limit(param: &str, value: Option<u64>) -> Result<Option<i64>, ApiError> {
+pub fn limit(param: &str, value: Option<u64>) -> Result<Option<i64>, Error> {
     value
         .map(|v| {
-            i64::try_from(v).map_err(|_| ApiError::invalid(param, format!("{param} is too large")))
+            i64::try_from(v).map_err(|_| Error::invalid(param, format!("{param} is too large")))
         })
         .transpose()
 }
@@ -103,14 +103,14 @@ const DEFAULT_PAGE_SIZE: u64 = 10;
 const MAX_PAGE_SIZE: u64 = 100;
 
 /// A 1-based page number and a page size (default 10, at most 100): `(page, size, offset)`.
-pub fn page(page: Option<u64>, size: Option<u64>) -> Result<(u64, u64, u64), ApiError> {
+pub fn page(page: Option<u64>, size: Option<u64>) -> Result<(u64, u64, u64), Error> {
     let page = page.unwrap_or(1);
     if page == 0 || page > u64::from(u32::MAX) {
-        return Err(ApiError::invalid("page", "page counts from 1"));
+        return Err(Error::invalid("page", "page counts from 1"));
     }
     let size = size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&size) {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "size",
             format!("size must be from 1 to {MAX_PAGE_SIZE}"),
         ));
@@ -123,13 +123,13 @@ pub fn models_within_team(
     key_models: &[String],
     team_id: &str,
     team_models: &[String],
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if team_models.is_empty() {
         return Ok(());
     }
     match key_models.iter().find(|m| !team_models.contains(m)) {
         None => Ok(()),
-        Some(model) => Err(ApiError::invalid(
+        Some(model) => Err(Error::invalid(
             "models",
             format!(
                 "Model '{model}' is not available to team '{team_id}'; the team's models are: {}",

@@ -7,10 +7,11 @@
 //! writer commits as soon as the previous commit is done (a group commit every few ms).
 
 use crate::{
-    gate::{admission::LevelKind, Gate},
-    storage::{SpendBatch, SpendLog, SpendState, Storage},
+    gate::Gate,
+    service::{budgets, Ctx},
+    storage::{SpendLog, Storage},
 };
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -92,14 +93,6 @@ pub fn start(
     (SpendSink { tx, durability }, SpendWriter { stop, task })
 }
 
-#[derive(Default)]
-struct Pending {
-    events: Vec<SpendEvent>,
-    /// Ids of budgets reset since the last commit.
-    team_resets: BTreeSet<String>,
-    key_resets: BTreeSet<String>,
-}
-
 async fn run(
     storage: Arc<dyn Storage>,
     gate: Arc<Gate>,
@@ -107,7 +100,7 @@ async fn run(
     mut stopped: oneshot::Receiver<()>,
     durability: Durability,
 ) {
-    let mut pending = Pending::default();
+    let mut pending: Vec<SpendEvent> = Vec::new();
     let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -115,54 +108,54 @@ async fn run(
             biased;
             _ = &mut stopped => break,
             _ = ticker.tick() => {
-                gate.reset_due_budgets().await;
-                flush(storage.as_ref(), &gate, &mut pending).await;
+                let ctx = Ctx { storage: storage.as_ref(), gate: &gate };
+                if let Err(err) = budgets::reset_due(ctx).await {
+                    tracing::error!(%err, "budget resets failed; retrying");
+                }
+                flush(storage.as_ref(), &mut pending).await;
             }
             Some(event) = rx.recv() => {
-                pending.events.push(event);
+                pending.push(event);
                 if durability == Durability::Strict {
                     // Everything queued while the last commit ran goes in this one.
-                    while pending.events.len() < MAX_BATCH {
+                    while pending.len() < MAX_BATCH {
                         match rx.try_recv() {
-                            Ok(event) => pending.events.push(event),
+                            Ok(event) => pending.push(event),
                             Err(_) => break,
                         }
                     }
-                    flush(storage.as_ref(), &gate, &mut pending).await;
-                } else if pending.events.len() >= MAX_BATCH {
-                    flush(storage.as_ref(), &gate, &mut pending).await;
+                    flush(storage.as_ref(), &mut pending).await;
+                } else if pending.len() >= MAX_BATCH {
+                    flush(storage.as_ref(), &mut pending).await;
                 }
             }
         }
     }
     while let Ok(event) = rx.try_recv() {
-        pending.events.push(event);
+        pending.push(event);
     }
     for _ in 0..10 {
-        if flush(storage.as_ref(), &gate, &mut pending).await {
+        if flush(storage.as_ref(), &mut pending).await {
             return;
         }
         tokio::time::sleep(FLUSH_INTERVAL).await;
     }
     tracing::error!(
-        records = pending.events.len(),
+        records = pending.len(),
         "could not write spend before stopping"
     );
 }
 
-/// Commits everything pending; keeps it for the next try when the commit fails.
-async fn flush(storage: &dyn Storage, gate: &Gate, pending: &mut Pending) -> bool {
-    let (teams, keys) = gate.take_resets();
-    pending.team_resets.extend(teams);
-    pending.key_resets.extend(keys);
-    if pending.events.is_empty() && pending.team_resets.is_empty() && pending.key_resets.is_empty()
-    {
+/// Commits everything pending; keeps it for the next try when the commit fails. A row
+/// committed twice counts once, so a retry after a lost acknowledgement charges nothing twice.
+async fn flush(storage: &dyn Storage, pending: &mut Vec<SpendEvent>) -> bool {
+    if pending.is_empty() {
         return true;
     }
-    let batch = batch(gate, pending).await;
-    match storage.record_spend(&batch).await {
+    let logs: Vec<SpendLog> = pending.iter().map(|e| e.log.clone()).collect();
+    match storage.record_spend(&logs).await {
         Ok(()) => {
-            for event in std::mem::take(pending).events {
+            for event in pending.drain(..) {
                 if let Some(committed) = event.committed {
                     let _ = committed.send(());
                 }
@@ -170,38 +163,8 @@ async fn flush(storage: &dyn Storage, gate: &Gate, pending: &mut Pending) -> boo
             true
         }
         Err(err) => {
-            tracing::error!(%err, records = batch.logs.len(), "spend commit failed; retrying");
+            tracing::error!(%err, records = logs.len(), "spend commit failed; retrying");
             false
         }
     }
-}
-
-/// The logs, and the live spend and next reset of every key and team they touch or that reset.
-async fn batch(gate: &Gate, pending: &Pending) -> SpendBatch {
-    let mut team_ids = pending.team_resets.clone();
-    let mut key_ids = pending.key_resets.clone();
-    for event in &pending.events {
-        team_ids.insert(event.log.team_id.clone());
-        key_ids.insert(event.log.key_id.clone());
-    }
-    SpendBatch {
-        logs: pending.events.iter().map(|e| e.log.clone()).collect(),
-        teams: states(gate, LevelKind::Team, team_ids).await,
-        keys: states(gate, LevelKind::Key, key_ids).await,
-    }
-}
-
-/// The live spend and next reset of each of `ids`.
-async fn states(gate: &Gate, kind: LevelKind, ids: BTreeSet<String>) -> Vec<SpendState> {
-    let mut states = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some((spend, reset_at)) = gate.budget(kind, &id).await {
-            states.push(SpendState {
-                id,
-                spend,
-                reset_at,
-            });
-        }
-    }
-    states
 }

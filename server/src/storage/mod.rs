@@ -2,6 +2,8 @@
 //! start from the URL scheme. Rows here are storage shapes (money in nano-dollars, times in unix
 //! seconds), kept apart from the API types.
 
+mod postgres;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -22,19 +24,63 @@ pub enum StorageError {
     Unsupported(String),
 }
 
+impl StorageError {
+    /// Whether the database could not be reached (rather than refused the statement).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
 pub type StorageResult<T> = Result<T, StorageError>;
+
+/// The budget and limits every level holds (teams, keys, and the levels to come), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
+pub struct BudgetRow {
+    /// Nano-dollars per window.
+    pub max_budget: Option<i64>,
+    /// Spend in the current window, nano-dollars.
+    pub spend: i64,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub budget_duration: Option<String>,
+    /// When the window ends (unix seconds); `None` for a budget that never resets.
+    pub budget_reset_at: Option<i64>,
+    /// Counts the budget's resets: spend belongs to the window it was made in.
+    pub budget_window: i64,
+}
+
+/// The budget fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct BudgetPatch {
+    pub max_budget: Option<Option<i64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub rpm_limit: Option<Option<i64>>,
+    pub budget_duration: Option<Option<String>>,
+    pub budget_reset_at: Option<Option<i64>>,
+}
+
+/// The tables whose rows hold a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetOwner {
+    Team,
+    Key,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeamRow {
     pub team_id: String,
     pub team_alias: Option<String>,
     pub models: Vec<String>,
-    pub max_budget: Option<i64>,
-    pub spend: i64,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<i64>,
+    pub budget: BudgetRow,
     pub metadata: Map<String, Value>,
     pub blocked: bool,
     pub created_at: i64,
@@ -46,11 +92,7 @@ pub struct TeamRow {
 pub struct TeamPatch {
     pub team_alias: Option<Option<String>>,
     pub models: Option<Vec<String>>,
-    pub max_budget: Option<Option<i64>>,
-    pub tpm_limit: Option<Option<i64>>,
-    pub rpm_limit: Option<Option<i64>>,
-    pub budget_duration: Option<Option<String>>,
-    pub budget_reset_at: Option<Option<i64>>,
+    pub budget: BudgetPatch,
     pub metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,
 }
@@ -67,12 +109,7 @@ pub struct KeyRow {
     pub user_id: Option<String>,
     pub key_alias: Option<String>,
     pub models: Vec<String>,
-    pub max_budget: Option<i64>,
-    pub spend: i64,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<i64>,
+    pub budget: BudgetRow,
     pub metadata: Map<String, Value>,
     pub blocked: bool,
     pub expires_at: Option<i64>,
@@ -86,11 +123,7 @@ pub struct KeyPatch {
     pub user_id: Option<Option<String>>,
     pub key_alias: Option<Option<String>>,
     pub models: Option<Vec<String>>,
-    pub max_budget: Option<Option<i64>>,
-    pub tpm_limit: Option<Option<i64>>,
-    pub rpm_limit: Option<Option<i64>>,
-    pub budget_duration: Option<Option<String>>,
-    pub budget_reset_at: Option<Option<i64>>,
+    pub budget: BudgetPatch,
     pub metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,
     pub expires_at: Option<Option<i64>>,
@@ -112,6 +145,7 @@ pub enum DeleteOutcome {
 /// One proxied request, as the spend log keeps it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SpendLog {
+    /// Unique: a row written twice (a retried commit) counts once.
     pub request_id: String,
     pub ts_ms: i64,
     pub key_id: String,
@@ -125,22 +159,10 @@ pub struct SpendLog {
     pub latency_ms: i64,
     /// The HTTP status the caller got.
     pub status: i64,
-}
-
-/// A row's live spend and next budget reset, written as they are.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpendState {
-    pub id: String,
-    pub spend: i64,
-    pub reset_at: Option<i64>,
-}
-
-/// What the spend writer commits at once.
-#[derive(Debug, Clone, Default)]
-pub struct SpendBatch {
-    pub logs: Vec<SpendLog>,
-    pub teams: Vec<SpendState>,
-    pub keys: Vec<SpendState>,
+    /// The budget windows of the key and the team the request was admitted in: its cost
+    /// counts toward their spend only while those windows last.
+    pub key_window: i64,
+    pub team_window: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -215,8 +237,19 @@ pub trait Storage: Send + Sync {
 
     async fn all_keys(&self) -> StorageResult<Vec<KeyRow>>;
 
-    /// Commits logs and spend in one transaction, or nothing.
-    async fn record_spend(&self, batch: &SpendBatch) -> StorageResult<()>;
+    /// Writes the logs and adds the cost of those not written before to their key's and team's
+    /// spend (in the window each was admitted in), in one transaction, or nothing.
+    async fn record_spend(&self, logs: &[SpendLog]) -> StorageResult<()>;
+    /// Starts the next budget window of a team or key whose window ended at `due_at`: spend to
+    /// zero, the window counted on, the next reset at `next`. Only one caller wins (the row
+    /// must still end at `due_at`); the winner gets the new window.
+    async fn reset_budget(
+        &self,
+        owner: BudgetOwner,
+        id: &str,
+        due_at: i64,
+        next: i64,
+    ) -> StorageResult<Option<i64>>;
     /// One page of the spend log, newest first, and the number of rows matching.
     async fn spend_logs(
         &self,
@@ -250,13 +283,17 @@ pub trait Storage: Send + Sync {
     async fn close(&self);
 }
 
+pub use postgres::PostgresStorage;
+
 /// Opens the database named by `url` and brings its schema up to date.
 pub async fn connect(url: &str) -> StorageResult<Arc<dyn Storage>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStorage::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStorage::connect(url).await?))
     } else {
         Err(StorageError::Unsupported(format!(
-            "{} (this version stores data in SQLite: use sqlite://PATH)",
+            "{} (use sqlite://PATH or postgres://...)",
             url.split(':').next().unwrap_or_default()
         )))
     }

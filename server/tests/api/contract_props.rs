@@ -159,6 +159,7 @@ fn chain(case: &Case, run: usize) -> Vec<Level> {
                 max_budget: *max,
                 ..Limits::default()
             },
+            window: 0,
         })
         .collect()
 }
@@ -290,6 +291,7 @@ fn the_tail_of_a_budget_still_admits_a_smaller_answer() {
                     max_budget: Some(100),
                     ..Limits::default()
                 },
+                window: 0,
             };
             let bound = estimate::bound(
                 Endpoint::Chat,

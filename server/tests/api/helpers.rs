@@ -20,6 +20,10 @@ use std::{
 use tempfile::TempDir;
 use tokio::sync::{watch, Notify};
 
+#[path = "../common/database.rs"]
+mod database;
+pub use database::TestDatabase;
+
 pub const ADMIN_KEY: &str = "sk-admin-test-0123456789";
 
 pub struct TestApp {
@@ -29,6 +33,60 @@ pub struct TestApp {
     /// The clock budgets and rate limits run on; starts at the real time, moves by hand.
     pub clock: Clock,
     running: Option<Running>,
+    database: Arc<TestDatabase>,
+}
+
+/// A stopped server's files and database, to start again on or to read.
+pub struct Stopped {
+    pub dir: TempDir,
+    database: Arc<TestDatabase>,
+}
+
+impl Stopped {
+    /// The database's `DATABASE_URL`.
+    pub fn database_url(&self) -> String {
+        database_url(&self.dir, &self.database)
+    }
+
+    /// Everything the database holds, as bytes: the SQLite files, or every PostgreSQL table's
+    /// rows as text.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match &self.database.url {
+            None => {
+                let db = self.dir.path().join("data").join("gatehouse.db");
+                let mut bytes = std::fs::read(&db).expect("db");
+                if let Ok(wal) = std::fs::read(db.with_extension("db-wal")) {
+                    bytes.extend(wal);
+                }
+                bytes
+            }
+            Some(url) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+                let mut bytes = Vec::new();
+                for table in ["teams", "api_keys", "spend_logs", "admin_sessions"] {
+                    let rows: Vec<String> =
+                        sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+                            .fetch_all(&mut conn)
+                            .await
+                            .expect("dump");
+                    for row in rows {
+                        bytes.extend(row.into_bytes());
+                    }
+                }
+                bytes
+            }
+        }
+    }
+}
+
+fn database_url(dir: &TempDir, database: &TestDatabase) -> String {
+    database.url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            dir.path().join("data").join("gatehouse.db").display()
+        )
+    })
 }
 
 /// Prices of the tests' upstream model, USD per token: 1000 and 2000 nano-dollars.
@@ -86,6 +144,11 @@ impl Reply {
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_in(tempfile::tempdir().expect("temp dir"), None).await
+    }
+
+    /// The server's `DATABASE_URL`.
+    pub fn database_url(&self) -> String {
+        database_url(&self.dir, &self.database)
     }
 
     /// A server started with these flags besides the tests' own.
@@ -154,8 +217,8 @@ impl TestApp {
     }
 
     /// Starts again on the files a stopped server left.
-    pub async fn spawn_again(dir: TempDir) -> Self {
-        Self::spawn_in(dir, None).await
+    pub async fn spawn_again(stopped: Stopped) -> Self {
+        Self::start(stopped.dir, stopped.database, None, &[]).await
     }
 
     async fn spawn_in(dir: TempDir, config_file: Option<PathBuf>) -> Self {
@@ -163,6 +226,16 @@ impl TestApp {
     }
 
     async fn spawn_flags(dir: TempDir, config_file: Option<PathBuf>, flags: &[&str]) -> Self {
+        let database = Arc::new(TestDatabase::create().await);
+        Self::start(dir, database, config_file, flags).await
+    }
+
+    async fn start(
+        dir: TempDir,
+        database: Arc<TestDatabase>,
+        config_file: Option<PathBuf>,
+        flags: &[&str],
+    ) -> Self {
         let data_dir = dir.path().join("data");
         let mut args = vec![
             "gatehouse",
@@ -184,6 +257,10 @@ impl TestApp {
             args.push("--config".into());
             args.push(file.to_str().expect("utf-8 path").into());
         }
+        if let Some(url) = &database.url {
+            args.push("--database-url".into());
+            args.push(url.clone());
+        }
         args.extend(flags.iter().map(|f| f.to_string()));
         let config = Config::try_parse_from(args).expect("valid test config");
         let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
@@ -196,20 +273,34 @@ impl TestApp {
             dir,
             clock,
             running: Some(running),
+            database,
         }
     }
 
-    /// The request path's live state, to drive budget resets by hand.
+    /// The request path's live state.
     pub fn gate(&self) -> &Gate {
         &self.running.as_ref().expect("running").gate
+    }
+
+    /// Runs the budget resets now (the spend writer runs them every tick); answers how many
+    /// this call made.
+    pub async fn reset_due_budgets(&self) -> usize {
+        let running = self.running.as_ref().expect("running");
+        let ctx = server::service::Ctx {
+            storage: running.storage.as_ref(),
+            gate: &running.gate,
+        };
+        server::service::budgets::reset_due(ctx)
+            .await
+            .expect("resets run")
     }
 
     /// Stops cleanly (all spend written) and starts again on the same files.
     pub async fn restart(self) -> Self {
         let config = self.dir.path().join("gatehouse.yaml");
         let config = config.exists().then_some(config);
-        let dir = self.stop().await;
-        Self::spawn_in(dir, config).await
+        let stopped = self.stop().await;
+        Self::start(stopped.dir, stopped.database, config, &[]).await
     }
 
     /// `POST /v1/chat/completions` with a virtual key.
@@ -238,16 +329,15 @@ impl TestApp {
         (status, headers, response.text().await.expect("body"))
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        self.dir.path().join("data").join("gatehouse.db")
-    }
-
-    /// Stops the server cleanly; the returned directory still holds its files.
-    pub async fn stop(mut self) -> TempDir {
+    /// Stops the server cleanly; its files and database stay, to read or start again on.
+    pub async fn stop(mut self) -> Stopped {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("clean stop");
         }
-        self.dir
+        Stopped {
+            dir: self.dir,
+            database: self.database,
+        }
     }
 
     /// Sends a request with `auth` as the bearer token (none when `None`).

@@ -45,13 +45,8 @@ async fn a_generated_key_is_shown_once_and_stored_only_as_a_hash() {
     let list = app.key_list("").await;
     assert!(!list.body.to_string().contains(key));
 
-    // The database file holds neither the key nor its secret part.
-    let db = app.database_path();
-    let _dir = app.stop().await;
-    let mut bytes = std::fs::read(&db).expect("db");
-    if let Ok(wal) = std::fs::read(db.with_extension("db-wal")) {
-        bytes.extend(wal);
-    }
+    // The database holds neither the key nor its secret part.
+    let bytes = app.stop().await.stored_bytes().await;
     let secret = &key[key.find('_').expect("separator") + 1..];
     assert!(
         find(&bytes, key.as_bytes()).is_none(),

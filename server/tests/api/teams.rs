@@ -208,9 +208,8 @@ async fn team_info_lists_members_with_masked_keys() {
 async fn teams_survive_a_restart() {
     let app = TestApp::spawn().await;
     app.new_team(spec_team()).await;
-    let db = app.database_path();
-    let _dir = app.stop().await;
-    let storage = server::storage::connect(&format!("sqlite://{}", db.display()))
+    let stopped = app.stop().await;
+    let storage = server::storage::connect(&stopped.database_url())
         .await
         .expect("reopen");
     let row = storage
@@ -220,5 +219,5 @@ async fn teams_survive_a_restart() {
         .expect("team kept");
     assert_eq!(row.team_alias.as_deref(), Some("Engineering Team"));
     // $1000 in nano-dollars: money is stored as an integer.
-    assert_eq!(row.max_budget, Some(1_000_000_000_000));
+    assert_eq!(row.budget.max_budget, Some(1_000_000_000_000));
 }

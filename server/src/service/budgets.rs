@@ -1,0 +1,41 @@
+//! Budget windows: when a team's or key's window ends, storage starts the next one (once for
+//! the whole fleet: the first instance to ask wins) and the request path follows.
+
+use super::{Ctx, Error};
+use crate::storage::BudgetOwner;
+
+/// Starts the next window of every budget whose window has ended; answers how many this call
+/// reset. A budget another instance reset first is read again instead, so it is never reset
+/// twice and spend of the new window is never erased.
+pub async fn reset_due(ctx: Ctx<'_>) -> Result<usize, Error> {
+    let mut reset = 0;
+    for due in ctx.gate.due_resets() {
+        match ctx
+            .storage
+            .reset_budget(due.owner, &due.id, due.due_at, due.next)
+            .await?
+        {
+            Some(window) => {
+                ctx.gate.apply_reset(&due, window).await;
+                reset += 1;
+            }
+            None => reload(ctx, due.owner, &due.id).await?,
+        }
+    }
+    Ok(reset)
+}
+
+/// Reads a team or key again from storage into the request path (or drops it, if gone).
+pub async fn reload(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Result<(), Error> {
+    match owner {
+        BudgetOwner::Team => match ctx.storage.team(id).await? {
+            Some(row) => ctx.gate.put_team(&row, false).await,
+            None => ctx.gate.remove_team(id).await,
+        },
+        BudgetOwner::Key => match ctx.storage.key(id).await? {
+            Some(row) => ctx.gate.put_key(&row, false).await,
+            None => ctx.gate.remove_key(id).await,
+        },
+    }
+    Ok(())
+}

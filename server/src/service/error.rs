@@ -1,0 +1,44 @@
+//! What a service call can answer instead of a result, in the domain's terms; the HTTP layer
+//! (`crate::error`) decides the status of each.
+
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: the message says what to send instead; `param` names the field.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A backend this needs (the database, Redis) cannot be reached now; try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            message: message.into(),
+            param: Some(param.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(err: StorageError) -> Self {
+        if err.is_unavailable() {
+            Self::Unavailable("The database cannot be reached; try again in a moment.".to_string())
+        } else {
+            Self::Internal(err.to_string())
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! PostgreSQL, for running several instances on one database.
+
+use super::StorageResult;
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use std::time::Duration;
+
+pub struct PostgresStorage {
+    pool: PgPool,
+}
+
+impl PostgresStorage {
+    pub async fn connect(url: &str) -> StorageResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for the change notices sent over this database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+super::sql::sql_storage!(
+    PostgresStorage,
+    sqlx::Postgres,
+    order = "seq",
+    day = "to_char(to_timestamp(ts_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+);

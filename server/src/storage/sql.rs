@@ -1,0 +1,569 @@
+//! Every query, written once for the SQL databases Gatehouse runs on (SQLite, PostgreSQL):
+//! [`sql_storage!`] writes the `Storage` implementation for one sqlx database. Values are always
+//! bound — `QueryBuilder` writes each database's own placeholders — and what differs between the
+//! databases (how to name a day, which column keeps insertion order) comes in as arguments.
+
+use super::{BudgetOwner, BudgetRow, KeyRow, StorageError, TeamRow};
+use serde_json::{Map, Value};
+use sqlx::{types::Json, FromRow};
+
+/// Maps constraint violations to the storage errors callers act on.
+pub(super) fn classify(err: sqlx::Error) -> StorageError {
+    if let sqlx::Error::Database(db) = &err {
+        if db.is_unique_violation() {
+            return StorageError::AlreadyExists;
+        }
+        if db.is_foreign_key_violation() {
+            return StorageError::MissingReference;
+        }
+    }
+    StorageError::Database(err)
+}
+
+/// The columns of [`BudgetRow`], in the order [`sql_storage!`] binds them.
+pub(super) const BUDGET_COLUMNS: &str =
+    "max_budget, spend, tpm_limit, rpm_limit, budget_duration, budget_reset_at, budget_window";
+
+#[derive(FromRow)]
+pub(super) struct TeamRecord {
+    team_id: String,
+    team_alias: Option<String>,
+    models: Json<Vec<String>>,
+    #[sqlx(flatten)]
+    budget: BudgetRow,
+    metadata: Json<Map<String, Value>>,
+    blocked: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<TeamRecord> for TeamRow {
+    fn from(r: TeamRecord) -> Self {
+        Self {
+            team_id: r.team_id,
+            team_alias: r.team_alias,
+            models: r.models.0,
+            budget: r.budget,
+            metadata: r.metadata.0,
+            blocked: r.blocked,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct KeyRecord {
+    key_id: String,
+    key_hash: String,
+    key_hint: String,
+    team_id: String,
+    user_id: Option<String>,
+    key_alias: Option<String>,
+    models: Json<Vec<String>>,
+    #[sqlx(flatten)]
+    budget: BudgetRow,
+    metadata: Json<Map<String, Value>>,
+    blocked: bool,
+    expires_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<KeyRecord> for KeyRow {
+    fn from(r: KeyRecord) -> Self {
+        Self {
+            key_id: r.key_id,
+            key_hash: r.key_hash,
+            key_hint: r.key_hint,
+            team_id: r.team_id,
+            user_id: r.user_id,
+            key_alias: r.key_alias,
+            models: r.models.0,
+            budget: r.budget,
+            metadata: r.metadata.0,
+            blocked: r.blocked,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A newly logged request's cost, to add to its key's and team's spend.
+#[derive(FromRow)]
+pub(super) struct Charged {
+    pub key_id: String,
+    pub team_id: String,
+    pub cost: i64,
+    pub key_window: i64,
+    pub team_window: i64,
+}
+
+pub(super) fn owner_table(owner: BudgetOwner) -> (&'static str, &'static str) {
+    match owner {
+        BudgetOwner::Team => ("teams", "team_id"),
+        BudgetOwner::Key => ("api_keys", "key_id"),
+    }
+}
+
+/// Writes `impl Storage for $storage`, whose `pool` is a `Pool<$db>`. `$order` is the column
+/// that keeps insertion order, `$day` an SQL expression for the UTC date of `ts_ms`.
+macro_rules! sql_storage {
+    ($storage:ident, $db:ty, order = $order:literal, day = $day:literal) => {
+        mod shared_queries {
+            use super::$storage;
+            use super::super::{
+                sql::{classify, owner_table, Charged, KeyRecord, TeamRecord, BUDGET_COLUMNS},
+                BudgetOwner, BudgetPatch, BudgetRow, DailySpend, DeleteOutcome, GroupSpend,
+                KeyFilter, KeyPatch, KeyRow, SpendFilter, SpendGrouping, SpendLog, Storage,
+                StorageResult, TeamPatch, TeamRow,
+            };
+            use async_trait::async_trait;
+            use sqlx::{query_builder::Separated, types::Json, Encode, QueryBuilder, Type};
+            use std::collections::BTreeMap;
+
+            type Db = $db;
+
+            /// Adds `, column = ?` to an UPDATE when the patch carries a value for it.
+            fn set<'a, T>(q: &mut QueryBuilder<'a, Db>, column: &'static str, value: Option<T>)
+            where
+                T: 'a + Encode<'a, Db> + Type<Db> + Send,
+            {
+                if let Some(value) = value {
+                    q.push(", ").push(column).push(" = ").push_bind(value);
+                }
+            }
+
+            fn set_budget(q: &mut QueryBuilder<'_, Db>, p: &BudgetPatch) {
+                set(q, "max_budget", p.max_budget);
+                set(q, "tpm_limit", p.tpm_limit);
+                set(q, "rpm_limit", p.rpm_limit);
+                set(q, "budget_duration", p.budget_duration.clone());
+                set(q, "budget_reset_at", p.budget_reset_at);
+            }
+
+            fn bind_budget<'a>(values: &mut Separated<'_, 'a, Db, &'static str>, b: &'a BudgetRow) {
+                values
+                    .push_bind(b.max_budget)
+                    .push_bind(b.spend)
+                    .push_bind(b.tpm_limit)
+                    .push_bind(b.rpm_limit)
+                    .push_bind(&b.budget_duration)
+                    .push_bind(b.budget_reset_at)
+                    .push_bind(b.budget_window);
+            }
+
+            impl $storage {
+                /// Deletes each id in one transaction; rolls back at the first missing one.
+                async fn delete_all(
+                    &self,
+                    owner: BudgetOwner,
+                    ids: &[String],
+                ) -> StorageResult<DeleteOutcome> {
+                    let (table, column) = owner_table(owner);
+                    let mut tx = self.pool.begin().await?;
+                    for id in ids {
+                        let mut q = QueryBuilder::<Db>::new("DELETE FROM ");
+                        q.push(table).push(" WHERE ").push(column).push(" = ").push_bind(id);
+                        if q.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                            tx.rollback().await?;
+                            return Ok(DeleteOutcome::Missing(id.clone()));
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(DeleteOutcome::Deleted)
+                }
+            }
+
+            #[async_trait]
+            impl Storage for $storage {
+                async fn insert_team(&self, t: &TeamRow) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(format!(
+                        "INSERT INTO teams (team_id, team_alias, models, {BUDGET_COLUMNS}, \
+                         metadata, blocked, created_at, updated_at) "
+                    ));
+                    q.push_values([t], |mut v, t| {
+                        v.push_bind(&t.team_id)
+                            .push_bind(&t.team_alias)
+                            .push_bind(Json(&t.models));
+                        bind_budget(&mut v, &t.budget);
+                        v.push_bind(Json(&t.metadata))
+                            .push_bind(t.blocked)
+                            .push_bind(t.created_at)
+                            .push_bind(t.updated_at);
+                    });
+                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    Ok(())
+                }
+
+                async fn team(&self, team_id: &str) -> StorageResult<Option<TeamRow>> {
+                    let mut q = QueryBuilder::<Db>::new("SELECT * FROM teams WHERE team_id = ");
+                    q.push_bind(team_id);
+                    let row = q
+                        .build_query_as::<TeamRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn teams(&self) -> StorageResult<Vec<TeamRow>> {
+                    let rows = sqlx::query_as::<_, TeamRecord>(concat!(
+                        "SELECT * FROM teams ORDER BY created_at, ",
+                        $order
+                    ))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn update_team(
+                    &self,
+                    team_id: &str,
+                    p: &TeamPatch,
+                    now: i64,
+                ) -> StorageResult<Option<TeamRow>> {
+                    let mut q = QueryBuilder::<Db>::new("UPDATE teams SET updated_at = ");
+                    q.push_bind(now);
+                    set(&mut q, "team_alias", p.team_alias.clone());
+                    set(&mut q, "models", p.models.clone().map(Json));
+                    set_budget(&mut q, &p.budget);
+                    set(&mut q, "metadata", p.metadata.clone().map(Json));
+                    set(&mut q, "blocked", p.blocked);
+                    q.push(" WHERE team_id = ").push_bind(team_id);
+                    q.push(" RETURNING *");
+                    let row = q
+                        .build_query_as::<TeamRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn delete_teams(&self, team_ids: &[String]) -> StorageResult<DeleteOutcome> {
+                    // The team's keys go with it (ON DELETE CASCADE).
+                    self.delete_all(BudgetOwner::Team, team_ids).await
+                }
+
+                async fn insert_key(&self, k: &KeyRow) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(format!(
+                        "INSERT INTO api_keys (key_id, key_hash, key_hint, team_id, user_id, \
+                         key_alias, models, {BUDGET_COLUMNS}, metadata, blocked, expires_at, \
+                         created_at, updated_at) "
+                    ));
+                    q.push_values([k], |mut v, k| {
+                        v.push_bind(&k.key_id)
+                            .push_bind(&k.key_hash)
+                            .push_bind(&k.key_hint)
+                            .push_bind(&k.team_id)
+                            .push_bind(&k.user_id)
+                            .push_bind(&k.key_alias)
+                            .push_bind(Json(&k.models));
+                        bind_budget(&mut v, &k.budget);
+                        v.push_bind(Json(&k.metadata))
+                            .push_bind(k.blocked)
+                            .push_bind(k.expires_at)
+                            .push_bind(k.created_at)
+                            .push_bind(k.updated_at);
+                    });
+                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    Ok(())
+                }
+
+                async fn key(&self, key_id: &str) -> StorageResult<Option<KeyRow>> {
+                    let mut q = QueryBuilder::<Db>::new("SELECT * FROM api_keys WHERE key_id = ");
+                    q.push_bind(key_id);
+                    let row = q
+                        .build_query_as::<KeyRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn key_by_hash(&self, key_hash: &str) -> StorageResult<Option<KeyRow>> {
+                    let mut q =
+                        QueryBuilder::<Db>::new("SELECT * FROM api_keys WHERE key_hash = ");
+                    q.push_bind(key_hash);
+                    let row = q
+                        .build_query_as::<KeyRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn keys(
+                    &self,
+                    filter: &KeyFilter,
+                    offset: u64,
+                    limit: u64,
+                ) -> StorageResult<(Vec<KeyRow>, u64)> {
+                    fn filtered<'a>(select: &str, filter: &'a KeyFilter) -> QueryBuilder<'a, Db> {
+                        let mut q = QueryBuilder::<Db>::new(select);
+                        q.push(" WHERE 1 = 1");
+                        if let Some(team_id) = &filter.team_id {
+                            q.push(" AND team_id = ").push_bind(team_id);
+                        }
+                        if let Some(user_id) = &filter.user_id {
+                            q.push(" AND user_id = ").push_bind(user_id);
+                        }
+                        q
+                    }
+                    let total: i64 = filtered("SELECT COUNT(*) FROM api_keys", filter)
+                        .build_query_scalar()
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let mut q = filtered("SELECT * FROM api_keys", filter);
+                    q.push(concat!(" ORDER BY created_at, ", $order, " LIMIT "))
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .push(" OFFSET ")
+                        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+                    let rows = q.build_query_as::<KeyRecord>().fetch_all(&self.pool).await?;
+                    Ok((
+                        rows.into_iter().map(Into::into).collect(),
+                        u64::try_from(total).unwrap_or(0),
+                    ))
+                }
+
+                async fn update_key(
+                    &self,
+                    key_id: &str,
+                    p: &KeyPatch,
+                    now: i64,
+                ) -> StorageResult<Option<KeyRow>> {
+                    let mut q = QueryBuilder::<Db>::new("UPDATE api_keys SET updated_at = ");
+                    q.push_bind(now);
+                    set(&mut q, "user_id", p.user_id.clone());
+                    set(&mut q, "key_alias", p.key_alias.clone());
+                    set(&mut q, "models", p.models.clone().map(Json));
+                    set_budget(&mut q, &p.budget);
+                    set(&mut q, "metadata", p.metadata.clone().map(Json));
+                    set(&mut q, "blocked", p.blocked);
+                    set(&mut q, "expires_at", p.expires_at);
+                    q.push(" WHERE key_id = ").push_bind(key_id);
+                    q.push(" RETURNING *");
+                    let row = q
+                        .build_query_as::<KeyRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn delete_keys(&self, key_ids: &[String]) -> StorageResult<DeleteOutcome> {
+                    self.delete_all(BudgetOwner::Key, key_ids).await
+                }
+
+                async fn all_keys(&self) -> StorageResult<Vec<KeyRow>> {
+                    let rows = sqlx::query_as::<_, KeyRecord>("SELECT * FROM api_keys")
+                        .fetch_all(&self.pool)
+                        .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn record_spend(&self, logs: &[SpendLog]) -> StorageResult<()> {
+                    let mut tx = self.pool.begin().await?;
+                    // What each key and team is owed, per window: only rows written now count,
+                    // so a batch committed twice adds nothing the second time.
+                    let mut keys: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+                    let mut teams: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+                    let mut charged = Vec::new();
+                    for chunk in logs.chunks(500) {
+                        let mut q = QueryBuilder::<Db>::new(
+                            "INSERT INTO spend_logs (request_id, ts_ms, key_id, team_id, \
+                             user_id, model, prompt_tokens, completion_tokens, cost, \
+                             latency_ms, status, key_window, team_window) ",
+                        );
+                        q.push_values(chunk, |mut row, log| {
+                            row.push_bind(&log.request_id)
+                                .push_bind(log.ts_ms)
+                                .push_bind(&log.key_id)
+                                .push_bind(&log.team_id)
+                                .push_bind(&log.user_id)
+                                .push_bind(&log.model)
+                                .push_bind(log.prompt_tokens)
+                                .push_bind(log.completion_tokens)
+                                .push_bind(log.cost)
+                                .push_bind(log.latency_ms)
+                                .push_bind(log.status)
+                                .push_bind(log.key_window)
+                                .push_bind(log.team_window);
+                        });
+                        q.push(
+                            " ON CONFLICT (request_id) DO NOTHING \
+                             RETURNING key_id, team_id, cost, key_window, team_window",
+                        );
+                        charged.extend(q.build_query_as::<Charged>().fetch_all(&mut *tx).await?);
+                    }
+                    for c in &charged {
+                        let key = keys.entry((c.key_id.as_str(), c.key_window)).or_default();
+                        *key = key.saturating_add(c.cost);
+                        let team = teams.entry((c.team_id.as_str(), c.team_window)).or_default();
+                        *team = team.saturating_add(c.cost);
+                    }
+                    for (owner, owed) in [(BudgetOwner::Key, &keys), (BudgetOwner::Team, &teams)] {
+                        let (table, column) = owner_table(owner);
+                        for ((id, window), cost) in owed {
+                            if *cost == 0 {
+                                continue;
+                            }
+                            let mut q = QueryBuilder::<Db>::new("UPDATE ");
+                            q.push(table).push(" SET spend = spend + ").push_bind(*cost);
+                            q.push(" WHERE ").push(column).push(" = ").push_bind(*id);
+                            q.push(" AND budget_window = ").push_bind(*window);
+                            q.build().execute(&mut *tx).await?;
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn reset_budget(
+                    &self,
+                    owner: BudgetOwner,
+                    id: &str,
+                    due_at: i64,
+                    next: i64,
+                ) -> StorageResult<Option<i64>> {
+                    let (table, column) = owner_table(owner);
+                    let mut q = QueryBuilder::<Db>::new("UPDATE ");
+                    q.push(table)
+                        .push(" SET spend = 0, budget_window = budget_window + 1, budget_reset_at = ")
+                        .push_bind(next);
+                    q.push(" WHERE ").push(column).push(" = ").push_bind(id);
+                    q.push(" AND budget_reset_at = ").push_bind(due_at);
+                    q.push(" RETURNING budget_window");
+                    Ok(q.build_query_scalar::<i64>()
+                        .fetch_optional(&self.pool)
+                        .await?)
+                }
+
+                async fn spend_logs(
+                    &self,
+                    filter: &SpendFilter,
+                    offset: u64,
+                    limit: u64,
+                ) -> StorageResult<(Vec<SpendLog>, u64)> {
+                    fn filtered<'a>(select: &str, f: &'a SpendFilter) -> QueryBuilder<'a, Db> {
+                        let mut q = QueryBuilder::<Db>::new(select);
+                        q.push(" WHERE 1 = 1");
+                        if let Some(team_id) = &f.team_id {
+                            q.push(" AND team_id = ").push_bind(team_id);
+                        }
+                        if let Some(key_id) = &f.key_id {
+                            q.push(" AND key_id = ").push_bind(key_id);
+                        }
+                        if let Some(from) = f.from_ms {
+                            q.push(" AND ts_ms >= ").push_bind(from);
+                        }
+                        if let Some(to) = f.to_ms {
+                            q.push(" AND ts_ms < ").push_bind(to);
+                        }
+                        q
+                    }
+                    let total: i64 = filtered("SELECT COUNT(*) FROM spend_logs", filter)
+                        .build_query_scalar()
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let mut q = filtered(
+                        "SELECT request_id, ts_ms, key_id, team_id, user_id, model, \
+                         prompt_tokens, completion_tokens, cost, latency_ms, status, key_window, \
+                         team_window FROM spend_logs",
+                        filter,
+                    );
+                    q.push(" ORDER BY ts_ms DESC, id DESC LIMIT ")
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .push(" OFFSET ")
+                        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+                    let rows = q.build_query_as::<SpendLog>().fetch_all(&self.pool).await?;
+                    Ok((rows, u64::try_from(total).unwrap_or(0)))
+                }
+
+                async fn daily_spend(
+                    &self,
+                    team_id: &str,
+                    from_ms: i64,
+                    to_ms: i64,
+                ) -> StorageResult<Vec<DailySpend>> {
+                    let mut q = QueryBuilder::<Db>::new(concat!(
+                        "SELECT ",
+                        $day,
+                        " AS day, CAST(SUM(cost) AS BIGINT) AS spend, COUNT(*) AS requests, \
+                         CAST(SUM(prompt_tokens + completion_tokens) AS BIGINT) AS tokens \
+                         FROM spend_logs WHERE team_id = "
+                    ));
+                    q.push_bind(team_id);
+                    q.push(" AND ts_ms >= ").push_bind(from_ms);
+                    q.push(" AND ts_ms < ").push_bind(to_ms);
+                    q.push(" GROUP BY 1 ORDER BY 1");
+                    Ok(q.build_query_as::<DailySpend>().fetch_all(&self.pool).await?)
+                }
+
+                async fn spend_by(
+                    &self,
+                    grouping: SpendGrouping,
+                    from_ms: i64,
+                    to_ms: i64,
+                    limit: u64,
+                ) -> StorageResult<Vec<GroupSpend>> {
+                    let column = match grouping {
+                        SpendGrouping::Team => "team_id",
+                        SpendGrouping::Model => "model",
+                        SpendGrouping::Key => "key_id",
+                    };
+                    let mut q = QueryBuilder::<Db>::new("SELECT ");
+                    q.push(column).push(
+                        " AS id, CAST(SUM(cost) AS BIGINT) AS spend, COUNT(*) AS requests, \
+                         CAST(SUM(prompt_tokens + completion_tokens) AS BIGINT) AS tokens \
+                         FROM spend_logs WHERE ts_ms >= ",
+                    );
+                    q.push_bind(from_ms).push(" AND ts_ms < ").push_bind(to_ms);
+                    q.push(" GROUP BY ").push(column);
+                    q.push(" ORDER BY spend DESC, id LIMIT ")
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+                    Ok(q.build_query_as::<GroupSpend>().fetch_all(&self.pool).await?)
+                }
+
+                async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO admin_sessions (token_hash, expires_at) ",
+                    );
+                    q.push_values([(token_hash, expires_at)], |mut v, (hash, at)| {
+                        v.push_bind(hash).push_bind(at);
+                    });
+                    q.build().execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn session_valid(&self, token_hash: &str, now: i64) -> StorageResult<bool> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT expires_at FROM admin_sessions WHERE token_hash = ",
+                    );
+                    q.push_bind(token_hash).push(" AND expires_at > ").push_bind(now);
+                    let found: Option<i64> =
+                        q.build_query_scalar().fetch_optional(&self.pool).await?;
+                    Ok(found.is_some())
+                }
+
+                async fn delete_session(&self, token_hash: &str) -> StorageResult<()> {
+                    let mut q =
+                        QueryBuilder::<Db>::new("DELETE FROM admin_sessions WHERE token_hash = ");
+                    q.push_bind(token_hash);
+                    q.build().execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn delete_expired_sessions(&self, now: i64) -> StorageResult<()> {
+                    let mut q =
+                        QueryBuilder::<Db>::new("DELETE FROM admin_sessions WHERE expires_at <= ");
+                    q.push_bind(now);
+                    q.build().execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+            }
+        }
+    };
+}
+
+pub(super) use sql_storage;
