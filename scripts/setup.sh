@@ -59,6 +59,18 @@ ensure_test_tools() {
   export GATEHOUSE_TEST_PYTHON="$venv/bin/python"
 }
 
+# Whether a PostgreSQL server answers at this URL.
+pg_reachable() {
+  python3 - "$1" <<'PY'
+import socket, sys, urllib.parse
+url = urllib.parse.urlparse(sys.argv[1])
+try:
+    socket.create_connection((url.hostname or "127.0.0.1", url.port or 5432), timeout=2).close()
+except OSError:
+    sys.exit(1)
+PY
+}
+
 # Builds the server (release) into $TARGET_DIR and the console into $SITE_ROOT.
 build_release() {
   say "Building Gatehouse (release)"

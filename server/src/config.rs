@@ -82,6 +82,36 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// Redis for a fleet: redis://[:password@]host:port[/db] or rediss:// (TLS). Budgets, rate
+    /// limits and reservations are then shared by every instance using the same Redis and
+    /// prefix, and admin changes reach them all. Unset: one instance, counters in memory.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = parse_redis_url)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of Gatehouse's keys and channel in Redis: fleets sharing one Redis need their own.
+    #[arg(long, env = "GATEHOUSE_REDIS_PREFIX", default_value = "gatehouse", value_parser = parse_redis_prefix)]
+    pub redis_prefix: String,
+}
+
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    match redis::parse_redis_url(value) {
+        Some(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(value.to_string()),
+        _ => Err("expected redis://host:port or rediss://host:port".to_string()),
+    }
+}
+
+fn parse_redis_prefix(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err("1 to 64 letters, digits, '-', '_' or '.'".to_string())
+    }
 }
 
 /// Where people reach the console: `scheme://host[:port]`, as browsers write it in `Origin`.

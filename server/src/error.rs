@@ -2,7 +2,7 @@
 //! (`{"error": {"message", "type", "param", "code"}}`). Internal causes are logged, never sent.
 
 use crate::{
-    gate::admission::{Denial, LevelKind, RateInfo},
+    gate::admission::{Denial, LevelKind, RateInfo, Unreachable},
     providers::call::UpstreamError,
     service::{self, money::nanos_to_usd, proxy},
     storage::StorageError,
@@ -72,6 +72,7 @@ impl ApiError {
             Self::Denied(denial) => match **denial {
                 Denial::OverBudget { .. } => StatusCode::BAD_REQUEST,
                 Denial::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Denial::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNAUTHORIZED,
             },
             Self::Upstream(err) => {
@@ -97,6 +98,7 @@ impl ApiError {
                 },
                 Denial::OverBudget { .. } => "budget_exceeded",
                 Denial::RateLimited { .. } => "rate_limit_error",
+                Denial::Unavailable(_) => "service_unavailable",
             },
             Self::Upstream(err) => proxy::upstream_kind(err),
             Self::Throttled(_) => "rate_limit_error",
@@ -153,6 +155,14 @@ fn denial_message(denial: &Denial) -> String {
             level.id,
             kind.label()
         ),
+        Denial::Unavailable(Unreachable::SharedCounters) => {
+            "The shared budgets and rate limits cannot be checked right now (Redis is \
+             unreachable); retry in a moment."
+                .into()
+        }
+        Denial::Unavailable(Unreachable::Database) => {
+            "The database cannot be reached right now; retry in a moment.".into()
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod gate;
+pub mod notices;
 pub mod providers;
 pub mod routes;
 pub mod serve;
@@ -28,9 +29,12 @@ use axum::{
 };
 use config::Config;
 use error::ApiError;
-use gate::{clock::Clock, local::LocalAdmission, Gate};
+use gate::{
+    admission::Admission, clock::Clock, local::LocalAdmission, redis::RedisAdmission, Gate,
+};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use notices::{Notices, RedisNotices};
 use providers::Models;
 use service::secrets::{self, MasterKey};
 use state::AppState;
@@ -87,11 +91,46 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     let storage = storage::connect(&database_url)
         .await
         .context("cannot open the database")?;
-    let admission = Arc::new(LocalAdmission::new(clock.clone()));
+    let (admission, notices): (Arc<dyn Admission>, Arc<dyn Notices>) = match &config.redis_url {
+        Some(url) => {
+            let admission = RedisAdmission::connect(url, &config.redis_prefix, storage.clone())
+                .await
+                .context("REDIS_URL is set but Redis cannot be used")?;
+            let notices = RedisNotices::connect(url, &config.redis_prefix)
+                .await
+                .context("REDIS_URL is set but Redis cannot be used")?;
+            println!(
+                "Shared admission in Redis (prefix {}): budgets and limits hold across every \
+                 instance on it.",
+                config.redis_prefix
+            );
+            (admission, Arc::new(notices))
+        }
+        None => (
+            Arc::new(LocalAdmission::new(clock.clone())),
+            Arc::new(notices::Alone),
+        ),
+    };
     let throttle = Arc::new(Throttle::new(throttle::Limits::default(), clock.clone()));
-    let gate = Arc::new(Gate::new(clock, admission));
+    let gate = Arc::new(Gate::new(clock, admission, notices));
     gate.load(&storage.teams().await?, &storage.all_keys().await?)
         .await;
+    if let Some(url) = &config.redis_url {
+        // Listening before serving: no change made from now on is missed.
+        let (subscribed, ready) = oneshot::channel();
+        tokio::spawn(notices::listen(
+            url.clone(),
+            config.redis_prefix.clone(),
+            storage.clone(),
+            gate.clone(),
+            subscribed,
+        ));
+        tokio::time::timeout(std::time::Duration::from_secs(10), ready)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .context("cannot subscribe to Redis' change notices")?;
+    }
     // The tokenizers' tables take a moment to load: before the first request, not during it.
     let tokenizers = models.tokenizers();
     tokio::task::spawn_blocking(move || service::estimate::warm_up(&tokenizers))

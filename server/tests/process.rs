@@ -26,6 +26,8 @@ fn gatehouse() -> Command {
         "GATEHOUSE_MASTER_KEY",
         "GATEHOUSE_CONFIG",
         "GATEHOUSE_DATA_DIR",
+        "REDIS_URL",
+        "GATEHOUSE_REDIS_PREFIX",
     ] {
         command.env_remove(var);
     }
@@ -34,7 +36,7 @@ fn gatehouse() -> Command {
 
 #[path = "common/database.rs"]
 mod database;
-use database::TestDatabase;
+use database::{redis_prefix, redis_url, TestDatabase};
 
 /// A server's files and database, which outlive the process.
 struct Files {
@@ -398,15 +400,16 @@ fn first_start_generates_and_stores_an_admin_key_printed_once() {
     ]));
     assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
     let dir = first.terminate_keep_dir();
+    // The SQLite file, when the database is SQLite.
+    let db = Some(data.join("gatehouse.db")).filter(|db| db.exists());
     // Files made readable by others (a copy, an unpacked backup) are tightened, and it says so.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for (path, mode) in [
-            (&data, 0o755),
-            (&key_file, 0o644),
-            (&data.join("gatehouse.db"), 0o644),
-        ] {
+        for (path, mode) in [(&data, 0o755), (&key_file, 0o644)]
+            .into_iter()
+            .chain(db.as_ref().map(|db| (db, 0o644)))
+        {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         }
     }
@@ -416,11 +419,10 @@ fn first_start_generates_and_stores_an_admin_key_printed_once() {
     {
         use std::os::unix::fs::PermissionsExt;
         assert!(output.contains("Tightened"), "{output}");
-        for (path, mode) in [
-            (&data, 0o700),
-            (&key_file, 0o600),
-            (&data.join("gatehouse.db"), 0o600),
-        ] {
+        for (path, mode) in [(&data, 0o700), (&key_file, 0o600)]
+            .into_iter()
+            .chain(db.as_ref().map(|db| (db, 0o600)))
+        {
             let now = std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
             assert_eq!(now, mode, "{}", path.display());
         }
@@ -658,6 +660,177 @@ fn strict_durability_loses_nothing_answered_on_kill_9() {
     );
 }
 
+/// An upstream that never answers: its requests stay in flight, reservations held.
+fn spawn_silent_upstream() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+/// One instance's request, from a blocking caller.
+fn chat(base: &str, key: &str, body: &Value) -> (u16, Value) {
+    let output = Command::new("curl")
+        .args(["-sS", "-m", "5", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {key}"))
+        .args(["-H", "Content-Type: application/json", "-d"])
+        .arg(body.to_string())
+        .arg(format!("{base}/v1/chat/completions"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn a_fleet_survives_kill_9_of_an_instance_and_gets_its_reservations_back() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(redis) = runtime.block_on(redis_url()) else {
+        return;
+    };
+    let Some(database) = runtime.block_on(TestDatabase::create_postgres()) else {
+        return;
+    };
+    let database = Arc::new(database);
+    let prefix = redis_prefix();
+    let silent = spawn_silent_upstream();
+    let config_dir = tempfile::tempdir().expect("dir");
+    let config = config_dir.path().join("gatehouse.yaml");
+    let priced = "input_cost_per_token: 0.000001\n    output_cost_per_token: 0.000002\n    max_output_tokens: 1000000";
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n\
+             - model_name: silent\n  litellm_params:\n    model: openai/silent\n    api_base: {silent}\n    timeout: 300\n  model_info:\n    {priced}\n\
+             - model_name: gpt-4o-mini\n  litellm_params:\n    model: mock/gpt-4o-mini\n  model_info:\n    {priced}\n"
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8").to_string();
+    let env = [
+        ("REDIS_URL", redis.as_str()),
+        ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+        ("GATEHOUSE_CONFIG", config.as_str()),
+    ];
+    let start = || {
+        let files = Files {
+            dir: tempfile::tempdir().expect("dir"),
+            database: database.clone(),
+        };
+        Server::start_with(files, Some(ADMIN_KEY), &env)
+    };
+    let survivors = [start(), start()];
+    let doomed = start();
+
+    // A team whose budget one big request fills: $0.60 reserved of $1.
+    let held = doomed.team_key(json!({"team_id": "held", "max_budget": 1.0}));
+    let big = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 300_000});
+    let in_flight = {
+        let (base, key, body) = (doomed.base.clone(), held.clone(), big("silent"));
+        thread::spawn(move || chat(&base, &key, &body))
+    };
+    // Once the doomed instance holds it (Redis shows the reservation), a second big request is
+    // refused by every instance.
+    let reserved = || -> i64 {
+        runtime.block_on(async {
+            let client = redis::Client::open(redis.as_str()).expect("url");
+            let mut con = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis");
+            redis::cmd("HGET")
+                .arg(format!("{prefix}:team:held"))
+                .arg("reserved")
+                .query_async::<Option<i64>>(&mut con)
+                .await
+                .expect("HGET")
+                .unwrap_or(0)
+        })
+    };
+    let started = std::time::Instant::now();
+    while reserved() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never held");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let (status, body) = chat(&survivors[0].base, &held, &big("gpt-4o-mini"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "budget_exceeded", "{body}");
+    assert_eq!(chat(&survivors[1].base, &held, &big("gpt-4o-mini")).0, 400);
+
+    // Load on the survivors, through the kill.
+    let load = survivors[0].team_key(json!({"team_id": "load"}));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = survivors
+        .iter()
+        .map(|server| {
+            let (base, key, stop) = (server.base.clone(), load.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut acked = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]});
+                    let (status, answer) = chat(&base, &key, &body);
+                    assert_eq!(status, 200, "a survivor refused: {answer}");
+                    acked.push(answer["id"].as_str().expect("id").to_string());
+                }
+                acked
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let killed = std::time::Instant::now();
+    drop(doomed.signal_keep_dir("-KILL"));
+    let _ = in_flight.join();
+
+    // The dead instance's lease expires (30 s after its last renewal, swept every 5 s): then
+    // the big request fits again, on any survivor.
+    loop {
+        if chat(&survivors[1].base, &held, &big("gpt-4o-mini")).0 == 200 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(45),
+            "the dead instance's reservation was never released"
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(reserved(), 0, "a reservation is still held");
+    eprintln!(
+        "the killed instance's reservation came back {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("worker"))
+        .collect();
+    assert!(acked.len() > 50, "too little load: {}", acked.len());
+
+    // Nothing the survivors answered is lost.
+    let started = std::time::Instant::now();
+    loop {
+        let logged = logged_ids(&survivors[0], "load");
+        let missing = acked.iter().filter(|id| !logged.contains(*id)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{missing} of {} answered requests missing from the spend log",
+            acked.len()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn invalid_configuration_is_refused_with_a_message() {
     let dir = tempfile::tempdir().expect("dir");
@@ -695,6 +868,14 @@ fn invalid_configuration_is_refused_with_a_message() {
             "sometimes",
             "--spend-durability",
         ),
+        ("REDIS_URL", "http://127.0.0.1:6379", "--redis-url"),
+        // Redis unreachable at start: no start, a message, never the password.
+        (
+            "REDIS_URL",
+            "redis://:hunter2-password@127.0.0.1:1",
+            "Redis cannot be used",
+        ),
+        ("GATEHOUSE_REDIS_PREFIX", "two words", "--redis-prefix"),
     ];
     for (var, value, expected) in cases {
         let output = gatehouse()
@@ -710,6 +891,10 @@ fn invalid_configuration_is_refused_with_a_message() {
         assert!(
             !stderr.contains(ADMIN_KEY),
             "{var}={value} printed the admin key"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "{var}={value} printed a password"
         );
     }
 }
@@ -729,6 +914,8 @@ fn help_documents_every_setting() {
         "GATEHOUSE_MASTER_KEY",
         "GATEHOUSE_CONFIG",
         "GATEHOUSE_DATA_DIR",
+        "REDIS_URL",
+        "GATEHOUSE_REDIS_PREFIX",
     ] {
         assert!(help.contains(var), "--help lacks {var}:\n{help}");
     }

@@ -1,6 +1,7 @@
 //! Admission: may this request go, given the budgets and rate limits of every level on its
 //! chain (its key, its team, and the levels to come)? One interface, picked at start like
-//! storage: [`super::local::LocalAdmission`] keeps the counters in this process.
+//! storage: [`super::local::LocalAdmission`] keeps the counters in this process,
+//! [`super::redis::RedisAdmission`] in Redis, shared by a fleet.
 //!
 //! The contract every backend keeps, for every level `L` of the chain, atomically for all of
 //! them: `spend(L) + reserved(L) + cost ≤ max_budget(L)`, where `cost` is the request's
@@ -159,6 +160,8 @@ pub struct Grant {
     /// budget): the gateway sends it upstream as the request's limit.
     pub lowered: bool,
     pub rate: RateInfo,
+    /// The backend's handle on the reservation (Redis' lease id; 0 in process).
+    pub lease: u64,
 }
 
 /// Why a request may not go: the directory's checks (block, expiry, models), then
@@ -190,6 +193,18 @@ pub enum Denial {
         limit: u64,
         retry_after: u64,
     },
+    /// Something admission needs could not be reached: nothing was checked, nothing reserved.
+    Unavailable(Unreachable),
+}
+
+/// What could not be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// Redis, which holds a fleet's budgets, limits and reservations.
+    SharedCounters,
+    /// The database: it did not answer a key lookup, or (with strict durability) it cannot
+    /// commit spend.
+    Database,
 }
 
 /// A backend's account of the counters of the levels a request was charged to.

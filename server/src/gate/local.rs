@@ -186,6 +186,7 @@ impl Admission for LocalAdmission {
             output_tokens: granted,
             lowered: granted < wanted,
             rate,
+            lease: 0,
         })
     }
 

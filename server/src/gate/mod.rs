@@ -7,9 +7,11 @@
 pub mod admission;
 pub mod clock;
 pub mod local;
+pub mod redis;
 pub mod window;
 
 use crate::{
+    notices::{Change, Notices},
     service::duration::Period,
     storage::{BudgetOwner, BudgetRow, KeyRow, TeamRow},
 };
@@ -17,7 +19,7 @@ use admission::{Admission, Denial, Level, LevelId, LevelKind, Limits};
 use clock::Clock;
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock, RwLockReadGuard},
+    sync::{Arc, Mutex, RwLock, RwLockReadGuard},
 };
 
 /// What any level holds: the models it allows, its block, its budget and limits.
@@ -129,19 +131,84 @@ struct Index {
     keys_by_id: HashMap<String, Arc<KeyEntry>>,
 }
 
+/// Unknown keys remembered at most this long, and at most this many.
+const UNKNOWN_KEY_MS: i64 = 10_000;
+const UNKNOWN_KEYS: usize = 10_000;
+
 pub struct Gate {
     index: RwLock<Index>,
     pub admission: Arc<dyn Admission>,
     pub clock: Clock,
+    notices: Arc<dyn Notices>,
+    /// Hashes of keys the database did not have, and until when that is believed: a flood of
+    /// bogus keys costs one query each, not one per request.
+    unknown: Mutex<HashMap<String, i64>>,
 }
 
 impl Gate {
-    pub fn new(clock: Clock, admission: Arc<dyn Admission>) -> Self {
+    pub fn new(clock: Clock, admission: Arc<dyn Admission>, notices: Arc<dyn Notices>) -> Self {
         Self {
             index: RwLock::new(Index::default()),
             admission,
             clock,
+            notices,
+            unknown: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Tells the other instances that a team or key changed (after storage and this gate).
+    pub async fn changed(&self, owner: BudgetOwner, id: &str) {
+        if owner == BudgetOwner::Key {
+            self.forget_unknown_keys();
+        }
+        self.notices
+            .publish(&Change {
+                owner,
+                id: id.to_string(),
+            })
+            .await;
+    }
+
+    fn unknown(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.unknown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the database recently had no key with this hash.
+    pub fn known_unknown(&self, hash: &str) -> bool {
+        let now = self.clock.now_ms();
+        self.unknown().get(hash).is_some_and(|until| *until > now)
+    }
+
+    pub fn remember_unknown(&self, hash: &str) {
+        let now = self.clock.now_ms();
+        let mut unknown = self.unknown();
+        if unknown.len() >= UNKNOWN_KEYS {
+            unknown.retain(|_, until| *until > now);
+            if unknown.len() >= UNKNOWN_KEYS {
+                unknown.clear();
+            }
+        }
+        unknown.insert(hash.to_string(), now + UNKNOWN_KEY_MS);
+    }
+
+    /// A key was created somewhere: any hash may now be known.
+    pub fn forget_unknown_keys(&self) {
+        self.unknown().clear();
+    }
+
+    /// The ids of every team and key held.
+    pub fn ids(&self) -> (Vec<String>, Vec<String>) {
+        let index = read(&self.index);
+        (
+            index.teams.keys().cloned().collect(),
+            index.keys_by_id.keys().cloned().collect(),
+        )
+    }
+
+    pub fn has_team(&self, team_id: &str) -> bool {
+        read(&self.index).teams.contains_key(team_id)
     }
 
     /// Loads everything from storage at start, spend included.
@@ -321,7 +388,8 @@ impl Gate {
                 }
             }
         };
-        let spend = self.admission.spend(&level).await.unwrap_or(0);
+        // Without the counters (Redis unreachable), the caller shows the database's figure.
+        let spend = self.admission.spend(&level).await?;
         Some((spend, reset_at))
     }
 

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
 
 fn ctx(state: &AppState) -> ProxyCtx<'_> {
     ProxyCtx {
+        storage: &state.storage,
         gate: &state.gate,
         models: &state.models,
         http: &state.http,
@@ -166,7 +167,7 @@ async fn models(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let caller = Caller::new(&state, peer, &headers)?;
-    let models = caller.outcome(&state, proxy::models(ctx(&state), caller.token))?;
+    let models = caller.outcome(&state, proxy::models(ctx(&state), caller.token).await)?;
     let data: Vec<Value> = models
         .into_iter()
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "gatehouse"}))

@@ -3,6 +3,7 @@
 
 use super::{Ctx, Error};
 use crate::storage::BudgetOwner;
+use std::collections::HashSet;
 
 /// Starts the next window of every budget whose window has ended; answers how many this call
 /// reset. A budget another instance reset first is read again instead, so it is never reset
@@ -37,5 +38,27 @@ pub async fn reload(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Result<(), Er
             None => ctx.gate.remove_key(id).await,
         },
     }
+    Ok(())
+}
+
+/// Reads every team and key again, with its spend (the shared counters keep theirs when they
+/// are ahead), and drops those deleted meanwhile: after this instance missed change notices.
+pub async fn reload_all(ctx: Ctx<'_>) -> Result<(), Error> {
+    let teams = ctx.storage.teams().await?;
+    let keys = ctx.storage.all_keys().await?;
+    let (held_teams, held_keys) = ctx.gate.ids();
+    let stored_keys: HashSet<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+    let stored_teams: HashSet<&str> = teams.iter().map(|t| t.team_id.as_str()).collect();
+    for id in held_keys {
+        if !stored_keys.contains(id.as_str()) {
+            ctx.gate.remove_key(&id).await;
+        }
+    }
+    for id in held_teams {
+        if !stored_teams.contains(id.as_str()) {
+            ctx.gate.remove_team(&id).await;
+        }
+    }
+    ctx.gate.load(&teams, &keys).await;
     Ok(())
 }

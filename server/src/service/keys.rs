@@ -4,7 +4,7 @@
 use super::{duration::Period, fields, secrets, teams, timestamp, validate, Ctx, Error};
 use crate::{
     gate::admission::LevelKind,
-    storage::{DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
+    storage::{BudgetOwner, DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
 };
 use app::types::{GeneratedKey, KeyInfo, KeyList, KeyListQuery, KeyUpdate, NewKey, TeamMember};
 use chrono::{DateTime, Utc};
@@ -105,6 +105,7 @@ pub async fn generate(
     match ctx.storage.insert_key(&row).await {
         Ok(()) => {
             ctx.gate.put_key(&row, true).await;
+            ctx.gate.changed(BudgetOwner::Key, &row.key_id).await;
             Ok(GeneratedKey {
                 key: secret.key,
                 info: key_view(ctx, &row).await,
@@ -203,6 +204,7 @@ async fn apply(
         .await?
         .ok_or_else(|| Error::NotFound("Key not found".to_string()))?;
     ctx.gate.put_key(&row, false).await;
+    ctx.gate.changed(BudgetOwner::Key, &row.key_id).await;
     Ok(key_view(ctx, &row).await)
 }
 
@@ -222,6 +224,7 @@ pub async fn delete(ctx: Ctx<'_>, references: Vec<String>) -> Result<Vec<String>
         DeleteOutcome::Deleted => {
             for id in &ids {
                 ctx.gate.remove_key(id).await;
+                ctx.gate.changed(BudgetOwner::Key, id).await;
             }
             Ok(ids)
         }

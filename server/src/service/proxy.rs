@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     gate::{
-        admission::{Denial, LevelKind, RateInfo, Reservation},
+        admission::{Denial, LevelKind, RateInfo, Reservation, Unreachable},
         Gate, KeyEntry,
     },
     providers::{
@@ -23,7 +23,7 @@ use crate::{
     },
     service::secrets,
     spend::{Durability, SpendSink},
-    storage::SpendLog,
+    storage::{SpendLog, Storage},
 };
 use axum::body::Bytes;
 use futures_util::StreamExt;
@@ -50,6 +50,7 @@ const STREAM_BUFFER: usize = 32;
 /// What the request path needs from the server's state.
 #[derive(Clone, Copy)]
 pub struct ProxyCtx<'a> {
+    pub storage: &'a Arc<dyn Storage>,
     pub gate: &'a Arc<Gate>,
     pub models: &'a Arc<Models>,
     pub http: &'a reqwest::Client,
@@ -102,18 +103,42 @@ fn invalid(param: Option<&'static str>, message: impl Into<String>) -> ProxyErro
     }
 }
 
-/// The caller's key, from its bearer token.
-pub fn find_key(gate: &Gate, token: Option<&str>) -> Result<Arc<KeyEntry>, ProxyError> {
+/// The caller's key, from its bearer token. A key this instance does not hold may have been
+/// created on another one a moment ago: the database is asked (once; an unknown key is
+/// remembered briefly) before the key is refused.
+pub async fn find_key(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Arc<KeyEntry>, ProxyError> {
     let token = token.ok_or(ProxyError::Unauthenticated(
         "No API key: send `Authorization: Bearer sk-...`.",
     ))?;
-    gate.key_by_hash(&secrets::sha256_hex(token))
-        .ok_or(ProxyError::Unauthenticated("Invalid API key."))
+    let hash = secrets::sha256_hex(token);
+    if let Some(key) = ctx.gate.key_by_hash(&hash) {
+        return Ok(key);
+    }
+    let invalid = ProxyError::Unauthenticated("Invalid API key.");
+    if ctx.gate.known_unknown(&hash) {
+        return Err(invalid);
+    }
+    let unavailable = |err: crate::storage::StorageError| {
+        tracing::warn!(%err, "cannot look a key up in the database");
+        ProxyError::Denied(Denial::Unavailable(Unreachable::Database))
+    };
+    let Some(row) = ctx.storage.key_by_hash(&hash).await.map_err(unavailable)? else {
+        ctx.gate.remember_unknown(&hash);
+        return Err(invalid);
+    };
+    if !ctx.gate.has_team(&row.team_id) {
+        let Some(team) = ctx.storage.team(&row.team_id).await.map_err(unavailable)? else {
+            return Err(invalid);
+        };
+        ctx.gate.put_team(&team, false).await;
+    }
+    ctx.gate.put_key(&row, false).await;
+    ctx.gate.key_by_hash(&hash).ok_or(invalid)
 }
 
 /// The models a key may use among those served, after its block and expiry are checked.
-pub fn models(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Vec<String>, ProxyError> {
-    let key = find_key(ctx.gate, token)?;
+pub async fn models(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Vec<String>, ProxyError> {
+    let key = find_key(ctx, token).await?;
     ctx.gate.authorize(&key, None).map_err(ProxyError::Denied)?;
     Ok(ctx.gate.allowed_models(&key, ctx.models.names()))
 }
@@ -127,7 +152,7 @@ pub async fn forward(
     endpoint: Endpoint,
 ) -> Result<Reply, ProxyError> {
     let started = Instant::now();
-    let key = find_key(ctx.gate, token)?;
+    let key = find_key(ctx, token).await?;
     let request: Value = serde_json::from_slice(body)
         .map_err(|err| invalid(None, format!("Invalid JSON body: {err}")))?;
     if !request.is_object() {
@@ -166,6 +191,11 @@ pub async fn forward(
     };
     let mut request = request;
     let bound = bound.map_err(|e| invalid(Some(e.param), e.message))?;
+    if !ctx.spend.accepting() {
+        return Err(ProxyError::Denied(Denial::Unavailable(
+            Unreachable::Database,
+        )));
+    }
     let grant = ctx
         .gate
         .admission

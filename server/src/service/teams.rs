@@ -7,7 +7,7 @@ use super::{
 };
 use crate::{
     gate::admission::LevelKind,
-    storage::{DeleteOutcome, KeyFilter, StorageError, TeamPatch, TeamRow},
+    storage::{BudgetOwner, DeleteOutcome, KeyFilter, StorageError, TeamPatch, TeamRow},
 };
 use app::types::{NewTeam, Team, TeamInfo, TeamUpdate};
 use chrono::{DateTime, Utc};
@@ -65,6 +65,7 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     match ctx.storage.insert_team(&row).await {
         Ok(()) => {
             ctx.gate.put_team(&row, true).await;
+            ctx.gate.changed(BudgetOwner::Team, &row.team_id).await;
             Ok(team_view(ctx, &row).await)
         }
         Err(StorageError::AlreadyExists) => Err(Error::Conflict(format!(
@@ -147,6 +148,7 @@ async fn apply(
         .await?
         .ok_or_else(|| not_found(team_id))?;
     ctx.gate.put_team(&row, false).await;
+    ctx.gate.changed(BudgetOwner::Team, &row.team_id).await;
     Ok(team_view(ctx, &row).await)
 }
 
@@ -169,6 +171,7 @@ pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, 
         DeleteOutcome::Deleted => {
             for id in &unique {
                 ctx.gate.remove_team(id).await;
+                ctx.gate.changed(BudgetOwner::Team, id).await;
             }
             Ok(unique)
         }

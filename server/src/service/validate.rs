@@ -90,11 +90,19 @@ pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, Error> {
     Ok(seen)
 }
 
+/// The largest tokens- or requests-per-minute limit: 2^53, so that shared admission's Lua
+/// scripts (whose numbers are doubles) compare counts exactly.
+pub const MAX_LIMIT: u64 = 1 << 53;
+
 /// A tokens- or requests-per-minute limit as stored.
 pub fn limit(param: &str, value: Option<u64>) -> Result<Option<i64>, Error> {
     value
-        .map(|v| {
-            i64::try_from(v).map_err(|_| Error::invalid(param, format!("{param} is too large")))
+        .map(|v| match i64::try_from(v) {
+            Ok(v) if v.unsigned_abs() <= MAX_LIMIT => Ok(v),
+            _ => Err(Error::invalid(
+                param,
+                format!("{param} is too large: at most {MAX_LIMIT}"),
+            )),
         })
         .transpose()
 }

@@ -11,7 +11,13 @@ use crate::{
     service::{budgets, Ctx},
     storage::{SpendLog, Storage},
 };
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -41,11 +47,19 @@ struct SpendEvent {
 pub struct SpendSink {
     tx: mpsc::UnboundedSender<SpendEvent>,
     durability: Durability,
+    /// Whether the last commit went through.
+    committing: Arc<AtomicBool>,
 }
 
 impl SpendSink {
     pub fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// Whether a request may be admitted now: with strict durability, only while spend can be
+    /// committed (a request admitted while the database is down would wait for it).
+    pub fn accepting(&self) -> bool {
+        self.durability == Durability::Default || self.committing.load(Ordering::Relaxed)
     }
 
     /// Queues a request's spend row; with strict durability, returns once it is committed.
@@ -89,12 +103,29 @@ pub fn start(
 ) -> (SpendSink, SpendWriter) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(run(storage, gate, rx, stopped, durability));
-    (SpendSink { tx, durability }, SpendWriter { stop, task })
+    let committing = Arc::new(AtomicBool::new(true));
+    let writer = Writer {
+        storage,
+        committing: committing.clone(),
+    };
+    let task = tokio::spawn(run(writer, gate, rx, stopped, durability));
+    (
+        SpendSink {
+            tx,
+            durability,
+            committing,
+        },
+        SpendWriter { stop, task },
+    )
+}
+
+struct Writer {
+    storage: Arc<dyn Storage>,
+    committing: Arc<AtomicBool>,
 }
 
 async fn run(
-    storage: Arc<dyn Storage>,
+    writer: Writer,
     gate: Arc<Gate>,
     mut rx: mpsc::UnboundedReceiver<SpendEvent>,
     mut stopped: oneshot::Receiver<()>,
@@ -108,11 +139,11 @@ async fn run(
             biased;
             _ = &mut stopped => break,
             _ = ticker.tick() => {
-                let ctx = Ctx { storage: storage.as_ref(), gate: &gate };
+                let ctx = Ctx { storage: writer.storage.as_ref(), gate: &gate };
                 if let Err(err) = budgets::reset_due(ctx).await {
                     tracing::error!(%err, "budget resets failed; retrying");
                 }
-                flush(storage.as_ref(), &mut pending).await;
+                writer.flush(&mut pending).await;
             }
             Some(event) = rx.recv() => {
                 pending.push(event);
@@ -124,9 +155,9 @@ async fn run(
                             Err(_) => break,
                         }
                     }
-                    flush(storage.as_ref(), &mut pending).await;
+                    writer.flush(&mut pending).await;
                 } else if pending.len() >= MAX_BATCH {
-                    flush(storage.as_ref(), &mut pending).await;
+                    writer.flush(&mut pending).await;
                 }
             }
         }
@@ -135,7 +166,7 @@ async fn run(
         pending.push(event);
     }
     for _ in 0..10 {
-        if flush(storage.as_ref(), &mut pending).await {
+        if writer.flush(&mut pending).await {
             return;
         }
         tokio::time::sleep(FLUSH_INTERVAL).await;
@@ -146,25 +177,32 @@ async fn run(
     );
 }
 
-/// Commits everything pending; keeps it for the next try when the commit fails. A row
-/// committed twice counts once, so a retry after a lost acknowledgement charges nothing twice.
-async fn flush(storage: &dyn Storage, pending: &mut Vec<SpendEvent>) -> bool {
-    if pending.is_empty() {
-        return true;
-    }
-    let logs: Vec<SpendLog> = pending.iter().map(|e| e.log.clone()).collect();
-    match storage.record_spend(&logs).await {
-        Ok(()) => {
-            for event in pending.drain(..) {
-                if let Some(committed) = event.committed {
-                    let _ = committed.send(());
-                }
-            }
-            true
+impl Writer {
+    /// Commits everything pending; keeps it for the next try when the commit fails. A row
+    /// committed twice counts once, so a retry after a lost acknowledgement charges nothing
+    /// twice.
+    async fn flush(&self, pending: &mut Vec<SpendEvent>) -> bool {
+        if pending.is_empty() {
+            return true;
         }
-        Err(err) => {
-            tracing::error!(%err, records = logs.len(), "spend commit failed; retrying");
-            false
+        let logs: Vec<SpendLog> = pending.iter().map(|e| e.log.clone()).collect();
+        match self.storage.record_spend(&logs).await {
+            Ok(()) => {
+                if !self.committing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(records = logs.len(), "spend commits work again");
+                }
+                for event in pending.drain(..) {
+                    if let Some(committed) = event.committed {
+                        let _ = committed.send(());
+                    }
+                }
+                true
+            }
+            Err(err) => {
+                self.committing.store(false, Ordering::Relaxed);
+                tracing::error!(%err, records = logs.len(), "spend commit failed; retrying");
+                false
+            }
         }
     }
 }

@@ -25,12 +25,14 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// Whether the database could not be reached (rather than refused the statement).
+    /// Whether the database could not be reached (rather than refused the statement): no
+    /// connection, or one that broke off mid-conversation.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             Self::Database(
                 sqlx::Error::Io(_)
+                    | sqlx::Error::Protocol(_)
                     | sqlx::Error::PoolTimedOut
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::Tls(_)

@@ -5,6 +5,7 @@
 //!
 //! A backend joins the suite by adding one line to `backends()`.
 
+use crate::helpers::{redis_prefix, redis_url};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use server::{
@@ -12,6 +13,7 @@ use server::{
         admission::{Admission, Level, LevelId, LevelKind, Limits, Reservation},
         clock::Clock,
         local::LocalAdmission,
+        redis::RedisAdmission,
     },
     providers::{
         call::Endpoint,
@@ -21,12 +23,32 @@ use server::{
 };
 use std::sync::Arc;
 
-/// Every admission backend the contract is checked against.
-fn backends() -> Vec<(&'static str, Arc<dyn Admission>)> {
-    vec![(
+/// Every admission backend the contract is checked against, each with counters of its own.
+async fn backends() -> Vec<(&'static str, Arc<dyn Admission>)> {
+    let mut backends: Vec<(&'static str, Arc<dyn Admission>)> = vec![(
         "in-process",
         Arc::new(LocalAdmission::new(Clock::manual(1_700_000_000_000))),
-    )]
+    )];
+    if let Some(url) = redis_url().await {
+        backends.push(("redis", redis_backend(&url).await));
+    }
+    backends
+}
+
+/// Shared admission in Redis, under a prefix of its own, loading unknown levels from an empty
+/// database.
+async fn redis_backend(url: &str) -> Arc<dyn Admission> {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    let storage = server::storage::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("empty.db").display()
+    ))
+    .await
+    .expect("storage");
+    RedisAdmission::connect(url, &redis_prefix(), storage)
+        .await
+        .expect("Redis admission")
 }
 
 /// What the provider does with an admitted request.
@@ -250,6 +272,7 @@ async fn concurrent(backend: Arc<dyn Admission>, case: &Case, run: usize) -> Res
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
+        .enable_all()
         .build()
         .expect("runtime")
 }
@@ -260,7 +283,7 @@ proptest! {
     #[test]
     fn spend_never_passes_a_budget(case in case()) {
         let runtime = runtime();
-        for (name, backend) in backends() {
+        for (name, backend) in runtime.block_on(backends()) {
             let result = runtime.block_on(async {
                 sequential(backend.clone(), &case, 0).await?;
                 concurrent(backend, &case, 1).await
@@ -277,7 +300,7 @@ proptest! {
 #[test]
 fn the_tail_of_a_budget_still_admits_a_smaller_answer() {
     let runtime = runtime();
-    for (name, backend) in backends() {
+    for (name, backend) in runtime.block_on(backends()) {
         runtime.block_on(async {
             let spec = ModelSpec {
                 price: Price::plain(1_000, 2_000),

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Notify};
 
 #[path = "../common/database.rs"]
 mod database;
-pub use database::TestDatabase;
+pub use database::{redis_prefix, redis_url, TestDatabase};
 
 pub const ADMIN_KEY: &str = "sk-admin-test-0123456789";
 
@@ -101,6 +101,25 @@ fn dead_upstream() -> String {
     format!("http://{addr}/v1")
 }
 
+/// The gateways' model list: `gpt-4o` and `text-embedding-3-small` over HTTP to `upstream`,
+/// `gpt-4o-mini` to the in-process mock, `unreachable` to a closed port.
+fn gateway_config(dir: &TempDir, upstream: &str) -> PathBuf {
+    let dead = dead_upstream();
+    let config = dir.path().join("gatehouse.yaml");
+    std::fs::write(
+            &config,
+            format!(
+                "model_list:\n\
+                 - model_name: gpt-4o\n  litellm_params:\n    model: openai/gpt-4o\n    api_base: {upstream}\n    api_key: sk-upstream\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n\
+                 - model_name: text-embedding-3-small\n  litellm_params:\n    model: openai/text-embedding-3-small\n    api_base: {upstream}\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n\
+                 - model_name: gpt-4o-mini\n  litellm_params:\n    model: mock/gpt-4o-mini\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n\
+                 - model_name: unreachable\n  litellm_params:\n    model: openai/unreachable\n    api_base: {dead}\n"
+            ),
+        )
+        .expect("config written");
+    config
+}
+
 /// A real OpenAI-compatible HTTP server (the mock provider) on a random port.
 pub async fn spawn_upstream() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -160,21 +179,35 @@ impl TestApp {
     /// upstream, and `gpt-4o-mini` to the in-process mock.
     pub async fn spawn_gateway() -> Self {
         let upstream = spawn_upstream().await;
-        let dead = dead_upstream();
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("gatehouse.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "model_list:\n\
-                 - model_name: gpt-4o\n  litellm_params:\n    model: openai/gpt-4o\n    api_base: {upstream}\n    api_key: sk-upstream\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n\
-                 - model_name: text-embedding-3-small\n  litellm_params:\n    model: openai/text-embedding-3-small\n    api_base: {upstream}\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n\
-                 - model_name: gpt-4o-mini\n  litellm_params:\n    model: mock/gpt-4o-mini\n  model_info:\n    input_cost_per_token: {INPUT_PRICE}\n    output_cost_per_token: {OUTPUT_PRICE}\n\
-                 - model_name: unreachable\n  litellm_params:\n    model: openai/unreachable\n    api_base: {dead}\n"
-            ),
-        )
-        .expect("config written");
+        let config = gateway_config(&dir, &upstream);
         Self::spawn_in(dir, Some(config)).await
+    }
+
+    /// [`TestApp::spawn_gateway`] with these flags besides the tests' own, on this database.
+    pub async fn spawn_gateway_on(database: TestDatabase, flags: &[&str]) -> Self {
+        let upstream = spawn_upstream().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = gateway_config(&dir, &upstream);
+        Self::start(dir, Arc::new(database), Some(config), flags).await
+    }
+
+    /// `n` gateways as [`TestApp::spawn_gateway`] makes them, as one fleet: one PostgreSQL
+    /// database, one Redis (under a prefix of their own), one upstream. `None` when PostgreSQL
+    /// or Redis cannot be reached outside CI (said loudly; under `CI=true` it fails).
+    pub async fn spawn_fleet(n: usize) -> Option<Vec<Self>> {
+        let redis = database::redis_url().await?;
+        let database = Arc::new(TestDatabase::create_postgres().await?);
+        let prefix = database::redis_prefix();
+        let upstream = spawn_upstream().await;
+        let mut apps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let config = gateway_config(&dir, &upstream);
+            let flags = ["--redis-url", &redis, "--redis-prefix", &prefix];
+            apps.push(Self::start(dir, database.clone(), Some(config), &flags).await);
+        }
+        Some(apps)
     }
 
     /// A gateway in front of a [`Faults`] upstream: each behaviour is a model of that name,
@@ -280,6 +313,22 @@ impl TestApp {
     /// The request path's live state.
     pub fn gate(&self) -> &Gate {
         &self.running.as_ref().expect("running").gate
+    }
+
+    /// The storage this server writes to.
+    pub fn running_storage(&self) -> &Arc<dyn server::storage::Storage> {
+        &self.running.as_ref().expect("running").storage
+    }
+
+    /// What the database holds for a team now (the live spend is ahead by up to one flush).
+    pub async fn stored_team(&self, team_id: &str) -> server::storage::TeamRow {
+        let running = self.running.as_ref().expect("running");
+        running
+            .storage
+            .team(team_id)
+            .await
+            .expect("storage answers")
+            .expect("team stored")
     }
 
     /// Runs the budget resets now (the spend writer runs them every tick); answers how many

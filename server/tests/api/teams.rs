@@ -221,3 +221,19 @@ async fn teams_survive_a_restart() {
     // $1000 in nano-dollars: money is stored as an integer.
     assert_eq!(row.budget.max_budget, Some(1_000_000_000_000));
 }
+
+#[tokio::test]
+async fn limits_stop_at_two_to_the_53() {
+    let app = TestApp::spawn().await;
+    let max = 1u64 << 53;
+    for field in ["tpm_limit", "rpm_limit"] {
+        let refused = app.new_team(json!({"team_id": "t", field: max + 1})).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.body["error"]["param"], field);
+    }
+    let created = app
+        .new_team(json!({"team_id": "t", "tpm_limit": max, "rpm_limit": max}))
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert_eq!(created.body["tpm_limit"], json!(max));
+}

@@ -22,14 +22,63 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Where a service a test needs runs, unless it cannot be reached: then the test fails under
+/// `CI=true`, and elsewhere says loudly that it was skipped.
+fn required(what: &str, reachable: bool, url: String) -> Option<String> {
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} at {url} cannot be reached, and CI=true: start it");
+    }
+    eprintln!("SKIPPED: {what} at {url} cannot be reached; start it to run this test");
+    None
+}
+
+/// The Redis fleet tests use: `TEST_REDIS_URL`, else the machine's at 127.0.0.1:6379.
+pub async fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+    let reachable = match redis::Client::open(url.as_str()) {
+        Ok(client) => match client.get_multiplexed_async_connection().await {
+            Ok(mut con) => redis::cmd("PING")
+                .query_async::<String>(&mut con)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    required("Redis", reachable, url)
+}
+
+/// A key prefix no other test run uses.
+pub fn redis_prefix() -> String {
+    format!("gatehouse-test-{}", uuid::Uuid::new_v4().simple())
+}
+
 impl TestDatabase {
+    /// A PostgreSQL database of the test's own (fleets need one): `TEST_DATABASE_URL`, else the
+    /// machine's at 127.0.0.1:5432.
+    pub async fn create_postgres() -> Option<Self> {
+        let admin = admin_url()
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let reachable = PgConnection::connect(&admin).await.is_ok();
+        required("PostgreSQL", reachable, admin.clone())?;
+        Some(Self::create_in(admin).await)
+    }
+
     pub async fn create() -> Self {
-        let Some(admin) = admin_url() else {
-            return Self {
+        match admin_url() {
+            Some(admin) => Self::create_in(admin).await,
+            None => Self {
                 url: None,
                 admin: None,
-            };
-        };
+            },
+        }
+    }
+
+    async fn create_in(admin: String) -> Self {
         let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|err| {
             panic!("TEST_DATABASE_URL: PostgreSQL cannot be reached ({err}); start it or unset TEST_DATABASE_URL")

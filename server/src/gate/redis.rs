@@ -1,0 +1,539 @@
+//! Admission shared by every instance of a fleet, in Redis: each check-and-reserve is one Lua
+//! script, so it is atomic across instances and costs one round trip. The scripts live in
+//! `redis.lua`; this side names the keys, lowers a request to the tail of a budget, loads a
+//! level Redis does not have from storage, and keeps this instance's leases alive.
+//!
+//! Keys, under a prefix (`GATEHOUSE_REDIS_PREFIX`, default `gatehouse`):
+//! - `<p>:<kind>:<id>`: a level's hash: budget window `w`, `spend` and `reserved`
+//!   (nano-dollars), `tres` (tokens reserved);
+//! - `<p>:<kind>:<id>:r` and `:t`: requests and tokens per second (61 one-second buckets);
+//! - `<p>:leases`: a sorted set of lease ids by expiry (Redis milliseconds);
+//! - `<p>:lease:<id>`: what a lease holds (its levels, cost and tokens).
+//!
+//! A lease lives 30 s past its last renewal; this instance renews its own every 10 s, and
+//! every instance sweeps expired ones, so a crashed instance's reservations come back.
+//! Settling after a lease expired still charges; a lease is released once, by whoever deletes
+//! it first.
+
+use super::admission::{
+    Admission, Denial, Estimate, Grant, Level, LevelId, LevelKind, RateInfo, Settled, Unreachable,
+};
+use super::window::RateKind;
+use crate::storage::Storage;
+use anyhow::Context;
+use async_trait::async_trait;
+use redis::{aio::ConnectionManager, Script, Value};
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, Weak,
+    },
+    time::Duration,
+};
+
+/// How long a lease lives without renewal.
+const LEASE_MS: u64 = 30_000;
+/// How often this instance renews the leases it holds.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How often this instance releases leases nobody renewed (one cheap range query).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Tries of one admission: a level loaded from storage, or the tail of a budget that moved.
+const ATTEMPTS: usize = 6;
+
+const LUA: &str = include_str!("redis.lua");
+
+/// One operation's script: the helpers, then its section of `redis.lua`.
+fn script(name: &str) -> Script {
+    let (helpers, sections) = LUA.split_once("-- @@").expect("redis.lua has sections");
+    let body = format!("-- @@{sections}")
+        .split("-- @@")
+        .find_map(|section| section.strip_prefix(name))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("redis.lua has no section {name}"));
+    Script::new(&format!("{helpers}{body}"))
+}
+
+struct Scripts {
+    admit: Script,
+    settle: Script,
+    release: Script,
+    sweep: Script,
+    renew: Script,
+    reset: Script,
+    load: Script,
+}
+
+pub struct RedisAdmission {
+    con: ConnectionManager,
+    prefix: String,
+    scripts: Scripts,
+    /// Where a level's spend is read when Redis does not have it.
+    storage: Arc<dyn Storage>,
+    /// Leases this instance holds, renewed until settled or released.
+    held: Mutex<HashSet<u64>>,
+    next_lease: AtomicU64,
+}
+
+/// What the admit script answered.
+enum Outcome {
+    Admitted {
+        windows: Vec<i64>,
+        usage: Vec<(u64, u64)>,
+    },
+    Missing(usize),
+    Budget {
+        level: usize,
+        spend: i64,
+        reserved: i64,
+    },
+    Rate {
+        level: usize,
+        kind: RateKind,
+        limit: u64,
+        retry_after: u64,
+    },
+}
+
+fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<&str> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn unsigned(value: &Value) -> u64 {
+    int(value).and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+fn parse_outcome(reply: &[Value], levels: usize) -> Option<Outcome> {
+    let index = |v: &Value| int(v).and_then(|i| usize::try_from(i - 1).ok());
+    Some(match text(reply.first()?)? {
+        "ok" => {
+            let mut windows = Vec::with_capacity(levels);
+            let mut usage = Vec::with_capacity(levels);
+            for i in 0..levels {
+                let at = 1 + 3 * i;
+                windows.push(int(reply.get(at)?)?);
+                usage.push((unsigned(reply.get(at + 1)?), unsigned(reply.get(at + 2)?)));
+            }
+            Outcome::Admitted { windows, usage }
+        }
+        "missing" => Outcome::Missing(index(reply.get(1)?)?),
+        "budget" => Outcome::Budget {
+            level: index(reply.get(1)?)?,
+            spend: int(reply.get(2)?)?,
+            reserved: int(reply.get(3)?)?,
+        },
+        kind @ ("requests" | "tokens") => Outcome::Rate {
+            level: index(reply.get(1)?)?,
+            kind: if kind == "requests" {
+                RateKind::Requests
+            } else {
+                RateKind::Tokens
+            },
+            limit: unsigned(reply.get(2)?),
+            retry_after: unsigned(reply.get(3)?),
+        },
+        _ => return None,
+    })
+}
+
+fn optional(value: Option<impl ToString>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+impl RedisAdmission {
+    /// Connects (failing when Redis cannot be reached) and starts renewing and sweeping leases.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        storage: Arc<dyn Storage>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let client = redis::Client::open(url).context("invalid REDIS_URL")?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let mut con = client
+            .get_connection_manager_with_config(config)
+            .await
+            .context("cannot reach Redis")?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut con)
+            .await
+            .context("Redis does not answer PING")?;
+        let admission = Arc::new(Self {
+            con,
+            prefix: prefix.to_string(),
+            scripts: Scripts {
+                admit: script("admit"),
+                settle: script("settle"),
+                release: script("release"),
+                sweep: script("sweep"),
+                renew: script("renew"),
+                reset: script("reset"),
+                load: script("load"),
+            },
+            storage,
+            held: Mutex::new(HashSet::new()),
+            next_lease: AtomicU64::new(getrandom::u64().unwrap_or_default()),
+        });
+        tokio::spawn(keep_leases(Arc::downgrade(&admission)));
+        Ok(admission)
+    }
+
+    fn state_key(&self, level: &LevelId) -> String {
+        let kind = match level.kind {
+            LevelKind::Key => "key",
+            LevelKind::Team => "team",
+        };
+        format!("{}:{kind}:{}", self.prefix, level.id)
+    }
+
+    fn leases_key(&self) -> String {
+        format!("{}:leases", self.prefix)
+    }
+
+    fn lease_key(&self, lease: u64) -> String {
+        format!("{}:lease:{lease}", self.prefix)
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn try_admit(
+        &self,
+        chain: &[Level],
+        cost: i64,
+        tokens: u64,
+        lease: u64,
+    ) -> redis::RedisResult<Option<Outcome>> {
+        // Per level: its state, its requests and its tokens.
+        let mut call = self.scripts.admit.prepare_invoke();
+        for level in chain {
+            let state = self.state_key(&level.id);
+            call.key(&state)
+                .key(format!("{state}:r"))
+                .key(format!("{state}:t"));
+        }
+        call.key(self.leases_key()).key(self.lease_key(lease));
+        call.arg(chain.len())
+            .arg(cost)
+            .arg(tokens)
+            .arg(lease)
+            .arg(LEASE_MS);
+        for level in chain {
+            call.arg(level.window)
+                .arg(optional(level.limits.max_budget))
+                .arg(optional(level.limits.rpm_limit))
+                .arg(optional(level.limits.tpm_limit));
+        }
+        let reply: Vec<Value> = call.invoke_async(&mut self.con.clone()).await?;
+        Ok(parse_outcome(&reply, chain.len()))
+    }
+
+    /// Puts a level Redis does not have (new, or lost with Redis) there, from storage.
+    async fn load_from_storage(&self, level: &Level) -> Result<(), Denial> {
+        let row = match level.id.kind {
+            LevelKind::Team => self
+                .storage
+                .team(&level.id.id)
+                .await
+                .map(|r| r.map(|t| t.budget)),
+            LevelKind::Key => self
+                .storage
+                .key(&level.id.id)
+                .await
+                .map(|r| r.map(|k| k.budget)),
+        }
+        .map_err(|err| {
+            tracing::warn!(level = %level.id, %err, "cannot read a level's spend from storage");
+            Denial::Unavailable(Unreachable::Database)
+        })?;
+        let (spend, window) = row.map_or((0, level.window), |b| (b.spend, b.budget_window));
+        self.load_spend(&level.id, spend, window)
+            .await
+            .map_err(|err| unavailable(&err))
+    }
+
+    async fn load_spend(&self, level: &LevelId, spend: i64, window: i64) -> redis::RedisResult<()> {
+        self.scripts
+            .load
+            .key(self.state_key(level))
+            .arg(spend)
+            .arg(window)
+            .invoke_async::<()>(&mut self.con.clone())
+            .await
+    }
+
+    async fn release_lease(&self, lease: u64) -> redis::RedisResult<()> {
+        self.held().remove(&lease);
+        self.scripts
+            .release
+            .key(self.leases_key())
+            .key(self.lease_key(lease))
+            .arg(lease)
+            .invoke_async::<()>(&mut self.con.clone())
+            .await
+    }
+
+    async fn renew(&self) -> redis::RedisResult<()> {
+        let leases: Vec<u64> = self.held().iter().copied().collect();
+        for chunk in leases.chunks(1000) {
+            let mut call = self.scripts.renew.prepare_invoke();
+            call.key(self.leases_key()).arg(LEASE_MS);
+            for lease in chunk {
+                call.arg(*lease);
+            }
+            call.invoke_async::<()>(&mut self.con.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn sweep(&self) -> redis::RedisResult<u64> {
+        self.scripts
+            .sweep
+            .key(self.leases_key())
+            .arg(format!("{}:lease:", self.prefix))
+            .invoke_async(&mut self.con.clone())
+            .await
+    }
+}
+
+fn unavailable(err: &redis::RedisError) -> Denial {
+    tracing::warn!(%err, "Redis is unavailable: refusing requests until it is back");
+    Denial::Unavailable(Unreachable::SharedCounters)
+}
+
+/// Renews this instance's leases and sweeps expired ones, for as long as the admission lives.
+async fn keep_leases(admission: Weak<RedisAdmission>) {
+    let mut renew = tokio::time::interval(RENEW_EVERY);
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = renew.tick() => {
+                let Some(admission) = admission.upgrade() else { return };
+                if let Err(err) = admission.renew().await {
+                    tracing::warn!(%err, "cannot renew this instance's leases in Redis");
+                }
+            }
+            _ = sweep.tick() => {
+                let Some(admission) = admission.upgrade() else { return };
+                match admission.sweep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(leases = n, "released expired leases"),
+                    Err(err) => tracing::warn!(%err, "cannot sweep expired leases in Redis"),
+                }
+            }
+        }
+    }
+}
+
+/// The chain with each level once, in order.
+fn distinct(chain: &[Level]) -> Vec<Level> {
+    let mut out: Vec<Level> = Vec::with_capacity(chain.len());
+    for level in chain {
+        if !out.iter().any(|l| l.id == level.id) {
+            out.push(level.clone());
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Admission for RedisAdmission {
+    async fn admit(&self, chain: &[Level], estimate: &Estimate) -> Result<Grant, Denial> {
+        let levels = distinct(chain);
+        let wanted = estimate.output_tokens;
+        let mut output = wanted;
+        let mut refusal = None;
+        for _ in 0..ATTEMPTS {
+            let cost = estimate.cost(output);
+            let tokens = estimate.tokens(output);
+            let lease = self.next_lease.fetch_add(1, Ordering::Relaxed);
+            // Held before the script runs, so a renewal never misses it.
+            self.held().insert(lease);
+            let outcome = self.try_admit(&levels, cost, tokens, lease).await;
+            if !matches!(outcome, Ok(Some(Outcome::Admitted { .. }))) {
+                self.held().remove(&lease);
+            }
+            match outcome.map_err(|err| unavailable(&err))? {
+                Some(Outcome::Admitted { windows, usage }) => {
+                    let mut rate = RateInfo::default();
+                    for (level, (requests, used)) in levels.iter().zip(&usage) {
+                        rate.tighten(level.limits.rpm_limit, requests + 1, RateKind::Requests);
+                        rate.tighten(level.limits.tpm_limit, *used, RateKind::Tokens);
+                    }
+                    let levels = chain
+                        .iter()
+                        .map(|level| {
+                            let at = levels.iter().position(|l| l.id == level.id).unwrap_or(0);
+                            (level.id.clone(), windows[at])
+                        })
+                        .collect();
+                    return Ok(Grant {
+                        levels,
+                        cost,
+                        tokens,
+                        output_tokens: output,
+                        lowered: output < wanted,
+                        rate,
+                        lease,
+                    });
+                }
+                Some(Outcome::Missing(i)) => self.load_from_storage(&levels[i]).await?,
+                Some(Outcome::Budget {
+                    level,
+                    spend,
+                    reserved,
+                }) => {
+                    let max = levels[level].limits.max_budget.unwrap_or(0);
+                    let left = max.saturating_sub(spend).saturating_sub(reserved);
+                    let denial = Denial::OverBudget {
+                        level: levels[level].id.clone(),
+                        spend,
+                        max,
+                        left: left.max(0),
+                        request_cost: estimate.cost(wanted),
+                    };
+                    match estimate.affordable(left) {
+                        Some(out) if estimate.lowerable && out >= 1 => {
+                            output = output.min(out);
+                            refusal = Some(denial);
+                        }
+                        _ => return Err(denial),
+                    }
+                }
+                Some(Outcome::Rate {
+                    level,
+                    kind,
+                    limit,
+                    retry_after,
+                }) => {
+                    return Err(Denial::RateLimited {
+                        level: levels[level].id.clone(),
+                        kind,
+                        limit,
+                        retry_after,
+                    })
+                }
+                None => {
+                    tracing::error!("Redis' admit script answered something unexpected");
+                    return Err(Denial::Unavailable(Unreachable::SharedCounters));
+                }
+            }
+        }
+        // Others kept taking what was left: refuse rather than wait.
+        Err(refusal.unwrap_or(Denial::Unavailable(Unreachable::SharedCounters)))
+    }
+
+    async fn settle(&self, grant: &Grant, cost: i64, tokens: u64) -> Settled {
+        self.held().remove(&grant.lease);
+        let levels: Vec<&(LevelId, i64)> = {
+            let mut out: Vec<&(LevelId, i64)> = Vec::with_capacity(grant.levels.len());
+            for level in &grant.levels {
+                if !out.iter().any(|l| l.0 == level.0) {
+                    out.push(level);
+                }
+            }
+            out
+        };
+        let mut call = self.scripts.settle.prepare_invoke();
+        for (level, _) in &levels {
+            let state = self.state_key(level);
+            call.key(state.clone()).key(format!("{state}:t"));
+        }
+        call.key(self.leases_key())
+            .key(self.lease_key(grant.lease))
+            .arg(levels.len())
+            .arg(cost.clamp(0, grant.cost))
+            .arg(tokens)
+            .arg(grant.lease);
+        for (_, window) in &levels {
+            call.arg(*window);
+        }
+        match call.invoke_async::<Vec<Value>>(&mut self.con.clone()).await {
+            Ok(spends) => Settled {
+                spend: grant
+                    .levels
+                    .iter()
+                    .map(|(level, _)| {
+                        levels
+                            .iter()
+                            .position(|l| &l.0 == level)
+                            .and_then(|at| spends.get(at))
+                            .and_then(int)
+                            .unwrap_or(0)
+                    })
+                    .collect(),
+            },
+            Err(err) => {
+                // The spend log still has it, and storage adds it up; the lease expires.
+                tracing::warn!(%err, "cannot settle a request in Redis");
+                Settled { spend: Vec::new() }
+            }
+        }
+    }
+
+    async fn release(&self, grant: &Grant) {
+        if let Err(err) = self.release_lease(grant.lease).await {
+            tracing::warn!(%err, "cannot release a reservation in Redis; its lease will expire");
+        }
+    }
+
+    async fn reset(&self, level: &LevelId, window: i64) {
+        let done = self
+            .scripts
+            .reset
+            .key(self.state_key(level))
+            .arg(window)
+            .invoke_async::<()>(&mut self.con.clone())
+            .await;
+        if let Err(err) = done {
+            tracing::warn!(%level, %err, "cannot start a budget window in Redis");
+        }
+    }
+
+    async fn load(&self, level: &LevelId, spend: i64, window: i64) {
+        if let Err(err) = self.load_spend(level, spend, window).await {
+            tracing::warn!(%level, %err, "cannot load a level's spend into Redis");
+        }
+    }
+
+    async fn forget(&self, level: &LevelId) {
+        let state = self.state_key(level);
+        let done = redis::cmd("DEL")
+            .arg(&state)
+            .arg(format!("{state}:r"))
+            .arg(format!("{state}:t"))
+            .query_async::<()>(&mut self.con.clone())
+            .await;
+        if let Err(err) = done {
+            tracing::warn!(%level, %err, "cannot drop a level's counters in Redis");
+        }
+    }
+
+    async fn spend(&self, level: &LevelId) -> Option<i64> {
+        redis::cmd("HGET")
+            .arg(self.state_key(level))
+            .arg("spend")
+            .query_async::<Option<i64>>(&mut self.con.clone())
+            .await
+            .ok()
+            .flatten()
+    }
+}
