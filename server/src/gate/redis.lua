@@ -5,6 +5,9 @@
 -- Time is Redis' own (TIME), the same for every instance.
 
 local B = 1000000000
+-- A level's counters outlive their last use by a week, then Redis forgets them (a level used
+-- again is loaded from the database): deleted levels leave nothing behind for good.
+local KEEP = 604800
 
 local function big(s)
   s = tostring(s or "0")
@@ -138,6 +141,7 @@ for i = 1, n do
   local state = KEYS[3 * i - 2]
   redis.call('HINCRBY', state, 'reserved', cost)
   redis.call('HINCRBY', state, 'tres', ARGV[3])
+  redis.call('EXPIRE', state, KEEP)
   bump(KEYS[3 * i - 1], secs, 1)
   levels[i] = state
 end
@@ -173,6 +177,7 @@ for i = 1, n do
   if redis.call('HGET', state, 'w') == ARGV[4 + i] then
     redis.call('HINCRBY', state, 'spend', cost)
   end
+  redis.call('EXPIRE', state, KEEP)
   if tokens > 0 then
     bump(KEYS[2 * i], secs, ARGV[3])
   end
@@ -234,4 +239,5 @@ if not w or window > w then
 elseif window == w and not le(big(ARGV[1]), big(redis.call('HGET', KEYS[1], 'spend'))) then
   redis.call('HSET', KEYS[1], 'spend', ARGV[1])
 end
+redis.call('EXPIRE', KEYS[1], KEEP)
 return 0

@@ -287,7 +287,7 @@ async fn a_redis_password_in_the_url_is_used() {
 
     let url = redis.replacen("redis://", &format!("redis://{user}:s3cret-pass@"), 1);
     let app = TestApp::spawn_gateway_on(
-        crate::helpers::TestDatabase::create().await,
+        std::sync::Arc::new(crate::helpers::TestDatabase::create().await),
         &["--redis-url", &url, "--redis-prefix", &prefix],
     )
     .await;
@@ -302,4 +302,26 @@ async fn a_redis_password_in_the_url_is_used() {
         .expect("ACL DELUSER");
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert!((live - COST).abs() < 1e-12, "spend {live}");
+}
+
+/// Without the notices (two instances on one database, no Redis), a key made on one instance is
+/// found in the database by the other on its first request; a bogus key is refused.
+#[tokio::test]
+async fn a_key_an_instance_does_not_hold_is_looked_up_in_the_database() {
+    let Some(database) = crate::helpers::TestDatabase::create_postgres().await else {
+        return;
+    };
+    let database = std::sync::Arc::new(database);
+    let a = TestApp::spawn_gateway_on(database.clone(), &[]).await;
+    let b = TestApp::spawn_gateway_on(database, &[]).await;
+    let key = a.team_with_key("t").await;
+    let last = if key.ends_with('x') { "y" } else { "x" };
+    let bogus = format!("{}{last}", &key[..key.len() - 1]);
+    for _ in 0..2 {
+        let refused = b.chat(&bogus, ask()).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    }
+    assert_eq!(b.chat(&key, ask()).await.status, StatusCode::OK);
+    let info = b.key_info(&key).await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.body);
 }

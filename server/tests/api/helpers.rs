@@ -185,11 +185,11 @@ impl TestApp {
     }
 
     /// [`TestApp::spawn_gateway`] with these flags besides the tests' own, on this database.
-    pub async fn spawn_gateway_on(database: TestDatabase, flags: &[&str]) -> Self {
+    pub async fn spawn_gateway_on(database: Arc<TestDatabase>, flags: &[&str]) -> Self {
         let upstream = spawn_upstream().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let config = gateway_config(&dir, &upstream);
-        Self::start(dir, Arc::new(database), Some(config), flags).await
+        Self::start(dir, database, Some(config), flags).await
     }
 
     /// `n` gateways as [`TestApp::spawn_gateway`] makes them, as one fleet: one PostgreSQL

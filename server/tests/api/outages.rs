@@ -107,7 +107,7 @@ async fn losing_redis_answers_503_and_counters_come_back_from_the_database() {
     let prefix = redis_prefix();
     let url = format!("redis://{}", cable.addr);
     let app = TestApp::spawn_gateway_on(
-        TestDatabase::create().await,
+        std::sync::Arc::new(TestDatabase::create().await),
         &["--redis-url", &url, "--redis-prefix", &prefix],
     )
     .await;
@@ -168,7 +168,7 @@ async fn losing_postgres_refuses_admin_writes_and_queues_spend() {
     let Some((database, cable)) = postgres_behind_cable().await else {
         return;
     };
-    let app = TestApp::spawn_gateway_on(database, &[]).await;
+    let app = TestApp::spawn_gateway_on(std::sync::Arc::new(database), &[]).await;
     let key = app.team_with_key("t").await;
 
     cable.cut();
@@ -201,7 +201,11 @@ async fn with_strict_durability_losing_postgres_refuses_requests() {
     let Some((database, cable)) = postgres_behind_cable().await else {
         return;
     };
-    let app = TestApp::spawn_gateway_on(database, &["--spend-durability", "strict"]).await;
+    let app = TestApp::spawn_gateway_on(
+        std::sync::Arc::new(database),
+        &["--spend-durability", "strict"],
+    )
+    .await;
     let key = app.team_with_key("t").await;
     assert_eq!(app.chat(&key, ask()).await.status, StatusCode::OK);
 
