@@ -1,8 +1,9 @@
 -- Gatehouse's shared admission, one script per operation (see redis.rs). Money is integer
--- nano-dollars kept by Redis' 64-bit integer commands; Lua numbers are doubles, so sums and
--- comparisons of money go through big(): a pair of doubles (billions, units), exact for every
--- amount Gatehouse accepts (budgets up to 1e18). Token and request counts stay below 2^53.
--- Time is Redis' own (TIME), the same for every instance.
+-- nano-dollars kept by Redis' 64-bit integer commands. Lua numbers are doubles, exact below
+-- 2^53: money of up to 15 digits is compared as numbers, longer amounts through big(), a pair
+-- of doubles (billions, units), exact for every amount Gatehouse accepts (budgets up to 1e18).
+-- Token and request counts stay below 2^53 (limits are capped there). Time is Redis' own
+-- (TIME), the same for every instance.
 
 local B = 1000000000
 -- A level's counters outlive their last use by a week, then Redis forgets them (a level used
@@ -35,6 +36,14 @@ local function le(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] <= b[2])
 end
 
+-- Whether spend + reserved + cost <= max, exactly (all integers as strings).
+local function fits(spend, reserved, cost, max)
+  if #spend <= 15 and #reserved <= 15 and #cost <= 15 and #max <= 15 then
+    return tonumber(spend) + tonumber(reserved) + tonumber(cost) <= tonumber(max)
+  end
+  return le(add(add(big(spend), big(reserved)), big(cost)), big(max))
+end
+
 -- The negation of an integer (a string or a number), written as Redis parses it ("-0" it does
 -- not).
 local function negate(x)
@@ -50,171 +59,182 @@ local function now()
   return secs, secs * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The counts of a window's last 61 one-second buckets, oldest first, and their sum.
-local function window(key, secs)
-  local fields = {}
-  for k = 0, 60 do fields[k + 1] = secs - 60 + k end
-  local counts = redis.call('HMGET', key, unpack(fields))
-  local total = 0
-  for k = 1, 61 do
-    counts[k] = tonumber(counts[k]) or 0
-    total = total + counts[k]
+-- A level's hash also holds its two rate windows, kind 'r' (requests) and 't' (tokens): a
+-- field per one-second bucket ('r1764330000'), the sum of the buckets from second <kind>lo on
+-- (<kind>n). total() first drops the buckets that left the 61 seconds ending at `secs` (each
+-- bucket is dropped once: O(1) per request over time), then answers the sum. `n` and `lo` are
+-- the fields as the caller read them.
+local function total(key, kind, secs, n, lo)
+  local first = secs - 60
+  n, lo = tonumber(n) or 0, tonumber(lo)
+  if not lo then
+    redis.call('HSET', key, kind .. 'n', 0, kind .. 'lo', first)
+    return 0
   end
-  return counts, total
+  if lo < first then
+    local gone = {}
+    if first - lo <= 121 then
+      for s = lo, first - 1 do gone[#gone + 1] = kind .. s end
+      local counts = redis.call('HMGET', key, unpack(gone))
+      for k = 1, #counts do n = n - (tonumber(counts[k]) or 0) end
+    else
+      -- A long gap: look at every bucket.
+      local all = redis.call('HGETALL', key)
+      for k = 1, #all, 2 do
+        local s = string.sub(all[k], 1, 1) == kind and tonumber(string.sub(all[k], 2))
+        if s and s < first then
+          n = n - tonumber(all[k + 1])
+          gone[#gone + 1] = all[k]
+        end
+      end
+    end
+    if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+    redis.call('HSET', key, kind .. 'n', n, kind .. 'lo', first)
+  end
+  return n
 end
 
--- Whole seconds until total (+ pending) drops below limit, as gate/window.rs computes it.
-local function retry_after(counts, total, limit)
+-- Adds `by` to this second's bucket and to the sum (after total() at the same second).
+local function bump(key, kind, secs, by)
+  redis.call('HINCRBY', key, kind .. secs, by)
+  redis.call('HINCRBY', key, kind .. 'n', by)
+end
+
+-- The counts of a window's last 61 one-second buckets, oldest first (for a refusal's wait).
+local function buckets(key, kind, secs)
+  local fields = {}
+  for k = 0, 60 do fields[k + 1] = kind .. (secs - 60 + k) end
+  local counts = redis.call('HMGET', key, unpack(fields))
+  for k = 1, 61 do counts[k] = tonumber(counts[k]) or 0 end
+  return counts
+end
+
+-- A lease is a member of the lease set, scored by its expiry: "id\ncost\ntokens\nstate..."
+-- (the states of its levels). Gives back what it holds.
+local function give_back(member)
+  local parts = {}
+  for part in string.gmatch(member, '[^\n]+') do parts[#parts + 1] = part end
+  for k = 4, #parts do
+    redis.call('HINCRBY', parts[k], 'reserved', negate(parts[2]))
+    redis.call('HINCRBY', parts[k], 'tres', negate(parts[3]))
+  end
+end
+
+-- Whole seconds until used drops below limit as the oldest buckets leave, as gate/window.rs
+-- computes it.
+local function retry_after(counts, used, limit)
   for k = 1, 61 do
-    if total < limit then
+    if used < limit then
       local wait = k - 1
       if wait < 1 then wait = 1 end
       return wait
     end
-    total = total - counts[k]
+    used = used - counts[k]
   end
   return 61
 end
 
--- Adds `by` to this second's bucket; a bucket new this second also drops those that left the
--- window (older ones went with the key's expiry: it is renewed on every touch).
-local function bump(key, secs, by)
-  if redis.call('HINCRBY', key, secs, by) == tonumber(by) then
-    local old = {}
-    for k = 61, 121 do old[#old + 1] = secs - k end
-    redis.call('HDEL', key, unpack(old))
-  end
-  redis.call('EXPIRE', key, 120)
-end
-
 -- Each operation below is appended to the helpers above to make one script.
 -- @@admit
--- KEYS: per level (state, requests, tokens), then the lease set and this request's lease.
--- ARGV: levels, cost, tokens, lease id, lease ms, then per level: window, max, rpm, tpm ("" for none).
+-- KEYS: each level's state, then the lease set.
+-- ARGV: levels, cost, tokens, lease member, lease ms, then per level: window, max, rpm, tpm
+-- ("" for none).
 local n = tonumber(ARGV[1])
-local cost, tokens = ARGV[2], tonumber(ARGV[3])
+local cost, tokens = ARGV[2], ARGV[3]
 local secs, ms = now()
-local windows = {}
+local levels = {}
 for i = 1, n do
-  local state = KEYS[3 * i - 2]
-  local want = tonumber(ARGV[6 + 4 * (i - 1)])
-  local w = tonumber(redis.call('HGET', state, 'w'))
+  local h = redis.call('HMGET', KEYS[i], 'w', 'spend', 'reserved', 'tres', 'rn', 'rlo', 'tn', 'tlo')
+  local w = tonumber(h[1])
   if not w then return { 'missing', i } end
+  local spend = h[2] or '0'
+  local want = tonumber(ARGV[6 + 4 * (i - 1)])
   if want > w then
-    redis.call('HSET', state, 'w', want, 'spend', 0)
-    w = want
+    redis.call('HSET', KEYS[i], 'w', want, 'spend', 0)
+    w, spend = want, '0'
   end
-  windows[i] = w
+  levels[i] = { w = w, spend = spend, reserved = h[3] or '0', tres = tonumber(h[4]) or 0, h = h }
 end
 for i = 1, n do
   local max = ARGV[7 + 4 * (i - 1)]
-  if max ~= '' then
-    local state = KEYS[3 * i - 2]
-    local spend, reserved = unpack(redis.call('HMGET', state, 'spend', 'reserved'))
-    if not le(add(add(big(spend), big(reserved)), big(cost)), big(max)) then
-      return { 'budget', i, spend or '0', reserved or '0' }
-    end
+  local l = levels[i]
+  if max ~= '' and not fits(l.spend, l.reserved, cost, max) then
+    return { 'budget', i, l.spend, l.reserved }
   end
 end
-local rates = {}
 for i = 1, n do
   local base = 8 + 4 * (i - 1)
   local rpm, tpm = tonumber(ARGV[base]), tonumber(ARGV[base + 1])
-  local requests, tokens_used = 0, 0
-  if rpm then
-    local counts, total = window(KEYS[3 * i - 1], secs)
-    if total >= rpm then return { 'requests', i, rpm, retry_after(counts, total, rpm) } end
-    requests = total
+  local l = levels[i]
+  l.requests = total(KEYS[i], 'r', secs, l.h[5], l.h[6])
+  if rpm and l.requests >= rpm then
+    return { 'requests', i, rpm, retry_after(buckets(KEYS[i], 'r', secs), l.requests, rpm) }
   end
+  l.tokens = 0
   if tpm then
-    local counts, total = window(KEYS[3 * i], secs)
-    local pending = tonumber(redis.call('HGET', KEYS[3 * i - 2], 'tres')) or 0
-    if total + pending >= tpm then
-      return { 'tokens', i, tpm, retry_after(counts, total + pending, tpm) }
+    l.tokens = total(KEYS[i], 't', secs, l.h[7], l.h[8]) + l.tres
+    if l.tokens >= tpm then
+      return { 'tokens', i, tpm, retry_after(buckets(KEYS[i], 't', secs), l.tokens, tpm) }
     end
-    tokens_used = total + pending
   end
-  rates[i] = { requests, tokens_used }
 end
-local levels = {}
-for i = 1, n do
-  local state = KEYS[3 * i - 2]
-  redis.call('HINCRBY', state, 'reserved', cost)
-  redis.call('HINCRBY', state, 'tres', ARGV[3])
-  redis.call('EXPIRE', state, KEEP)
-  bump(KEYS[3 * i - 1], secs, 1)
-  levels[i] = state
-end
-local lease = KEYS[3 * n + 2]
-redis.call('HSET', lease, 'levels', table.concat(levels, '\n'), 'cost', cost, 'tokens', ARGV[3])
-redis.call('ZADD', KEYS[3 * n + 1], ms + tonumber(ARGV[5]), ARGV[4])
 local out = { 'ok' }
 for i = 1, n do
-  out[#out + 1] = windows[i]
-  out[#out + 1] = rates[i][1]
-  out[#out + 1] = rates[i][2]
+  redis.call('HINCRBY', KEYS[i], 'reserved', cost)
+  redis.call('HINCRBY', KEYS[i], 'tres', tokens)
+  bump(KEYS[i], 'r', secs, 1)
+  redis.call('EXPIRE', KEYS[i], KEEP)
+  out[#out + 1] = levels[i].w
+  out[#out + 1] = levels[i].requests
+  out[#out + 1] = levels[i].tokens
 end
+redis.call('ZADD', KEYS[n + 1], ms + tonumber(ARGV[5]), ARGV[4])
 return out
 -- @@settle
--- KEYS: per level (state, tokens), then the lease set and the lease.
--- ARGV: levels, cost, tokens, lease id, then per level: the window admitted in.
+-- KEYS: each level's state, then the lease set.
+-- ARGV: levels, cost, tokens, lease member, reserved cost, reserved tokens, then per level:
+-- the window admitted in. Answers each level's spend after it. A lease already swept gave
+-- its reservation back then: only the charge remains.
 local n = tonumber(ARGV[1])
 local cost, tokens = ARGV[2], tonumber(ARGV[3])
 local secs = now()
-local lease = KEYS[2 * n + 2]
-local held = redis.call('HMGET', lease, 'cost', 'tokens')
-if held[1] then
-  for i = 1, n do
-    redis.call('HINCRBY', KEYS[2 * i - 1], 'reserved', negate(held[1]))
-    redis.call('HINCRBY', KEYS[2 * i - 1], 'tres', negate(held[2]))
-  end
-  redis.call('DEL', lease)
-  redis.call('ZREM', KEYS[2 * n + 1], ARGV[4])
-end
+local held = redis.call('ZREM', KEYS[n + 1], ARGV[4]) == 1
 local spends = {}
 for i = 1, n do
-  local state = KEYS[2 * i - 1]
-  if redis.call('HGET', state, 'w') == ARGV[4 + i] then
-    redis.call('HINCRBY', state, 'spend', cost)
+  local state = KEYS[i]
+  if held then
+    redis.call('HINCRBY', state, 'reserved', negate(ARGV[5]))
+    redis.call('HINCRBY', state, 'tres', negate(ARGV[6]))
+  end
+  local h = redis.call('HMGET', state, 'w', 'tn', 'tlo')
+  if h[1] == ARGV[6 + i] then
+    spends[i] = redis.call('HINCRBY', state, 'spend', cost)
+  else
+    spends[i] = redis.call('HGET', state, 'spend') or '0'
+  end
+  if tokens > 0 then
+    total(state, 't', secs, h[2], h[3])
+    bump(state, 't', secs, ARGV[3])
   end
   redis.call('EXPIRE', state, KEEP)
-  if tokens > 0 then
-    bump(KEYS[2 * i], secs, ARGV[3])
-  end
-  spends[i] = redis.call('HGET', state, 'spend') or '0'
 end
 return spends
 -- @@release
--- KEYS: the lease set and the lease. ARGV: lease id.
-local held = redis.call('HMGET', KEYS[2], 'levels', 'cost', 'tokens')
-if not held[1] then return 0 end
-for state in string.gmatch(held[1], '[^\n]+') do
-  redis.call('HINCRBY', state, 'reserved', negate(held[2]))
-  redis.call('HINCRBY', state, 'tres', negate(held[3]))
-end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
+-- KEYS: the lease set. ARGV: the lease member.
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+give_back(ARGV[1])
 return 1
 -- @@sweep
 -- Releases the leases whose instance stopped renewing them. KEYS: the lease set.
--- ARGV: the prefix of lease keys.
 local _, ms = now()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms, 'LIMIT', 0, 500)
-for _, id in ipairs(expired) do
-  local lease = ARGV[1] .. id
-  local held = redis.call('HMGET', lease, 'levels', 'cost', 'tokens')
-  if held[1] then
-    for state in string.gmatch(held[1], '[^\n]+') do
-      redis.call('HINCRBY', state, 'reserved', negate(held[2]))
-      redis.call('HINCRBY', state, 'tres', negate(held[3]))
-    end
-    redis.call('DEL', lease)
-  end
-  redis.call('ZREM', KEYS[1], id)
+for _, member in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], member)
+  give_back(member)
 end
 return #expired
 -- @@renew
--- KEYS: the lease set. ARGV: lease ms, then the lease ids this instance still holds.
+-- KEYS: the lease set. ARGV: lease ms, then the leases this instance still holds.
 local _, ms = now()
 for k = 2, #ARGV do
   redis.call('ZADD', KEYS[1], 'XX', ms + tonumber(ARGV[1]), ARGV[k])

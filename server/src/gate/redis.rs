@@ -5,10 +5,10 @@
 //!
 //! Keys, under a prefix (`GATEHOUSE_REDIS_PREFIX`, default `gatehouse`):
 //! - `<p>:<kind>:<id>`: a level's hash: budget window `w`, `spend` and `reserved`
-//!   (nano-dollars), `tres` (tokens reserved);
-//! - `<p>:<kind>:<id>:r` and `:t`: requests and tokens per second (61 one-second buckets);
-//! - `<p>:leases`: a sorted set of lease ids by expiry (Redis milliseconds);
-//! - `<p>:lease:<id>`: what a lease holds (its levels, cost and tokens).
+//!   (nano-dollars), `tres` (tokens reserved), and its requests and tokens per second over the
+//!   last 61 seconds (with their running sums);
+//! - `<p>:leases`: the reservations held, a sorted set scored by expiry (Redis milliseconds)
+//!   whose members say what each holds (its id, cost, tokens and levels).
 //!
 //! A lease lives 30 s past its last renewal; this instance renews its own every 10 s, and
 //! every instance sweeps expired ones, so a crashed instance's reservations come back.
@@ -24,7 +24,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use redis::{aio::ConnectionManager, Script, Value};
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, Weak,
@@ -70,8 +70,8 @@ pub struct RedisAdmission {
     scripts: Scripts,
     /// Where a level's spend is read when Redis does not have it.
     storage: Arc<dyn Storage>,
-    /// Leases this instance holds, renewed until settled or released.
-    held: Mutex<HashSet<u64>>,
+    /// Leases this instance holds (their members), renewed until settled or released.
+    held: Mutex<HashMap<u64, String>>,
     next_lease: AtomicU64,
 }
 
@@ -186,7 +186,7 @@ impl RedisAdmission {
                 load: script("load"),
             },
             storage,
-            held: Mutex::new(HashSet::new()),
+            held: Mutex::new(HashMap::new()),
             next_lease: AtomicU64::new(getrandom::u64().unwrap_or_default()),
         });
         tokio::spawn(keep_leases(Arc::downgrade(&admission)));
@@ -205,11 +205,23 @@ impl RedisAdmission {
         format!("{}:leases", self.prefix)
     }
 
-    fn lease_key(&self, lease: u64) -> String {
-        format!("{}:lease:{lease}", self.prefix)
+    /// A lease's member in the lease set: what the scripts give back when it is released.
+    fn member<'a>(
+        &self,
+        lease: u64,
+        cost: i64,
+        tokens: u64,
+        levels: impl Iterator<Item = &'a LevelId>,
+    ) -> String {
+        let mut member = format!("{lease}\n{cost}\n{tokens}");
+        for level in levels {
+            member.push('\n');
+            member.push_str(&self.state_key(level));
+        }
+        member
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<u64, String>> {
         self.held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -220,21 +232,17 @@ impl RedisAdmission {
         chain: &[Level],
         cost: i64,
         tokens: u64,
-        lease: u64,
+        member: &str,
     ) -> redis::RedisResult<Option<Outcome>> {
-        // Per level: its state, its requests and its tokens.
         let mut call = self.scripts.admit.prepare_invoke();
         for level in chain {
-            let state = self.state_key(&level.id);
-            call.key(&state)
-                .key(format!("{state}:r"))
-                .key(format!("{state}:t"));
+            call.key(self.state_key(&level.id));
         }
-        call.key(self.leases_key()).key(self.lease_key(lease));
+        call.key(self.leases_key());
         call.arg(chain.len())
             .arg(cost)
             .arg(tokens)
-            .arg(lease)
+            .arg(member)
             .arg(LEASE_MS);
         for level in chain {
             call.arg(level.window)
@@ -280,24 +288,23 @@ impl RedisAdmission {
             .await
     }
 
-    async fn release_lease(&self, lease: u64) -> redis::RedisResult<()> {
+    async fn release_lease(&self, lease: u64, member: &str) -> redis::RedisResult<()> {
         self.held().remove(&lease);
         self.scripts
             .release
             .key(self.leases_key())
-            .key(self.lease_key(lease))
-            .arg(lease)
+            .arg(member)
             .invoke_async::<()>(&mut self.con.clone())
             .await
     }
 
     async fn renew(&self) -> redis::RedisResult<()> {
-        let leases: Vec<u64> = self.held().iter().copied().collect();
-        for chunk in leases.chunks(1000) {
+        let members: Vec<String> = self.held().values().cloned().collect();
+        for chunk in members.chunks(1000) {
             let mut call = self.scripts.renew.prepare_invoke();
             call.key(self.leases_key()).arg(LEASE_MS);
-            for lease in chunk {
-                call.arg(*lease);
+            for member in chunk {
+                call.arg(member);
             }
             call.invoke_async::<()>(&mut self.con.clone()).await?;
         }
@@ -308,7 +315,6 @@ impl RedisAdmission {
         self.scripts
             .sweep
             .key(self.leases_key())
-            .arg(format!("{}:lease:", self.prefix))
             .invoke_async(&mut self.con.clone())
             .await
     }
@@ -343,6 +349,17 @@ async fn keep_leases(admission: Weak<RedisAdmission>) {
     }
 }
 
+/// The levels of a grant, each once, in order.
+fn distinct_ids(levels: &[(LevelId, i64)]) -> Vec<&LevelId> {
+    let mut out: Vec<&LevelId> = Vec::with_capacity(levels.len());
+    for (level, _) in levels {
+        if !out.contains(&level) {
+            out.push(level);
+        }
+    }
+    out
+}
+
 /// The chain with each level once, in order.
 fn distinct(chain: &[Level]) -> Vec<Level> {
     let mut out: Vec<Level> = Vec::with_capacity(chain.len());
@@ -365,9 +382,10 @@ impl Admission for RedisAdmission {
             let cost = estimate.cost(output);
             let tokens = estimate.tokens(output);
             let lease = self.next_lease.fetch_add(1, Ordering::Relaxed);
+            let member = self.member(lease, cost, tokens, levels.iter().map(|l| &l.id));
             // Held before the script runs, so a renewal never misses it.
-            self.held().insert(lease);
-            let outcome = self.try_admit(&levels, cost, tokens, lease).await;
+            self.held().insert(lease, member.clone());
+            let outcome = self.try_admit(&levels, cost, tokens, &member).await;
             if !matches!(outcome, Ok(Some(Outcome::Admitted { .. }))) {
                 self.held().remove(&lease);
             }
@@ -442,7 +460,6 @@ impl Admission for RedisAdmission {
     }
 
     async fn settle(&self, grant: &Grant, cost: i64, tokens: u64) -> Settled {
-        self.held().remove(&grant.lease);
         let levels: Vec<&(LevelId, i64)> = {
             let mut out: Vec<&(LevelId, i64)> = Vec::with_capacity(grant.levels.len());
             for level in &grant.levels {
@@ -452,17 +469,25 @@ impl Admission for RedisAdmission {
             }
             out
         };
+        let member = self.held().remove(&grant.lease).unwrap_or_else(|| {
+            self.member(
+                grant.lease,
+                grant.cost,
+                grant.tokens,
+                levels.iter().map(|l| &l.0),
+            )
+        });
         let mut call = self.scripts.settle.prepare_invoke();
         for (level, _) in &levels {
-            let state = self.state_key(level);
-            call.key(state.clone()).key(format!("{state}:t"));
+            call.key(self.state_key(level));
         }
         call.key(self.leases_key())
-            .key(self.lease_key(grant.lease))
             .arg(levels.len())
             .arg(cost.clamp(0, grant.cost))
             .arg(tokens)
-            .arg(grant.lease);
+            .arg(member)
+            .arg(grant.cost)
+            .arg(grant.tokens);
         for (_, window) in &levels {
             call.arg(*window);
         }
@@ -490,7 +515,11 @@ impl Admission for RedisAdmission {
     }
 
     async fn release(&self, grant: &Grant) {
-        if let Err(err) = self.release_lease(grant.lease).await {
+        let member = self.held().get(&grant.lease).cloned().unwrap_or_else(|| {
+            let levels = distinct_ids(&grant.levels);
+            self.member(grant.lease, grant.cost, grant.tokens, levels.into_iter())
+        });
+        if let Err(err) = self.release_lease(grant.lease, &member).await {
             tracing::warn!(%err, "cannot release a reservation in Redis; its lease will expire");
         }
     }
@@ -518,8 +547,6 @@ impl Admission for RedisAdmission {
         let state = self.state_key(level);
         let done = redis::cmd("DEL")
             .arg(&state)
-            .arg(format!("{state}:r"))
-            .arg(format!("{state}:t"))
             .query_async::<()>(&mut self.con.clone())
             .await;
         if let Err(err) = done {
@@ -535,5 +562,66 @@ impl Admission for RedisAdmission {
             .await
             .ok()
             .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The machine's Redis (`TEST_REDIS_URL`), or `None` outside CI when it cannot be reached.
+    async fn redis() -> Option<ConnectionManager> {
+        let url = std::env::var("TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+        let con = match redis::Client::open(url.as_str()) {
+            Ok(client) => client.get_connection_manager().await.ok(),
+            Err(_) => None,
+        };
+        if con.is_none() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "Redis at {url} cannot be reached, and CI=true"
+            );
+            eprintln!("SKIPPED: Redis at {url} cannot be reached");
+        }
+        con
+    }
+
+    /// The scripts' window on a clock the test sets: `(second, added)` steps, each answering the
+    /// window's total at that second after the addition.
+    async fn window_totals(con: &mut ConnectionManager, steps: &[(i64, u64)]) -> Vec<u64> {
+        let (helpers, _) = LUA.split_once("-- @@").expect("sections");
+        let script = Script::new(&format!(
+            "{helpers}\nlocal out = {{}}\nfor k = 1, #ARGV, 2 do\n  local secs, by = tonumber(ARGV[k]), ARGV[k + 1]\n  local h = redis.call('HMGET', KEYS[1], 'rn', 'rlo')\n  local sum = total(KEYS[1], 'r', secs, h[1], h[2])\n  if by ~= '0' then\n    bump(KEYS[1], 'r', secs, by)\n    sum = sum + tonumber(by)\n  end\n  out[#out + 1] = sum\nend\nreturn out"
+        ));
+        let key = format!("gatehouse-test-{}:window", uuid::Uuid::new_v4().simple());
+        let mut call = script.key(&key);
+        for (second, added) in steps {
+            call.arg(second).arg(added);
+        }
+        call.invoke_async(con).await.expect("script runs")
+    }
+
+    #[tokio::test]
+    async fn a_window_holds_exactly_the_last_61_seconds() {
+        let Some(mut con) = redis().await else { return };
+        let totals = window_totals(
+            &mut con,
+            &[
+                (1_000, 5),
+                (1_010, 3),
+                (1_060, 0), // 1000..=1060: both buckets
+                (1_061, 0), // the bucket of 1000 has left
+                (1_070, 1),
+                (1_071, 0), // and the one of 1010
+                (1_130, 0), // 1070 is still in
+                (1_131, 0),
+                (1_131, 4),
+                (1_400, 0), // long idle: everything has left
+                (1_400, 2),
+            ],
+        )
+        .await;
+        assert_eq!(totals, vec![5, 8, 8, 3, 4, 1, 1, 0, 4, 0, 2]);
     }
 }
