@@ -349,23 +349,12 @@ async fn keep_leases(admission: Weak<RedisAdmission>) {
     }
 }
 
-/// The levels of a grant, each once, in order.
-fn distinct_ids(levels: &[(LevelId, i64)]) -> Vec<&LevelId> {
-    let mut out: Vec<&LevelId> = Vec::with_capacity(levels.len());
-    for (level, _) in levels {
-        if !out.contains(&level) {
-            out.push(level);
-        }
-    }
-    out
-}
-
-/// The chain with each level once, in order.
-fn distinct(chain: &[Level]) -> Vec<Level> {
-    let mut out: Vec<Level> = Vec::with_capacity(chain.len());
-    for level in chain {
-        if !out.iter().any(|l| l.id == level.id) {
-            out.push(level.clone());
+/// Each level once, in order: a level listed twice is reserved and charged once.
+fn distinct<T>(items: &[T], id: impl Fn(&T) -> &LevelId) -> Vec<&T> {
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.iter().any(|seen| id(seen) == id(item)) {
+            out.push(item);
         }
     }
     out
@@ -374,7 +363,10 @@ fn distinct(chain: &[Level]) -> Vec<Level> {
 #[async_trait]
 impl Admission for RedisAdmission {
     async fn admit(&self, chain: &[Level], estimate: &Estimate) -> Result<Grant, Denial> {
-        let levels = distinct(chain);
+        let levels: Vec<Level> = distinct(chain, |level| &level.id)
+            .into_iter()
+            .cloned()
+            .collect();
         let wanted = estimate.output_tokens;
         let mut output = wanted;
         let mut refusal = None;
@@ -460,15 +452,7 @@ impl Admission for RedisAdmission {
     }
 
     async fn settle(&self, grant: &Grant, cost: i64, tokens: u64) -> Settled {
-        let levels: Vec<&(LevelId, i64)> = {
-            let mut out: Vec<&(LevelId, i64)> = Vec::with_capacity(grant.levels.len());
-            for level in &grant.levels {
-                if !out.iter().any(|l| l.0 == level.0) {
-                    out.push(level);
-                }
-            }
-            out
-        };
+        let levels = distinct(&grant.levels, |(level, _)| level);
         let member = self.held().remove(&grant.lease).unwrap_or_else(|| {
             self.member(
                 grant.lease,
@@ -516,8 +500,13 @@ impl Admission for RedisAdmission {
 
     async fn release(&self, grant: &Grant) {
         let member = self.held().get(&grant.lease).cloned().unwrap_or_else(|| {
-            let levels = distinct_ids(&grant.levels);
-            self.member(grant.lease, grant.cost, grant.tokens, levels.into_iter())
+            let levels = distinct(&grant.levels, |(level, _)| level);
+            self.member(
+                grant.lease,
+                grant.cost,
+                grant.tokens,
+                levels.into_iter().map(|l| &l.0),
+            )
         });
         if let Err(err) = self.release_lease(grant.lease, &member).await {
             tracing::warn!(%err, "cannot release a reservation in Redis; its lease will expire");
