@@ -71,8 +71,9 @@ except OSError:
 PY
 }
 
-# Builds the server (release) into $TARGET_DIR and the console into $SITE_ROOT.
+# Builds the server (release) into $TARGET_DIR and the console into $SITE_ROOT, its files
+# named by their content's hash and stored brotli- and gzip-compressed beside the originals.
 build_release() {
   say "Building Gatehouse (release)"
-  (cd "$GATEHOUSE_ROOT" && cargo leptos build --release)
+  (cd "$GATEHOUSE_ROOT" && cargo leptos build --release --precompress)
 }

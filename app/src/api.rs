@@ -1,16 +1,21 @@
-//! The one typed client of the REST API that every page uses. It runs in the browser (gloo-net,
-//! same-origin, so the HttpOnly session cookie goes along); pages call it from local resources
-//! and event handlers, which only run after hydration.
+//! The one typed client of the REST API that every page uses. In the browser it speaks HTTP
+//! (gloo-net, same-origin, so the HttpOnly session cookie goes along). On the server, while a
+//! page is rendered, the same calls go to the server's own API router in-process, with the
+//! session cookie of the request being rendered ([`ServerApi`]): same routes, same rules, same
+//! identity, and the answer travels to the browser inside the page so hydration does not ask
+//! again.
 
 use crate::types::{
-    DailySpend, GeneratedKey, KeyInfo, KeysDeleted, Login, ModelList, NewKey, NewTeam, Session,
-    SpendSummary, Team, TeamInfo, TeamList, TeamUpdate, TeamUpdated, TeamsDeleted,
+    DailySpend, ErrorBody, GeneratedKey, KeyInfo, KeysDeleted, Login, ModelList, NewKey, NewTeam,
+    Refusals, RefusalsQuery, Session, SpendLogList, SpendLogQuery, SpendSummary, Team, TeamInfo,
+    TeamList, TeamListQuery, TeamUpdate, TeamUpdated, TeamsDeleted,
 };
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::json;
 
 /// What a page needs to know about a failed call: the status (0 when nothing came back), the
 /// server's message, meant for a person, and the field it is about.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
     pub status: u16,
     pub message: String,
@@ -31,20 +36,145 @@ impl ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-pub async fn list_teams() -> ApiResult<TeamList> {
-    transport::get("/team/list", &[]).await
+/// One call of the API as the console makes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: Method,
+    /// Path and query, e.g. `/team/info?team_id=ml`.
+    pub uri: String,
+    /// JSON, for POST.
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// A call's answer: the HTTP status and the body; status 0 when nothing came back.
+pub type Answer = (u16, Vec<u8>);
+
+/// The server's side of the console's client: runs a [`Call`] against the API routes in-process
+/// on behalf of the request being rendered. The server provides it as context.
+#[cfg(feature = "ssr")]
+pub trait Backend: Send + Sync {
+    fn call(
+        &self,
+        call: Call,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send>>;
+}
+
+/// The [`Backend`] of the request being rendered.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct ServerApi(pub std::sync::Arc<dyn Backend>);
+
+/// `path?k=v&…` with the non-empty parameters (empty means "the server's default"), encoded.
+pub fn with_query(path: &str, query: &[(&str, String)]) -> String {
+    let mut uri = path.to_string();
+    let mut separator = '?';
+    for (name, value) in query.iter().filter(|(_, v)| !v.is_empty()) {
+        uri.push(separator);
+        uri.push_str(&encode(name));
+        uri.push('=');
+        uri.push_str(&encode(value));
+        separator = '&';
+    }
+    uri
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The answer as `T`, or the API's error with its message and field.
+fn decode<T: DeserializeOwned>((status, body): Answer) -> ApiResult<T> {
+    if status == 0 {
+        return Err(ApiError {
+            status,
+            message: format!(
+                "Could not reach Gatehouse ({}). Check that the server is running.",
+                String::from_utf8_lossy(&body)
+            ),
+            param: None,
+        });
+    }
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(&body).map_err(|err| ApiError {
+            status,
+            message: format!("Unexpected answer from Gatehouse: {err}"),
+            param: None,
+        });
+    }
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(body) => Err(ApiError {
+            status,
+            message: body.error.message,
+            param: body.error.param,
+        }),
+        Err(_) => Err(ApiError {
+            status,
+            message: format!("Gatehouse answered HTTP {status}"),
+            param: None,
+        }),
+    }
+}
+
+async fn get<T: DeserializeOwned>(path: &str, query: &[(&str, String)]) -> ApiResult<T> {
+    let call = Call {
+        method: Method::Get,
+        uri: with_query(path, query),
+        body: None,
+    };
+    decode(transport::send(call).await)
+}
+
+async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> ApiResult<T> {
+    let body = serde_json::to_string(body).map_err(|err| ApiError {
+        status: 0,
+        message: format!("Could not encode the request: {err}"),
+        param: None,
+    })?;
+    let call = Call {
+        method: Method::Post,
+        uri: path.to_string(),
+        body: Some(body),
+    };
+    decode(transport::send(call).await)
+}
+
+/// One page of teams, searched and sorted by the server.
+pub async fn list_teams(query: TeamListQuery) -> ApiResult<TeamList> {
+    let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let params = [
+        ("page", number(query.page)),
+        ("size", number(query.size)),
+        ("sort", query.sort.unwrap_or_default()),
+        ("search", query.search.unwrap_or_default()),
+    ];
+    get("/team/list", &params).await
 }
 
 pub async fn team_info(team_id: String) -> ApiResult<TeamInfo> {
-    transport::get("/team/info", &[("team_id", team_id)]).await
+    get("/team/info", &[("team_id", team_id)]).await
 }
 
 pub async fn create_team(team: NewTeam) -> ApiResult<Team> {
-    transport::post("/team/new", &team).await
+    post("/team/new", &team).await
 }
 
 pub async fn update_team(update: TeamUpdate) -> ApiResult<TeamUpdated> {
-    transport::post("/team/update", &update).await
+    post("/team/update", &update).await
 }
 
 pub async fn set_team_blocked(team_id: String, blocked: bool) -> ApiResult<Team> {
@@ -53,15 +183,15 @@ pub async fn set_team_blocked(team_id: String, blocked: bool) -> ApiResult<Team>
     } else {
         "/team/unblock"
     };
-    transport::post(path, &json!({ "team_id": team_id })).await
+    post(path, &json!({ "team_id": team_id })).await
 }
 
 pub async fn delete_team(team_id: String) -> ApiResult<TeamsDeleted> {
-    transport::post("/team/delete", &json!({ "team_ids": [team_id] })).await
+    post("/team/delete", &json!({ "team_ids": [team_id] })).await
 }
 
 pub async fn generate_key(key: NewKey) -> ApiResult<GeneratedKey> {
-    transport::post("/key/generate", &key).await
+    post("/key/generate", &key).await
 }
 
 pub async fn set_key_blocked(token: String, blocked: bool) -> ApiResult<KeyInfo> {
@@ -70,11 +200,36 @@ pub async fn set_key_blocked(token: String, blocked: bool) -> ApiResult<KeyInfo>
     } else {
         "/key/unblock"
     };
-    transport::post(path, &json!({ "key": token })).await
+    post(path, &json!({ "key": token })).await
 }
 
 pub async fn delete_key(token: String) -> ApiResult<KeysDeleted> {
-    transport::post("/key/delete", &json!({ "keys": [token] })).await
+    post("/key/delete", &json!({ "keys": [token] })).await
+}
+
+/// One page of the request log, newest first.
+pub async fn spend_logs(query: SpendLogQuery) -> ApiResult<SpendLogList> {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let params = [
+        ("team_id", text(query.team_id)),
+        ("key", text(query.key)),
+        ("model", text(query.model)),
+        ("status", number(query.status.map(u64::from))),
+        ("request_id", text(query.request_id)),
+        ("start", text(query.start)),
+        ("end", text(query.end)),
+        ("page", number(query.page)),
+        ("size", number(query.size)),
+    ];
+    get("/spend/logs", &params).await
+}
+
+/// Requests refused over a range (the last 24 hours by default).
+pub async fn refusals(query: RefusalsQuery) -> ApiResult<Refusals> {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let params = [("start", text(query.start)), ("end", text(query.end))];
+    get("/spend/refusals", &params).await
 }
 
 pub async fn daily_spend(
@@ -87,108 +242,77 @@ pub async fn daily_spend(
         ("start_date", start_date),
         ("end_date", end_date),
     ];
-    transport::get("/spend/daily", &query).await
+    get("/spend/daily", &query).await
 }
 
 pub async fn spend_summary(start_date: String, end_date: String) -> ApiResult<SpendSummary> {
     let query = [("start_date", start_date), ("end_date", end_date)];
-    transport::get("/spend/summary", &query).await
+    get("/spend/summary", &query).await
 }
 
 pub async fn models() -> ApiResult<ModelList> {
-    transport::get("/model/info", &[]).await
+    get("/model/info", &[]).await
 }
 
 pub async fn login(key: String) -> ApiResult<Session> {
-    transport::post("/session/login", &Login { key }).await
+    post("/session/login", &Login { key }).await
 }
 
 pub async fn logout() -> ApiResult<serde_json::Value> {
-    transport::post("/session/logout", &json!({})).await
+    post("/session/logout", &json!({})).await
 }
 
 #[cfg(feature = "hydrate")]
 mod transport {
-    use super::{ApiError, ApiResult};
-    use crate::types::ErrorBody;
-    use gloo_net::http::{Request, Response};
-    use serde::{de::DeserializeOwned, Serialize};
+    use super::{Answer, Call, Method};
+    use gloo_net::http::Request;
+    use send_wrapper::SendWrapper;
 
-    fn network_error(err: gloo_net::Error) -> ApiError {
-        ApiError {
-            status: 0,
-            message: format!(
-                "Could not reach Gatehouse ({err}). Check that the server is running."
-            ),
-            param: None,
-        }
-    }
-
-    async fn read<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
-        let status = response.status();
-        if response.ok() {
-            return response.json::<T>().await.map_err(|err| ApiError {
-                status,
-                message: format!("Unexpected answer from Gatehouse: {err}"),
-                param: None,
-            });
-        }
-        match response.json::<ErrorBody>().await {
-            Ok(body) => Err(ApiError {
-                status,
-                message: body.error.message,
-                param: body.error.param,
-            }),
-            Err(_) => Err(ApiError {
-                status,
-                message: format!("Gatehouse answered HTTP {status}"),
-                param: None,
-            }),
-        }
-    }
-
-    /// GET with the non-empty query parameters (empty means "the server's default").
-    pub async fn get<T: DeserializeOwned>(path: &str, query: &[(&str, String)]) -> ApiResult<T> {
-        let params = query
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (*k, v.as_str()));
-        let request = Request::get(path).query(params);
-        let response = request.send().await.map_err(network_error)?;
-        read(response).await
-    }
-
-    pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> ApiResult<T> {
-        let response = Request::post(path)
-            .json(body)
-            .map_err(network_error)?
-            .send()
-            .await
-            .map_err(network_error)?;
-        read(response).await
+    /// Over HTTP. The browser's futures are not `Send`; they only ever run on its one thread.
+    pub async fn send(call: Call) -> Answer {
+        SendWrapper::new(async move {
+            let request = match call.method {
+                Method::Get => Request::get(&call.uri).build(),
+                Method::Post => Request::post(&call.uri)
+                    .header("content-type", "application/json")
+                    .body(call.body.unwrap_or_default()),
+            };
+            let response = match request {
+                Ok(request) => request.send().await,
+                Err(err) => Err(err),
+            };
+            match response {
+                Ok(response) => {
+                    let status = response.status();
+                    (status, response.binary().await.unwrap_or_default())
+                }
+                Err(err) => (0, err.to_string().into_bytes()),
+            }
+        })
+        .await
     }
 }
 
-/// On the server pages render their loading state and never call the API: this side only
-/// exists so the same page code compiles for SSR.
-#[cfg(not(feature = "hydrate"))]
+/// While the server renders a page: in-process, through the [`ServerApi`] it provides.
+#[cfg(all(feature = "ssr", not(feature = "hydrate")))]
 mod transport {
-    use super::{ApiError, ApiResult};
-    use serde::{de::DeserializeOwned, Serialize};
+    use super::{Answer, Call, ServerApi};
+    use leptos::prelude::use_context;
 
-    fn browser_only() -> ApiError {
-        ApiError {
-            status: 0,
-            message: "The REST client runs in the browser only.".to_string(),
-            param: None,
+    pub async fn send(call: Call) -> Answer {
+        match use_context::<ServerApi>() {
+            Some(ServerApi(backend)) => backend.call(call).await,
+            None => (0, b"no API on this side".to_vec()),
         }
     }
+}
 
-    pub async fn get<T: DeserializeOwned>(_path: &str, _query: &[(&str, String)]) -> ApiResult<T> {
-        Err(browser_only())
-    }
+/// Neither side (the crate's own unit tests): nothing to call.
+#[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+mod transport {
+    use super::{Answer, Call};
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(_path: &str, _body: &B) -> ApiResult<T> {
-        Err(browser_only())
+    pub async fn send(_call: Call) -> Answer {
+        (0, b"no API on this side".to_vec())
     }
 }

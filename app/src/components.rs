@@ -32,6 +32,11 @@ impl Session {
         self.version.track();
     }
 
+    /// For a resource's source: changes when the person signs in or out.
+    pub fn version(&self) -> u32 {
+        self.version.get()
+    }
+
     pub fn refresh(&self) {
         self.version.update(|n| *n += 1);
     }
@@ -69,6 +74,32 @@ pub fn when(text: &str) -> String {
     match (text.get(..10), text.get(11..16)) {
         (Some(date), Some(time)) => format!("{date} {time} UTC"),
         _ => text.to_string(),
+    }
+}
+
+/// A text field's value, trimmed; `None` when empty.
+pub fn optional(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// A number field's value as `T`: `None` when empty, the field's error when it is not a `T` —
+/// so "-5" or "1.5" in a limit (`u64`) is refused, never cast.
+pub fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, ApiError> {
+    match optional(text) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| ApiError {
+            status: 0,
+            message: format!(
+                "Enter {}, or leave it empty for no limit.",
+                if std::any::type_name::<T>().starts_with('u') {
+                    "a whole number, 0 or more"
+                } else {
+                    "a number"
+                }
+            ),
+            param: Some(field.to_string()),
+        }),
     }
 }
 
@@ -178,5 +209,46 @@ pub fn ConfirmButton(
                 <button type="button" class="secondary" on:click=move |_| asking.set(false)>"Cancel"</button>
             </span>
         </Show>
+    }
+}
+
+/// The header row of a table: one column heading per name.
+pub fn columns(names: &'static [&'static str]) -> impl IntoView {
+    view! {
+        <thead>
+            <tr>{names.iter().map(|name| view! { <th scope="col">{*name}</th> }).collect_view()}</tr>
+        </thead>
+    }
+}
+
+/// Where a page of a list is: "51–100 of 234 teams", and links to the pages around it (plain
+/// links: they work before the bundle has loaded).
+#[component]
+pub fn Pager(
+    /// The navigation's accessible name, e.g. "Pages of teams".
+    label: &'static str,
+    /// What is counted, e.g. "teams".
+    noun: &'static str,
+    page: u64,
+    pages: u64,
+    page_size: u64,
+    /// Rows on this page.
+    shown: u64,
+    total: u64,
+    /// The address of page `n`.
+    href: Callback<u64, String>,
+    #[prop(default = ("Previous", "Next"))] links: (&'static str, &'static str),
+) -> impl IntoView {
+    let first = page
+        .saturating_sub(1)
+        .saturating_mul(page_size)
+        .saturating_add(1);
+    let last = (first + shown).saturating_sub(1);
+    view! {
+        <nav class="pager" aria-label=label>
+            {(shown > 0).then(|| view! { <span>{format!("{first}–{last} of {total} {noun}")}</span> })}
+            {(page > 1).then(|| view! { <a href=href.run(page - 1) rel="prev">{links.0}</a> })}
+            {(page < pages).then(|| view! { <a href=href.run(page + 1) rel="next">{links.1}</a> })}
+        </nav>
     }
 }

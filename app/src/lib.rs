@@ -1,6 +1,6 @@
 #![recursion_limit = "512"]
-//! Gatehouse's console: rendered on the server, hydrated in the browser, talking to the REST
-//! API through [`api`] like any other client.
+//! Gatehouse's console: rendered on the server with its data, hydrated in the browser, talking
+//! to the REST API through [`api`] like any other client.
 
 pub mod api;
 pub mod components;
@@ -9,10 +9,10 @@ pub mod types;
 
 use components::Session;
 use leptos::{prelude::*, task::spawn_local};
-use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path,
+    path, SsrMode,
 };
 
 /// The HTML document around the app, rendered by the server for every page.
@@ -24,6 +24,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -38,6 +39,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let session = Session::provide();
+    // Effects run in the browser only, once the page is hydrated: say so, for tests and
+    // measurements that must not act on the server-rendered page before it answers.
+    Effect::new(move |_| {
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
     let sign_out = move |_| {
         spawn_local(async move {
             // Signed out either way: a failed call leaves an unusable cookie at worst.
@@ -46,23 +54,29 @@ pub fn App() -> impl IntoView {
         });
     };
     view! {
-        <Stylesheet id="leptos" href="/pkg/gatehouse.css"/>
         <Link rel="icon" href="/favicon.svg" type_="image/svg+xml"/>
         <Title text="Gatehouse"/>
         <Router>
             <header class="topbar">
                 <a class="brand" href="/">"Gatehouse"</a>
                 <nav aria-label="Main">
-                    <A href="/">"Teams"</A>
+                    <A href="/overview">"Overview"</A>
+                    <A href="/" exact=true>"Teams"</A>
                     <A href="/usage">"Usage"</A>
+                    <A href="/logs">"Logs"</A>
                 </nav>
                 <button type="button" class="link" on:click=sign_out>"Sign out"</button>
             </header>
             <main>
                 <Routes fallback=|| view! { <p>"Page not found."</p> }>
-                    <Route path=path!("") view=pages::teams::TeamsPage/>
-                    <Route path=path!("/teams/:id") view=pages::team::TeamPage/>
-                    <Route path=path!("/usage") view=pages::usage::UsagePage/>
+                    // Rendered once their data is in: the first HTML already shows it, with no
+                    // script needed to put it in place.
+                    <Route path=path!("") view=pages::teams::TeamsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:id") view=pages::team::TeamPage ssr=SsrMode::Async/>
+                    <Route path=path!("/overview") view=pages::overview::OverviewPage ssr=SsrMode::Async/>
+                    <Route path=path!("/usage") view=pages::usage::UsagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/logs") view=pages::logs::LogsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logs/:request_id") view=pages::logs::LogEntryPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -187,6 +187,34 @@ pub struct TeamsDeleted {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TeamList {
     pub teams: Vec<Team>,
+    /// Only when the list was asked for by page (`page`, `size`, `sort` or `search`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_page: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_pages: Option<u64>,
+}
+
+/// `GET /team/list` query. Without any field the answer is the spec's: every team, oldest
+/// first. With any of them it is one page (`size` 10 by default, at most 100) of the teams whose
+/// id or alias contains `search` (ignoring case), in `sort` order: `name`, `spend`, `used`
+/// (share of the budget spent), `reset` (next budget reset) or `created`, each ascending, or
+/// descending with a leading `-` (`-spend`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamListQuery {
+    /// 1-based.
+    pub page: Option<u64>,
+    pub size: Option<u64>,
+    pub sort: Option<String>,
+    pub search: Option<String>,
+}
+
+impl TeamListQuery {
+    pub fn is_paged(&self) -> bool {
+        *self != Self::default()
+    }
 }
 
 /// One key of a team, as `/team/info` lists it under `members`.
@@ -356,12 +384,17 @@ pub struct ErrorDetail {
 }
 
 /// `GET /spend/logs` query: filters and a page; `start`/`end` are RFC 3339 times or dates.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpendLogQuery {
     pub team_id: Option<String>,
     /// The secret key or its token.
     pub key: Option<String>,
+    pub model: Option<String>,
+    /// The HTTP status the caller got, e.g. 200 or 429.
+    pub status: Option<u16>,
+    /// One request (LiteLLM's filter).
+    pub request_id: Option<String>,
     pub start: Option<String>,
     pub end: Option<String>,
     pub page: Option<u64>,
@@ -470,4 +503,42 @@ pub struct SpendSummary {
     pub teams: Vec<SpendGroup>,
     pub top_models: Vec<SpendGroup>,
     pub top_keys: Vec<SpendGroup>,
+}
+
+/// `GET /spend/refusals` query: RFC 3339 times or dates; the last 24 hours by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusalsQuery {
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+/// Requests refused in one minute by one level for one reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusalCount {
+    /// The minute's start, RFC 3339.
+    pub minute: String,
+    /// `key`, `team` or `gateway`.
+    pub level: String,
+    /// `budget`, `rate_limit`, `model_not_allowed`, `blocked`, `expired` or `unavailable`.
+    pub reason: String,
+    pub count: u64,
+}
+
+/// The range's refusals per level and reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusalTotal {
+    pub level: String,
+    pub reason: String,
+    pub count: u64,
+}
+
+/// Refusals over a range: per minute, and totals (most first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusals {
+    pub start: String,
+    pub end: String,
+    pub total: u64,
+    pub totals: Vec<RefusalTotal>,
+    pub per_minute: Vec<RefusalCount>,
 }

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { admin, expectAccessible, pageErrors, screenshots, signIn } from './helpers';
+import { admin, expectAccessible, pageErrors, reload, screenshots, signIn } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -31,12 +31,17 @@ test('create, edit, block, unblock and delete a team in the browser', async ({ p
   await expect(row).toContainText('600');
   await expect(row).toContainText('Active');
 
-  // Search and sort.
+  // Search and sort, on the server: the address says what is shown.
   await page.getByLabel('Search teams').fill('no-such-team');
+  await page.getByLabel('Search teams').press('Enter');
   await expect(page.getByText('No team matches the search.')).toBeVisible();
+  await expect(page).toHaveURL(/search=no-such-team/);
   await page.getByLabel('Search teams').fill(id);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
   await expect(row).toBeVisible();
+  await expect(page.getByRole('navigation', { name: 'Pages of teams' })).toContainText('1–1 of 1 teams');
   await page.getByLabel('Sort by').selectOption({ label: 'Spend' });
+  await expect(page).toHaveURL(/sort=-spend/);
   await expect(row).toBeVisible();
 
   await row.getByRole('button', { name: 'Block Flow Team' }).click();
@@ -143,12 +148,15 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   // The spend shows on the team page and in its chart once written (the writer commits
   // every 200 ms): reload until it does.
   await expect(async () => {
-    await page.reload();
+    await reload(page);
     await page.getByText('Daily figures').click();
     await expect(page.getByRole('figure').getByRole('table')).toContainText('$0.000005');
   }).toPass({ timeout: 10_000 });
   await expect(page.locator('.forecast')).toContainText('At the current rate ($0.000001/day)');
   await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('$0.000005');
+  // The figures table folds away again under the chart.
+  await page.getByText('Daily figures').click();
+  await expect(page.getByRole('figure').getByRole('table')).toBeHidden();
   await screenshots(page, 'team');
   await expectAccessible(page);
 
@@ -168,6 +176,39 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   await expect(page.getByRole('table').first()).toContainText('gpt-4o-mini');
   await screenshots(page, 'usage');
   await expectAccessible(page);
+
+  // The request log lists the call (the refused one never reached a provider); its page
+  // shows the figures.
+  await page.getByRole('link', { name: 'Logs' }).click();
+  await page.getByLabel('Team', { exact: true }).fill(id);
+  await page.getByRole('button', { name: 'Show' }).click();
+  await expect(page).toHaveURL(new RegExp(`team_id=${id}`));
+  const logRow = page.getByRole('row', { name: /gpt-4o-mini/ });
+  await expect(logRow).toHaveCount(1);
+  await expect(logRow).toContainText('200');
+  await expect(logRow).toContainText('$0.000005');
+  await expect(page.getByRole('navigation', { name: 'Pages of the log' })).toContainText('1–1 of 1 requests');
+  await screenshots(page, 'logs');
+  await expectAccessible(page);
+  await logRow.getByRole('link').first().click();
+  await expect(page.getByRole('heading', { name: 'Request', exact: true })).toBeVisible();
+  await expect(page.getByText('Prompts and answers are never stored.')).toBeVisible();
+  await expect(page.locator('dl')).toContainText('gpt-4o-mini');
+  await expectAccessible(page);
+
+  // The overview: spend, top models, and the refusals (a model the key may not use, a blocked
+  // key), counted without the requests themselves.
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+  await expect(async () => {
+    await reload(page);
+    const refused = page.locator('.card', { hasText: 'Refused, last 24 hours' });
+    await expect(refused).toContainText('model not allowed', { timeout: 1000 });
+    await expect(refused).toContainText('blocked', { timeout: 1000 });
+  }).toPass({ timeout: 10_000 });
+  await expect(page.locator('.card', { hasText: 'Top models' })).toContainText('gpt-4o-mini');
+  await screenshots(page, 'overview');
+  await expectAccessible(page);
   expect(errors).toEqual([]);
 });
 
@@ -176,7 +217,7 @@ test('an expired session goes back to sign-in with a message', async ({ page, co
   await screenshots(page, 'teams');
   const url = new URL(page.url());
   await context.addCookies([{ name: 'gatehouse_session', value: 'expired-or-forged', domain: url.hostname, path: '/' }]);
-  await page.reload();
+  await reload(page);
   await expect(page.getByText('Your session has expired. Sign in again to continue.')).toBeVisible();
   await expect(page.getByLabel('Admin key')).toBeVisible();
   await screenshots(page, 'sign-in-expired');

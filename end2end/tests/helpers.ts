@@ -3,9 +3,26 @@ import AxeBuilder from '@axe-core/playwright';
 
 export const adminKey = process.env.E2E_ADMIN_KEY ?? '';
 
+/** Loads a page and waits until the browser's bundle has hydrated it: the server-rendered
+ * page shows everything at once, but its buttons answer only after hydration. */
+export async function open(page: Page, path: string) {
+  const response = await page.goto(path);
+  await hydrated(page);
+  return response;
+}
+
+export async function reload(page: Page) {
+  await page.reload();
+  await hydrated(page);
+}
+
+export async function hydrated(page: Page) {
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+}
+
 /** Signs in through the form. */
 export async function signIn(page: Page) {
-  await page.goto('/');
+  await open(page, '/');
   await page.getByLabel('Admin key').fill(adminKey);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByRole('heading', { name: 'Teams' })).toBeVisible();
@@ -25,12 +42,20 @@ export async function expectAccessible(page: Page) {
   expect(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(', ')})`)).toEqual([]);
 }
 
-/** Saves a screenshot of the page at desktop and phone widths. */
+/** Saves a screenshot of the page at desktop and phone widths, light and dark; fails when the
+ * page is wider than the phone's screen (a table that cannot scroll, a row that cannot wrap). */
 export async function screenshots(page: Page, name: string) {
-  await page.setViewportSize({ width: 1280, height: 800 });
-  await page.screenshot({ path: `test-results/screens/${name}-1280.png`, fullPage: true });
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.screenshot({ path: `test-results/screens/${name}-390.png`, fullPage: true });
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const suffix = scheme === 'dark' ? '-dark' : '';
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.screenshot({ path: `test-results/screens/${name}-1280${suffix}.png`, fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: `test-results/screens/${name}-390${suffix}.png`, fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${name} is wider than a 390 px screen`).toBeLessThanOrEqual(0);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.setViewportSize({ width: 1280, height: 800 });
 }
 

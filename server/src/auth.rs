@@ -156,6 +156,25 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Who may read /metrics: the holder of the metrics token, or an admin.
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let (Some(expected), Some(token)) = (&state.metrics_token, bearer_token(&parts.headers)?)
+        {
+            if expected.matches(token) {
+                return Ok(Self);
+            }
+        }
+        Admin::from_request_parts(parts, state)
+            .await
+            .map(|Admin| Self)
+    }
+}
+
 /// A signed-in browser asked to change something from a page that is not Gatehouse's.
 pub fn cross_site() -> ApiError {
     ApiError::Forbidden(

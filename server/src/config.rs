@@ -57,6 +57,16 @@ pub struct Config {
     )]
     pub spend_durability: crate::spend::Durability,
 
+    /// A bearer token that may read /metrics (and nothing else), for a Prometheus scraper;
+    /// the admin key and a signed-in session may read it too.
+    #[arg(long, env = "GATEHOUSE_METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]
+    pub metrics_token: Option<String>,
+
+    /// Whether /metrics has series per key (key × model): turn off when there are many keys;
+    /// team and model series remain.
+    #[arg(long, env = "GATEHOUSE_METRICS_PER_KEY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics_per_key: bool,
+
     /// Where people reach the console, e.g. https://gatehouse.example.com: signed-in browsers
     /// may change things only from pages of this origin, and the session cookie is marked
     /// Secure when it is https. Unset: the listen address and its loopback names
@@ -174,4 +184,12 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gatehouse.db").display()))
     }
+}
+
+/// A metrics token long enough not to be guessed.
+pub fn parse_metrics_token(text: &str) -> Result<String, String> {
+    if text.len() < 16 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the metrics token must be at least 16 characters, without spaces".into());
+    }
+    Ok(text.to_string())
 }

@@ -3,10 +3,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod files;
 pub mod gate;
+pub mod metrics;
 pub mod notices;
 pub mod providers;
 pub mod routes;
@@ -160,15 +162,27 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             "console assets not found: the API works, the console needs `cargo leptos build` (scripts/run does it)"
         );
     }
+    // `cargo leptos build` (hash-files) leaves the hashes of the console's file names beside
+    // the binary; a binary built otherwise (tests) serves the plain names.
+    let hashed_files = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").exists()))
+        .unwrap_or(false);
     let leptos_options = LeptosOptions::builder()
         .output_name("gatehouse")
+        .hash_files(hashed_files)
         .site_root(site_root)
         .site_pkg_dir("pkg")
         .env(Env::PROD)
         .site_addr(addr)
         .build();
-    let (spend_sink, spend_writer) =
-        spend::start(storage.clone(), gate.clone(), config.spend_durability);
+    let metrics = Arc::new(metrics::Metrics::new(config.metrics_per_key));
+    let (spend_sink, spend_writer) = spend::start(
+        storage.clone(),
+        gate.clone(),
+        config.spend_durability,
+        metrics.clone(),
+    );
     let state = AppState {
         storage: storage.clone(),
         gate: gate.clone(),
@@ -181,23 +195,37 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         origins: Arc::new(Origins::new(config.public_url.as_ref(), addr)),
         trusted_proxies: config.trusted_proxies.clone().into(),
         leptos_options: leptos_options.clone(),
+        metrics: metrics.clone(),
+        metrics_token: config
+            .metrics_token
+            .as_deref()
+            .map(|token| Arc::new(MasterKey::new(token))),
     };
     // The console's pages and files (the .wasm above all) are compressed for the browser; the
     // API and proxy answers are not, to keep the request path lean.
+    let api: Router = routes::router(&state).with_state(state.clone());
     let console = Router::new()
         .leptos_routes_with_context(
             &state,
             generate_route_list(App),
-            content_security_policy,
+            {
+                let api = api.clone();
+                move || {
+                    content_security_policy();
+                    console::provide_api(&api);
+                }
+            },
             move || shell(leptos_options.clone()),
         )
         .fallback(fallback)
-        .layer(tower_http::compression::CompressionLayer::new());
-    let app = routes::router(&state)
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(middleware::from_fn(cache_assets))
+        .with_state(state);
+    let app = api
         .merge(console)
         .layer(middleware::map_response(browser_headers))
-        .layer(middleware::from_fn(log_request))
-        .with_state(state);
+        .layer(middleware::from_fn_with_state(metrics, observe))
+        .layer(middleware::from_fn(log_request));
 
     println!("Gatehouse listening on http://{addr}");
     let _ = std::io::stdout().flush();
@@ -303,6 +331,43 @@ async fn browser_headers(mut response: Response) -> Response {
     response
 }
 
+/// The console's files whose names carry a hash of their content (`gatehouse.<hash>.wasm`, as
+/// `cargo leptos build` names them with `hash-files`) never change: browsers keep them for a
+/// year without asking again. Everything else is checked on every use.
+async fn cache_assets(req: Request, next: Next) -> Response {
+    let hashed = req
+        .uri()
+        .path()
+        .strip_prefix("/pkg/")
+        .is_some_and(is_hashed_name);
+    let mut response = next.run(req).await;
+    if response.status().is_success() {
+        let policy = if hashed {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    }
+    response
+}
+
+/// `name.<22 characters of base64url>.ext`: an MD5 of the content, as cargo-leptos writes it.
+fn is_hashed_name(file: &str) -> bool {
+    let mut parts = file.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(hash), Some(_), None) => {
+            hash.len() == 22
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        _ => false,
+    }
+}
+
 /// Unknown API paths get a JSON 404; everything else is the console's files and pages.
 async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path();
@@ -315,6 +380,30 @@ async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     }
     let uri = req.uri().clone();
     leptos_axum::file_and_error_handler::<AppState, _>(shell)(uri, State(state), req).await
+}
+
+/// Every answer of a mounted route, for /metrics: its route pattern (never the path, which
+/// may name a key), status and time to answer.
+async fn observe(
+    State(metrics): State<Arc<metrics::Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(route) = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned()
+    else {
+        return next.run(req).await;
+    };
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics.answered(
+        route.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// One line per request: method, path (never the query, which may carry a key), status, time.

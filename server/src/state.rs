@@ -3,6 +3,7 @@
 use crate::{
     auth::Origins,
     gate::Gate,
+    metrics::Metrics,
     providers::Models,
     service::{secrets::MasterKey, Ctx},
     spend::SpendSink,
@@ -30,6 +31,9 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[Network]>,
     pub leptos_options: LeptosOptions,
+    pub metrics: Arc<Metrics>,
+    /// May read /metrics besides the admin.
+    pub metrics_token: Option<Arc<MasterKey>>,
 }
 
 impl AppState {

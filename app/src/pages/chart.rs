@@ -157,9 +157,9 @@ pub fn SpendChart(days: Vec<DailySpendEntry>, max_budget: Option<f64>) -> impl I
                 <text class="axis" x=WIDTH - 70.0 y=HEIGHT - 8.0>{last.clone()}</text>
             </svg>
             <figcaption>
-                <span class="key bars">"Daily spend"</span>
-                <span class="key cumulative">"Cumulative spend"</span>
-                {max_budget.map(|_| view! { <span class="key budget">"Budget"</span> })}
+                <span class="key key-bars">"Daily spend"</span>
+                <span class="key key-cumulative">"Cumulative spend"</span>
+                {max_budget.map(|_| view! { <span class="key key-budget">"Budget"</span> })}
             </figcaption>
             <details>
                 <summary>"Daily figures"</summary>

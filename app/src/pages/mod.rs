@@ -1,6 +1,8 @@
 //! One module per page of the console.
 
 pub mod chart;
+pub mod logs;
+pub mod overview;
 pub mod sign_in;
 pub mod team;
 pub mod team_form;

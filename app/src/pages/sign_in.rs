@@ -40,7 +40,8 @@ pub fn SignIn(
         <section class="card sign-in" aria-labelledby="sign-in-title">
             <h1 id="sign-in-title">"Sign in"</h1>
             {notice.map(|text| view! { <p class="notice">{text}</p> })}
-            <form on:submit=submit>
+            // POST: submitted before the bundle has loaded, the key never lands in an address.
+            <form method="post" action="/session/login" on:submit=submit>
                 <label for="admin-key">"Admin key"</label>
                 <input
                     id="admin-key"

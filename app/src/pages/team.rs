@@ -3,7 +3,10 @@
 
 use crate::{
     api,
-    components::{limit, loading, show, usd, when, BudgetBar, ConfirmButton, Session, TextField},
+    components::{
+        limit, loading, number, optional, show, usd, when, BudgetBar, ConfirmButton, Session,
+        TextField,
+    },
     pages::{
         chart::{forecast, SpendChart},
         team_form::TeamForm,
@@ -19,20 +22,19 @@ pub fn TeamPage() -> impl IntoView {
     let team_id = move || params.read().get("id").unwrap_or_default();
     let session = Session::get();
     let version = RwSignal::new(0u32);
-    let info = LocalResource::new(move || {
-        session.track();
-        version.track();
-        api::team_info(team_id())
-    });
+    let info = Resource::new(
+        move || (session.version(), version.get(), team_id()),
+        |(_, _, team_id)| api::team_info(team_id),
+    );
     let reload = Callback::new(move |()| version.update(|v| *v += 1));
     // Outlives the reloads that follow an action, so its outcome stays visible.
     let notice = RwSignal::new(None::<String>);
 
     view! {
         {move || notice.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
-        <Suspense fallback=loading>
+        <Transition fallback=loading>
             {move || info.get().map(|result| show(result, move |info| view! { <TeamView info=info reload=reload notice=notice/> }.into_any()))}
-        </Suspense>
+        </Transition>
     }
 }
 
@@ -146,12 +148,14 @@ fn TeamView(
 /// The last 30 days of spend, charted, with the forecast.
 #[component]
 fn SpendSection(team: Team) -> impl IntoView {
-    let id = team.team_id.clone();
-    let daily = LocalResource::new(move || {
-        let id = id.clone();
-        // The server's "today" decides the range: ask for its default (the last 30 days).
-        async move { api::daily_spend(id, String::new(), String::new()).await }
-    });
+    // The server's "today" decides the range: ask for its default (the last 30 days).
+    let daily = Resource::new(
+        {
+            let id = team.team_id.clone();
+            move || id.clone()
+        },
+        |id| api::daily_spend(id, String::new(), String::new()),
+    );
     view! {
         <section class="card" aria-labelledby="spend-title">
             <h2 id="spend-title">"Spend, last 30 days"</h2>
@@ -283,26 +287,14 @@ fn IssueKey(
     let error = RwSignal::new(None::<api::ApiError>);
     let copied = RwSignal::new(false);
     let team_models = team.models.clone();
-    let all_models = LocalResource::new(api::models);
+    let all_models = Resource::new(|| (), |()| api::models());
     let team_id = team.team_id.clone();
 
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let team_id = team_id.clone();
-        let text = |s: RwSignal<String>| {
-            Some(s.get_untracked().trim().to_string()).filter(|t| !t.is_empty())
-        };
-        let number = |field: &str, s: RwSignal<String>| -> Result<Option<f64>, api::ApiError> {
-            text(s)
-                .map(|t| {
-                    t.parse::<f64>().map_err(|_| api::ApiError {
-                        status: 0,
-                        message: "Enter a number, or leave it empty.".into(),
-                        param: Some(field.into()),
-                    })
-                })
-                .transpose()
-        };
+        let text = |s: RwSignal<String>| optional(&s.get_untracked());
+        let value = |s: RwSignal<String>| s.get_untracked();
         let key = (|| -> Result<NewKey, api::ApiError> {
             Ok(NewKey {
                 team_id: Some(team_id),
@@ -310,9 +302,9 @@ fn IssueKey(
                 models: Some(models.get_untracked()),
                 duration: text(duration),
                 key_alias: text(alias),
-                max_budget: number("max_budget", budget)?,
-                tpm_limit: number("tpm_limit", tpm)?.map(|v| v as u64),
-                rpm_limit: number("rpm_limit", rpm)?.map(|v| v as u64),
+                max_budget: number("max_budget", &value(budget))?,
+                tpm_limit: number("tpm_limit", &value(tpm))?,
+                rpm_limit: number("rpm_limit", &value(rpm))?,
                 budget_duration: None,
                 metadata: None,
                 blocked: None,

@@ -4,6 +4,7 @@
 use crate::{
     api::{self, ApiError},
     components::TextField,
+    components::{number, optional},
     types::{Metadata, NewTeam, Team, TeamUpdate},
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
@@ -72,26 +73,10 @@ impl Fields {
         }
     }
 
-    fn optional(text: &str) -> Option<String> {
-        let text = text.trim();
-        (!text.is_empty()).then(|| text.to_string())
-    }
-
-    fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, ApiError> {
-        match Self::optional(text) {
-            None => Ok(None),
-            Some(text) => text.parse().map(Some).map_err(|_| ApiError {
-                status: 0,
-                message: "Enter a number, or leave it empty for no limit.".to_string(),
-                param: Some(field.to_string()),
-            }),
-        }
-    }
-
     fn duration(&self) -> Option<String> {
         match self.duration_choice.get_untracked().as_str() {
-            "custom" => Self::optional(&self.custom_duration.get_untracked()),
-            preset => Self::optional(preset),
+            "custom" => optional(&self.custom_duration.get_untracked()),
+            preset => optional(preset),
         }
     }
 
@@ -107,12 +92,12 @@ impl Fields {
 
     fn new_team(&self) -> Result<NewTeam, ApiError> {
         Ok(NewTeam {
-            team_id: Self::optional(&self.team_id.get_untracked()),
-            team_alias: Self::optional(&self.team_alias.get_untracked()),
+            team_id: optional(&self.team_id.get_untracked()),
+            team_alias: optional(&self.team_alias.get_untracked()),
             models: Some(self.models.get_untracked()),
-            max_budget: Self::number("max_budget", &self.max_budget.get_untracked())?,
-            tpm_limit: Self::number("tpm_limit", &self.tpm_limit.get_untracked())?,
-            rpm_limit: Self::number("rpm_limit", &self.rpm_limit.get_untracked())?,
+            max_budget: number("max_budget", &self.max_budget.get_untracked())?,
+            tpm_limit: number("tpm_limit", &self.tpm_limit.get_untracked())?,
+            rpm_limit: number("rpm_limit", &self.rpm_limit.get_untracked())?,
             budget_duration: self.duration(),
             metadata: Some(self.metadata()),
             blocked: None,

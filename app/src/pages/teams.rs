@@ -1,84 +1,99 @@
-//! `/`: every team at a glance (spend against budget, next reset, limits, status) with search,
-//! sort, block/unblock, delete, and the new-team form.
+//! `/`: every team at a glance (spend against budget, next reset, limits, status), searched,
+//! sorted and paged by the server, with block/unblock, delete, and the new-team form.
 
 use crate::{
     api,
-    components::{limit, loading, show, when, BudgetBar, ConfirmButton, Session},
+    components::{columns, limit, loading, show, when, BudgetBar, ConfirmButton, Pager, Session},
     pages::team_form::TeamForm,
-    types::Team,
+    types::{Team, TeamList, TeamListQuery},
 };
 use leptos::{prelude::*, task::spawn_local};
-use leptos_router::components::A;
+use leptos_router::{
+    components::{Form, A},
+    hooks::{use_navigate, use_query_map},
+};
 
-#[derive(Clone, Copy, PartialEq)]
-enum SortBy {
-    Name,
-    Spend,
-    BudgetUsed,
-    Reset,
+/// Rows per page of the teams table.
+const PAGE_SIZE: u64 = 50;
+
+/// The orders the table offers, as `/team/list?sort=` takes them.
+const SORTS: [(&str, &str); 5] = [
+    ("name", "Name"),
+    ("-spend", "Spend"),
+    ("-used", "Budget used"),
+    ("reset", "Next reset"),
+    ("created", "Created"),
+];
+
+/// The page's state lives in its address (`/?search=ml&sort=-spend&page=2`), so a search is a
+/// link, the server renders exactly what the browser shows, and the form works before (or
+/// without) the WebAssembly bundle.
+fn list_query(query: &leptos_router::params::ParamsMap) -> TeamListQuery {
+    let sort = query
+        .get("sort")
+        .filter(|s| SORTS.iter().any(|(value, _)| value == s))
+        .unwrap_or_else(|| "name".to_string());
+    TeamListQuery {
+        page: query
+            .get("page")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p > 0),
+        size: Some(PAGE_SIZE),
+        sort: Some(sort),
+        search: query.get("search").filter(|s| !s.trim().is_empty()),
+    }
 }
 
-impl SortBy {
-    fn parse(value: &str) -> Self {
-        match value {
-            "spend" => Self::Spend,
-            "used" => Self::BudgetUsed,
-            "reset" => Self::Reset,
-            _ => Self::Name,
-        }
-    }
-
-    fn sort(self, teams: &mut [Team]) {
-        let name = |t: &Team| {
-            t.team_alias
-                .clone()
-                .unwrap_or_else(|| t.team_id.clone())
-                .to_lowercase()
-        };
-        let used = |t: &Team| {
-            t.budget
-                .max_budget
-                .filter(|m| *m > 0.0)
-                .map_or(0.0, |m| t.budget.spend / m)
-        };
-        match self {
-            Self::Name => teams.sort_by_key(name),
-            Self::Spend => teams.sort_by(|a, b| b.budget.spend.total_cmp(&a.budget.spend)),
-            Self::BudgetUsed => teams.sort_by(|a, b| used(b).total_cmp(&used(a))),
-            Self::Reset => teams.sort_by_key(|t| {
-                t.budget
-                    .budget_reset_at
-                    .clone()
-                    .unwrap_or_else(|| "~".into())
-            }),
-        }
-    }
+/// The address of the table with this query.
+fn href(query: &TeamListQuery) -> String {
+    let sort = query.sort.clone().filter(|s| s != "name");
+    let page = query.page.filter(|p| *p > 1).map(|p| p.to_string());
+    api::with_query(
+        "/",
+        &[
+            ("search", query.search.clone().unwrap_or_default()),
+            ("sort", sort.unwrap_or_default()),
+            ("page", page.unwrap_or_default()),
+        ],
+    )
 }
 
 #[component]
 pub fn TeamsPage() -> impl IntoView {
     let session = Session::get();
-    let teams = LocalResource::new(move || {
-        session.track();
-        api::list_teams()
-    });
-    let reload = move || teams.refetch();
-    let search = RwSignal::new(String::new());
-    let sort = RwSignal::new(SortBy::Name);
+    let params = use_query_map();
+    let query = Memo::new(move |_| params.with(list_query));
+    let version = RwSignal::new(0u32);
+    let teams = Resource::new(
+        move || (session.version(), version.get(), query.get()),
+        |(_, _, query)| api::list_teams(query),
+    );
+    let reload = move || version.update(|v| *v += 1);
     let creating = RwSignal::new(false);
     let editing = RwSignal::new(None::<Team>);
     let notice = RwSignal::new(None::<String>);
+    let navigate = use_navigate();
+    let sort_changed = move |ev: leptos::ev::Event| {
+        let mut next = query.get_untracked();
+        next.sort = Some(event_target_value(&ev));
+        next.page = None;
+        navigate(&href(&next), Default::default());
+    };
 
     view! {
         <section>
-            <Suspense fallback=loading>
+            <Transition fallback=loading>
                 {move || {
                     teams
                         .get()
                         .map(|result| {
+                            let sort_changed = sort_changed.clone();
                             show(
                                 result,
                                 move |list| {
+                                    let current = query.get_untracked();
+                                    let search = current.search.clone().unwrap_or_default();
+                                    let sort = current.sort.clone().unwrap_or_default();
                                     view! {
                                         <div class="page-head">
                                             <h1 id="teams-title">"Teams"</h1>
@@ -107,92 +122,66 @@ pub fn TeamsPage() -> impl IntoView {
                                                 on_cancel=Callback::new(move |()| editing.set(None))
                                             />
                                         })}
-                                        <div class="filters">
+                                        <Form method="GET" action="/" attr:class="filters" attr:role="search">
                                             <label for="team-search">"Search teams"</label>
-                                            <input id="team-search" type="search" placeholder="Name or id"
-                                                prop:value=move || search.get()
-                                                on:input=move |ev| search.set(event_target_value(&ev))/>
+                                            <input id="team-search" name="search" type="search" placeholder="Name or id" value=search/>
                                             <label for="team-sort">"Sort by"</label>
-                                            <select id="team-sort" on:change=move |ev| sort.set(SortBy::parse(&event_target_value(&ev)))>
-                                                <option value="name">"Name"</option>
-                                                <option value="spend">"Spend"</option>
-                                                <option value="used">"Budget used"</option>
-                                                <option value="reset">"Next reset"</option>
+                                            <select id="team-sort" name="sort" on:change=sort_changed>
+                                                {SORTS
+                                                    .iter()
+                                                    .map(|(value, label)| view! { <option value=*value selected={sort == *value}>{*label}</option> })
+                                                    .collect_view()}
                                             </select>
-                                        </div>
-                                        <TeamTable teams=list.teams search=search sort=sort notice=notice editing=editing on_change=Callback::new(move |()| reload())/>
+                                            <button type="submit" class="secondary">"Search"</button>
+                                        </Form>
+                                        <TeamTable list=list query=current notice=notice editing=editing on_change=Callback::new(move |()| reload())/>
                                     }
                                         .into_any()
                                 },
                             )
                         })
                 }}
-            </Suspense>
+            </Transition>
         </section>
     }
 }
 
 #[component]
 fn TeamTable(
-    teams: Vec<Team>,
-    search: RwSignal<String>,
-    sort: RwSignal<SortBy>,
+    list: TeamList,
+    query: TeamListQuery,
     notice: RwSignal<Option<String>>,
     editing: RwSignal<Option<Team>>,
     on_change: Callback<()>,
 ) -> impl IntoView {
-    if teams.is_empty() {
+    let total = list.total_count.unwrap_or(list.teams.len() as u64);
+    if total == 0 && query.search.is_none() {
         return view! { <p class="empty">"No teams yet. Create one with “New team”."</p> }
             .into_any();
     }
-    let shown = move || {
-        let needle = search.get().to_lowercase();
-        let mut list: Vec<Team> = teams
-            .iter()
-            .filter(|t| {
-                needle.is_empty()
-                    || t.team_id.to_lowercase().contains(&needle)
-                    || t.team_alias
-                        .as_deref()
-                        .unwrap_or("")
-                        .to_lowercase()
-                        .contains(&needle)
-            })
-            .cloned()
-            .collect();
-        sort.get().sort(&mut list);
-        list
+    let page = list.current_page.unwrap_or(1);
+    let pages = list.total_pages.unwrap_or(1);
+    let shown = list.teams.len() as u64;
+    let rows = if list.teams.is_empty() {
+        view! { <tr><td colspan="8" class="empty">"No team matches the search."</td></tr> }
+            .into_any()
+    } else {
+        list.teams
+            .into_iter()
+            .map(|team| view! { <TeamRow team=team notice=notice editing=editing on_change=on_change/> })
+            .collect_view()
+            .into_any()
     };
     view! {
         <div class="table-wrap">
             <table>
                 <caption class="visually-hidden">"Teams, their spend, limits and status"</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"Team"</th>
-                        <th scope="col">"Models"</th>
-                        <th scope="col">"Spend / budget"</th>
-                        <th scope="col">"Next reset"</th>
-                        <th scope="col">"TPM"</th>
-                        <th scope="col">"RPM"</th>
-                        <th scope="col">"Status"</th>
-                        <th scope="col">"Actions"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {move || {
-                        let rows = shown();
-                        if rows.is_empty() {
-                            return view! { <tr><td colspan="8" class="empty">"No team matches the search."</td></tr> }.into_any();
-                        }
-                        rows.into_iter()
-                            .map(|team| view! { <TeamRow team=team notice=notice editing=editing on_change=on_change/> })
-                            .collect_view()
-                            .into_any()
-                    }}
-                </tbody>
+                {columns(&["Team", "Models", "Spend / budget", "Next reset", "TPM", "RPM", "Status", "Actions"])}
+                <tbody>{rows}</tbody>
             </table>
         </div>
+        <Pager label="Pages of teams" noun="teams" page=page pages=pages page_size=PAGE_SIZE shown=shown total=total
+            href=Callback::new(move |page: u64| href(&TeamListQuery { page: Some(page), ..query.clone() }))/>
     }
     .into_any()
 }

@@ -13,25 +13,23 @@ pub fn UsagePage() -> impl IntoView {
     let start = RwSignal::new(String::new());
     let end = RwSignal::new(String::new());
     // Empty dates: the server's default range, the last 30 days.
-    let summary = LocalResource::new(move || {
-        session.track();
-        api::spend_summary(start.get(), end.get())
-    });
+    let summary = Resource::new(
+        move || (session.version(), start.get(), end.get()),
+        |(_, start, end)| api::spend_summary(start, end),
+    );
     view! {
         <section>
-            <Suspense fallback=loading>
+            <Transition fallback=loading>
                 {move || summary.get().map(|result| show(result, move |summary| {
-                    if start.get_untracked().is_empty() {
-                        start.set(summary.start_date.clone());
-                        end.set(summary.end_date.clone());
-                    }
+                    // The server's answer names the range it used (its default when none was asked).
+                    let (from, to) = (summary.start_date.clone(), summary.end_date.clone());
                     view! {
                         <h1 id="usage-title">"Usage"</h1>
                         <div class="filters">
                             <label for="usage-start">"From"</label>
-                            <input id="usage-start" type="date" prop:value=move || start.get() on:change=move |ev| start.set(event_target_value(&ev))/>
+                            <input id="usage-start" type="date" value=from on:change=move |ev| start.set(event_target_value(&ev))/>
                             <label for="usage-end">"To"</label>
-                            <input id="usage-end" type="date" prop:value=move || end.get() on:change=move |ev| end.set(event_target_value(&ev))/>
+                            <input id="usage-end" type="date" value=to on:change=move |ev| end.set(event_target_value(&ev))/>
                         </div>
                         <p class="hint">{format!("From {} to {} (UTC).", summary.start_date, summary.end_date)}</p>
                         <div class="card">
@@ -44,7 +42,7 @@ pub fn UsagePage() -> impl IntoView {
                         </div>
                     }.into_any()
                 }))}
-            </Suspense>
+            </Transition>
         </section>
     }
 }
@@ -76,18 +74,21 @@ fn Bars(groups: Vec<SpendGroup>) -> impl IntoView {
 }
 
 #[component]
-fn GroupTable(groups: Vec<SpendGroup>, first: &'static str) -> impl IntoView {
+pub fn GroupTable(groups: Vec<SpendGroup>, first: &'static str) -> impl IntoView {
     if groups.is_empty() {
         return view! { <p class="empty">"No requests in this range."</p> }.into_any();
     }
+    // Scrolls sideways on its own on a narrow screen, instead of widening the page.
     view! {
-        <table>
-            <thead><tr><th scope="col">{first}</th><th scope="col">"Spend"</th><th scope="col">"Requests"</th><th scope="col">"Tokens"</th></tr></thead>
-            <tbody>
-                {groups.into_iter().map(|g| view! {
-                    <tr><td>{g.id}</td><td>{usd(g.spend)}</td><td>{g.requests}</td><td>{g.tokens}</td></tr>
-                }).collect_view()}
-            </tbody>
-        </table>
+        <div class="scroll-x">
+            <table>
+                <thead><tr><th scope="col">{first}</th><th scope="col">"Spend"</th><th scope="col">"Requests"</th><th scope="col">"Tokens"</th></tr></thead>
+                <tbody>
+                    {groups.into_iter().map(|g| view! {
+                        <tr><td>{g.id}</td><td>{usd(g.spend)}</td><td>{g.requests}</td><td>{g.tokens}</td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
     }.into_any()
 }

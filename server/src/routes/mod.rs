@@ -2,6 +2,7 @@
 
 mod health;
 mod keys;
+mod metrics;
 mod models;
 mod proxy;
 mod session;
@@ -25,6 +26,7 @@ pub const API_PREFIXES: &[&str] = &[
     "/chat/",
     "/embeddings",
     "/models",
+    "/metrics",
 ];
 
 /// Paths of the OpenAI-compatible proxy.
@@ -45,6 +47,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(admin)
         .merge(session::router())
         .merge(health::router())
+        .merge(metrics::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(proxy::router())
         .method_not_allowed_fallback(method_not_allowed)

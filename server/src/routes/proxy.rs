@@ -88,8 +88,11 @@ impl<'a> Caller<'a> {
         Ok(Self { token, ip, account })
     }
 
-    /// Counts a presented key that is not one of ours; forgives one that is.
+    /// Counts a presented key that is not one of ours; forgives one that is; counts refusals.
     fn outcome<T>(&self, state: &AppState, result: Result<T, ProxyError>) -> Result<T, ApiError> {
+        if let Err(ProxyError::Denied(denial)) = &result {
+            state.metrics.refused(denial, state.gate.clock.now_secs());
+        }
         match &result {
             Err(ProxyError::Unauthenticated(_)) => {
                 if self.token.is_some() {

@@ -2,7 +2,8 @@
 
 use crate::{error::ApiError, extract::ApiQuery, service::spend, state::AppState};
 use app::types::{
-    DailySpend, DailySpendQuery, SpendLogList, SpendLogQuery, SpendSummary, SpendSummaryQuery,
+    DailySpend, DailySpendQuery, Refusals, RefusalsQuery, SpendLogList, SpendLogQuery,
+    SpendSummary, SpendSummaryQuery,
 };
 use axum::{extract::State, routing::get, Json, Router};
 
@@ -11,6 +12,7 @@ pub fn router() -> Router<AppState> {
         .route("/spend/logs", get(logs))
         .route("/spend/daily", get(daily))
         .route("/spend/summary", get(summary))
+        .route("/spend/refusals", get(refusals))
 }
 
 async fn logs(
@@ -40,6 +42,16 @@ async fn summary(
 ) -> Result<Json<SpendSummary>, ApiError> {
     let today = state.gate.clock.now().date_naive();
     spend::summary(state.ctx(), q, today)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+async fn refusals(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<RefusalsQuery>,
+) -> Result<Json<Refusals>, ApiError> {
+    spend::refusals(state.ctx(), q, state.gate.clock.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

@@ -7,8 +7,8 @@ use crate::{
     state::AppState,
 };
 use app::types::{
-    NewTeam, Team, TeamDelete, TeamInfo, TeamInfoQuery, TeamList, TeamRef, TeamUpdate, TeamUpdated,
-    TeamsDeleted,
+    NewTeam, Team, TeamDelete, TeamInfo, TeamInfoQuery, TeamList, TeamListQuery, TeamRef,
+    TeamUpdate, TeamUpdated, TeamsDeleted,
 };
 use axum::{
     extract::State,
@@ -37,9 +37,14 @@ async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Te
         .map_err(ApiError::from)
 }
 
-async fn list(State(db): Db) -> Result<Json<TeamList>, ApiError> {
-    let teams = teams::list(db.ctx()).await?;
-    Ok(Json(TeamList { teams }))
+async fn list(
+    State(db): Db,
+    ApiQuery(query): ApiQuery<TeamListQuery>,
+) -> Result<Json<TeamList>, ApiError> {
+    teams::list(db.ctx(), query)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn info(

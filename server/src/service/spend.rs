@@ -5,8 +5,9 @@ use super::Error;
 use super::{keys, money::nanos_to_usd, teams, validate, Ctx};
 use crate::storage::{GroupSpend, SpendFilter, SpendGrouping};
 use app::types::{
-    DailySpend, DailySpendEntry, DailySpendQuery, SpendGroup, SpendLogEntry, SpendLogList,
-    SpendLogQuery, SpendSummary, SpendSummaryQuery,
+    DailySpend, DailySpendEntry, DailySpendQuery, RefusalCount, RefusalTotal, Refusals,
+    RefusalsQuery, SpendGroup, SpendLogEntry, SpendLogList, SpendLogQuery, SpendSummary,
+    SpendSummaryQuery,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -43,9 +44,17 @@ pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, Er
         Some(reference) => Some(keys::resolve(ctx, "key", reference).await?.key_id),
         None => None,
     };
+    for (param, value) in [("model", &query.model), ("request_id", &query.request_id)] {
+        if let Some(value) = value {
+            validate::label(param, value)?;
+        }
+    }
     let filter = SpendFilter {
         team_id: query.team_id,
         key_id,
+        model: query.model,
+        status: query.status.map(i64::from),
+        request_id: query.request_id,
         from_ms: query
             .start
             .as_deref()
@@ -200,5 +209,61 @@ pub async fn summary(
                 .spend_by(SpendGrouping::Key, from, to, TOP)
                 .await?,
         ),
+    })
+}
+
+/// Refusals recorded in `[start, end)`: the last 24 hours by default. Counts are written every
+/// 200 ms, off the request path.
+pub async fn refusals(
+    ctx: Ctx<'_>,
+    query: RefusalsQuery,
+    now: DateTime<Utc>,
+) -> Result<Refusals, Error> {
+    let end_ms = match query.end.as_deref() {
+        Some(text) => instant("end", text)?,
+        None => now.timestamp_millis(),
+    };
+    let start_ms = match query.start.as_deref() {
+        Some(text) => instant("start", text)?,
+        None => end_ms - 24 * 3600 * 1000,
+    };
+    if start_ms > end_ms {
+        return Err(Error::invalid("start", "start must not be after end"));
+    }
+    let rows = ctx.storage.refusals(start_ms.div_euclid(1000)).await?;
+    let time = |secs: i64| {
+        DateTime::<Utc>::from_timestamp(secs, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let mut totals: Vec<RefusalTotal> = Vec::new();
+    let mut per_minute = Vec::new();
+    for row in rows.into_iter().filter(|r| r.minute * 1000 < end_ms) {
+        let count = u64::try_from(row.count).unwrap_or(0);
+        match totals
+            .iter_mut()
+            .find(|t| t.level == row.level && t.reason == row.reason)
+        {
+            Some(total) => total.count = total.count.saturating_add(count),
+            None => totals.push(RefusalTotal {
+                level: row.level.clone(),
+                reason: row.reason.clone(),
+                count,
+            }),
+        }
+        per_minute.push(RefusalCount {
+            minute: time(row.minute),
+            level: row.level,
+            reason: row.reason,
+            count,
+        });
+    }
+    totals.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    Ok(Refusals {
+        start: time(start_ms.div_euclid(1000)),
+        end: time(end_ms.div_euclid(1000)),
+        total: totals.iter().map(|t| t.count).sum(),
+        totals,
+        per_minute,
     })
 }

@@ -8,6 +8,7 @@
 
 use crate::{
     gate::Gate,
+    metrics::Metrics,
     service::{budgets, Ctx},
     storage::{SpendLog, Storage},
 };
@@ -49,6 +50,7 @@ pub struct SpendSink {
     durability: Durability,
     /// Whether the last commit went through.
     committing: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 impl SpendSink {
@@ -71,6 +73,8 @@ impl SpendSink {
             }
             Durability::Default => (None, None),
         };
+        self.metrics.charged(&log);
+        self.metrics.spend_queued();
         if self.tx.send(SpendEvent { log, committed }).is_err() {
             tracing::error!("spend writer stopped; a spend record was dropped");
             return;
@@ -100,6 +104,7 @@ pub fn start(
     storage: Arc<dyn Storage>,
     gate: Arc<Gate>,
     durability: Durability,
+    metrics: Arc<Metrics>,
 ) -> (SpendSink, SpendWriter) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel();
@@ -107,6 +112,7 @@ pub fn start(
     let writer = Writer {
         storage,
         committing: committing.clone(),
+        metrics: metrics.clone(),
     };
     let task = tokio::spawn(run(writer, gate, rx, stopped, durability));
     (
@@ -114,6 +120,7 @@ pub fn start(
             tx,
             durability,
             committing,
+            metrics,
         },
         SpendWriter { stop, task },
     )
@@ -122,6 +129,7 @@ pub fn start(
 struct Writer {
     storage: Arc<dyn Storage>,
     committing: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 async fn run(
@@ -144,6 +152,7 @@ async fn run(
                     tracing::error!(%err, "budget resets failed; retrying");
                 }
                 writer.flush(&mut pending).await;
+                writer.write_refusals(gate.clock.now_secs()).await;
             }
             Some(event) = rx.recv() => {
                 pending.push(event);
@@ -165,6 +174,7 @@ async fn run(
     while let Ok(event) = rx.try_recv() {
         pending.push(event);
     }
+    writer.write_refusals(gate.clock.now_secs()).await;
     for _ in 0..10 {
         if writer.flush(&mut pending).await {
             return;
@@ -177,7 +187,28 @@ async fn run(
     );
 }
 
+/// How long refusal counts are kept for the console.
+const REFUSALS_KEPT_SECS: i64 = 7 * 24 * 3600;
+
 impl Writer {
+    /// Writes the refusals counted since the last time; keeps them for the next try when the
+    /// database is away.
+    async fn write_refusals(&self, now: i64) {
+        let taken = self.metrics.take_refusals();
+        if taken.is_empty() {
+            return;
+        }
+        let rows = taken.rows();
+        if let Err(err) = self
+            .storage
+            .record_refusals(&rows, now - REFUSALS_KEPT_SECS)
+            .await
+        {
+            tracing::warn!(%err, "refusal counts not written; retrying");
+            self.metrics.untake_refusals(taken);
+        }
+    }
+
     /// Commits everything pending; keeps it for the next try when the commit fails. A row
     /// committed twice counts once, so a retry after a lost acknowledgement charges nothing
     /// twice.
@@ -188,6 +219,12 @@ impl Writer {
         let logs: Vec<SpendLog> = pending.iter().map(|e| e.log.clone()).collect();
         match self.storage.record_spend(&logs).await {
             Ok(()) => {
+                let oldest = logs.iter().map(|l| l.ts_ms).min().unwrap_or_default();
+                self.metrics.spend_committed(
+                    logs.len(),
+                    oldest,
+                    chrono::Utc::now().timestamp_millis(),
+                );
                 if !self.committing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(records = logs.len(), "spend commits work again");
                 }

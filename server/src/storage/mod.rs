@@ -171,8 +171,21 @@ pub struct SpendLog {
 pub struct SpendFilter {
     pub team_id: Option<String>,
     pub key_id: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<i64>,
+    pub request_id: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+}
+
+/// Refusals in one minute at one level for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefusalCount {
+    /// Unix seconds of the minute's start.
+    pub minute: i64,
+    pub level: String,
+    pub reason: String,
+    pub count: i64,
 }
 
 /// One UTC day of a team's spend.
@@ -275,6 +288,12 @@ pub trait Storage: Send + Sync {
         to_ms: i64,
         limit: u64,
     ) -> StorageResult<Vec<GroupSpend>>;
+
+    /// Adds these counts to those already recorded for their minute, level and reason, and
+    /// forgets minutes before `keep_from`.
+    async fn record_refusals(&self, counts: &[RefusalCount], keep_from: i64) -> StorageResult<()>;
+    /// Every count from minute `from` on, oldest first.
+    async fn refusals(&self, from: i64) -> StorageResult<Vec<RefusalCount>>;
 
     async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()>;
     /// Whether the session exists and is still valid at `now`.

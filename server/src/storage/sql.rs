@@ -116,8 +116,8 @@ macro_rules! sql_storage {
             use super::super::{
                 sql::{classify, owner_table, Charged, KeyRecord, TeamRecord, BUDGET_COLUMNS},
                 BudgetOwner, BudgetPatch, BudgetRow, DailySpend, DeleteOutcome, GroupSpend,
-                KeyFilter, KeyPatch, KeyRow, SpendFilter, SpendGrouping, SpendLog, Storage,
-                StorageResult, TeamPatch, TeamRow,
+                KeyFilter, KeyPatch, KeyRow, RefusalCount, SpendFilter, SpendGrouping, SpendLog,
+                Storage, StorageResult, TeamPatch, TeamRow,
             };
             use async_trait::async_trait;
             use sqlx::{query_builder::Separated, types::Json, Encode, QueryBuilder, Type};
@@ -450,6 +450,15 @@ macro_rules! sql_storage {
                         if let Some(key_id) = &f.key_id {
                             q.push(" AND key_id = ").push_bind(key_id);
                         }
+                        if let Some(model) = &f.model {
+                            q.push(" AND model = ").push_bind(model);
+                        }
+                        if let Some(status) = f.status {
+                            q.push(" AND status = ").push_bind(status);
+                        }
+                        if let Some(request_id) = &f.request_id {
+                            q.push(" AND request_id = ").push_bind(request_id);
+                        }
                         if let Some(from) = f.from_ms {
                             q.push(" AND ts_ms >= ").push_bind(from);
                         }
@@ -474,6 +483,45 @@ macro_rules! sql_storage {
                         .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
                     let rows = q.build_query_as::<SpendLog>().fetch_all(&self.pool).await?;
                     Ok((rows, u64::try_from(total).unwrap_or(0)))
+                }
+
+                async fn record_refusals(
+                    &self,
+                    counts: &[RefusalCount],
+                    keep_from: i64,
+                ) -> StorageResult<()> {
+                    let mut tx = self.pool.begin().await?;
+                    for chunk in counts.chunks(500) {
+                        let mut q = QueryBuilder::<Db>::new(
+                            "INSERT INTO refusals (minute, level, reason, count) ",
+                        );
+                        q.push_values(chunk, |mut row, c| {
+                            row.push_bind(c.minute)
+                                .push_bind(&c.level)
+                                .push_bind(&c.reason)
+                                .push_bind(c.count);
+                        });
+                        q.push(
+                            " ON CONFLICT (minute, level, reason) \
+                             DO UPDATE SET count = refusals.count + excluded.count",
+                        );
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    QueryBuilder::<Db>::new("DELETE FROM refusals WHERE minute < ")
+                        .push_bind(keep_from)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn refusals(&self, from: i64) -> StorageResult<Vec<RefusalCount>> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT minute, level, reason, count FROM refusals WHERE minute >= ",
+                    );
+                    q.push_bind(from).push(" ORDER BY minute, level, reason");
+                    Ok(q.build_query_as::<RefusalCount>().fetch_all(&self.pool).await?)
                 }
 
                 async fn daily_spend(

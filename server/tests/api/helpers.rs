@@ -184,6 +184,14 @@ impl TestApp {
         Self::spawn_in(dir, Some(config)).await
     }
 
+    /// [`TestApp::spawn_gateway`] with these flags besides the tests' own.
+    pub async fn spawn_gateway_with(flags: &[&str]) -> Self {
+        let upstream = spawn_upstream().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = gateway_config(&dir, &upstream);
+        Self::spawn_flags(dir, Some(config), flags).await
+    }
+
     /// [`TestApp::spawn_gateway`] with these flags besides the tests' own, on this database.
     pub async fn spawn_gateway_on(database: Arc<TestDatabase>, flags: &[&str]) -> Self {
         let upstream = spawn_upstream().await;

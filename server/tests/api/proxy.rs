@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 /// 6 prompt tokens (3 words + 3 per message) and, with `max_tokens: 5`, 5 completion tokens:
 /// 6 × $0.000001 + 5 × $0.000002 = $0.000016.
-fn ask(model: &str) -> Value {
+pub fn ask(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5})
 }
 const COST: f64 = 0.000016;
@@ -571,4 +571,46 @@ async fn the_spend_summary_ranks_teams_models_and_keys() {
         app.get("/spend/summary?start_date=x").await.status,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn the_request_log_filters_by_model_status_and_request() {
+    let app = TestApp::spawn_gateway().await;
+    let key = app.team_with_key("logged").await;
+    assert_eq!(app.chat(&key, ask("gpt-4o")).await.status, StatusCode::OK);
+    assert_eq!(
+        app.chat(&key, ask("gpt-4o-mini")).await.status,
+        StatusCode::OK
+    );
+    let all = app.wait_for_logs("logged", 2).await;
+    let count = |query: &str| {
+        let app = &app;
+        let query = query.to_string();
+        async move {
+            let reply = app
+                .get(&format!("/spend/logs?team_id=logged&{query}"))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.body);
+            reply.body["total_count"].as_u64().expect("count")
+        }
+    };
+    assert_eq!(count("model=gpt-4o").await, 1);
+    assert_eq!(count("model=gpt-4o-mini").await, 1);
+    assert_eq!(count("status=200").await, 2);
+    assert_eq!(count("status=500").await, 0);
+    let newest = &all["logs"][0];
+    assert_eq!(newest["model"], "gpt-4o-mini", "newest first: {all}");
+    let id = newest["request_id"].as_str().expect("id");
+    let one = app.get(&format!("/spend/logs?request_id={id}")).await;
+    assert_eq!(one.body["total_count"], json!(1));
+    assert_eq!(one.body["logs"][0]["request_id"], json!(id));
+    for bad in ["status=abc", "status=70000", "model=%01"] {
+        let reply = app.get(&format!("/spend/logs?{bad}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            reply.body
+        );
+    }
 }

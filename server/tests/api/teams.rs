@@ -237,3 +237,103 @@ async fn limits_stop_at_two_to_the_53() {
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     assert_eq!(created.body["tpm_limit"], json!(max));
 }
+
+#[tokio::test]
+async fn team_list_pages_sorts_and_searches_on_the_server() {
+    let app = TestApp::spawn_gateway().await;
+    for n in 0..25 {
+        let alias = if n % 2 == 0 { "Alpha" } else { "Beta" };
+        let team = app
+            .new_team(json!({"team_id": format!("t-{n:02}"), "team_alias": format!("{alias} {n:02}"), "max_budget": 10}))
+            .await;
+        assert_eq!(team.status, StatusCode::OK, "{}", team.body);
+    }
+    for (team, requests) in [("t-03", 3), ("t-07", 1)] {
+        let key = app.generate_key(json!({"team_id": team})).await.body["key"]
+            .as_str()
+            .expect("key")
+            .to_string();
+        for _ in 0..requests {
+            let reply = app.chat(&key, crate::proxy::ask("gpt-4o")).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        }
+    }
+    let ids = |reply: &crate::helpers::Reply| -> Vec<String> {
+        reply.body["teams"]
+            .as_array()
+            .expect("teams")
+            .iter()
+            .map(|t| t["team_id"].as_str().expect("id").to_string())
+            .collect()
+    };
+
+    // Without paging, the spec's answer: every team, and nothing else.
+    let all = app.get("/team/list").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(ids(&all).len(), 25);
+    assert_eq!(
+        all.body.as_object().expect("object").len(),
+        1,
+        "{}",
+        all.body
+    );
+
+    let first = app.get("/team/list?size=10").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(
+        ids(&first),
+        (0..10).map(|n| format!("t-{n:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(first.body["total_count"], 25);
+    assert_eq!(first.body["total_pages"], 3);
+    assert_eq!(first.body["current_page"], 1);
+    let last = app.get("/team/list?size=10&page=3").await;
+    assert_eq!(
+        ids(&last),
+        (20..25).map(|n| format!("t-{n:02}")).collect::<Vec<_>>()
+    );
+    let beyond = app.get("/team/list?size=10&page=9").await;
+    assert_eq!(beyond.status, StatusCode::OK);
+    assert!(ids(&beyond).is_empty());
+
+    let spenders = app.get("/team/list?sort=-spend&size=2").await;
+    assert_eq!(ids(&spenders), ["t-03", "t-07"], "{}", spenders.body);
+    let used = app.get("/team/list?sort=-used&size=1").await;
+    assert_eq!(ids(&used), ["t-03"]);
+    let by_name = app.get("/team/list?sort=-name&size=2").await;
+    assert_eq!(ids(&by_name), ["t-23", "t-21"]);
+
+    // Search: alias or id, ignoring case.
+    let betas = app.get("/team/list?search=BETA&sort=name&size=100").await;
+    assert_eq!(betas.body["total_count"], 12);
+    assert!(ids(&betas)
+        .iter()
+        .all(|id| id.ends_with(['1', '3', '5', '7', '9'])));
+    let by_id = app.get("/team/list?search=t-1&size=100").await;
+    assert_eq!(
+        ids(&by_id),
+        (10..20).map(|n| format!("t-{n}")).collect::<Vec<_>>()
+    );
+    let none = app.get("/team/list?search=nobody").await;
+    assert_eq!(none.body["total_count"], 0);
+
+    for (query, param) in [
+        ("sort=bogus", "sort"),
+        ("page=0", "page"),
+        ("size=1000", "size"),
+        ("size=-1", ""),
+        ("unknown=1", ""),
+    ] {
+        let reply = app.get(&format!("/team/list?{query}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            reply.body
+        );
+        reply.error_message();
+        if !param.is_empty() {
+            assert_eq!(reply.body["error"]["param"], param, "{query}");
+        }
+    }
+}
