@@ -252,3 +252,20 @@ pub fn Pager(
         </nav>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_is_a_whole_number_never_a_cast() {
+        assert_eq!(number::<u64>("rpm_limit", " 600 "), Ok(Some(600)));
+        assert_eq!(number::<u64>("rpm_limit", ""), Ok(None));
+        for bad in ["-5", "1.5", "ten", "1e3"] {
+            let err = number::<u64>("rpm_limit", bad).expect_err(bad);
+            assert_eq!(err.param.as_deref(), Some("rpm_limit"));
+            assert!(err.message.contains("whole number"), "{}", err.message);
+        }
+        assert_eq!(number::<f64>("max_budget", "-5"), Ok(Some(-5.0)));
+    }
+}

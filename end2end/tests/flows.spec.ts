@@ -115,6 +115,12 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   await expect(page.getByText('No keys yet')).toBeVisible();
 
   const form = page.getByRole('form', { name: 'Issue a key' });
+  // A negative limit is refused next to its field, not turned into 0 (a key refusing all).
+  await form.getByLabel('Key requests per minute').fill('-5');
+  await form.getByRole('button', { name: 'Issue key' }).click();
+  await expect(form).toContainText('Enter a whole number, 0 or more');
+  await expect(page.getByTestId('new-key')).toHaveCount(0);
+  await form.getByLabel('Key requests per minute').fill('');
   await form.getByLabel('User id').fill('alice@example.com');
   await form.getByLabel('Key alias').fill('laptop');
   await form.getByLabel('gpt-4o-mini').check();

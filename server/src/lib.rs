@@ -224,8 +224,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     let app = api
         .merge(console)
         .layer(middleware::map_response(browser_headers))
-        .layer(middleware::from_fn_with_state(metrics, observe))
-        .layer(middleware::from_fn(log_request));
+        .layer(middleware::from_fn_with_state(metrics, log_request));
 
     println!("Gatehouse listening on http://{addr}");
     let _ = std::io::stdout().flush();
@@ -382,47 +381,38 @@ async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     leptos_axum::file_and_error_handler::<AppState, _>(shell)(uri, State(state), req).await
 }
 
-/// Every answer of a mounted route, for /metrics: its route pattern (never the path, which
-/// may name a key), status and time to answer.
-async fn observe(
+/// One line per request: method, path (never the query, which may carry a key), status, time.
+/// Proxied requests log at debug level (the spend log records each of them); the rest at info.
+/// Every answer of a mounted route is also counted for /metrics, under its route pattern
+/// (never the path, which may name a key). One middleware for both: each layer costs the
+/// request path.
+async fn log_request(
     State(metrics): State<Arc<metrics::Metrics>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(route) = req
+    let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .cloned()
-    else {
-        return next.run(req).await;
-    };
-    let started = Instant::now();
-    let response = next.run(req).await;
-    metrics.answered(
-        route.as_str(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// One line per request: method, path (never the query, which may carry a key), status, time.
-/// Proxied requests log at debug level (the spend log records each of them); the rest at info.
-async fn log_request(req: Request, next: Next) -> Response {
+        .cloned();
     let proxied = routes::is_proxy_path(req.uri().path());
-    if proxied && !tracing::enabled!(tracing::Level::DEBUG) {
-        return next.run(req).await;
-    }
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let logged = !proxied || tracing::enabled!(tracing::Level::DEBUG);
+    let method = logged.then(|| req.method().clone());
+    let path = logged.then(|| req.uri().path().to_string());
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    let micros = started.elapsed().as_micros() as u64;
-    if proxied {
-        tracing::debug!(%method, path, status, micros, "request");
-    } else {
-        tracing::info!(%method, path, status, micros, "request");
+    let elapsed = started.elapsed();
+    if let Some(route) = &route {
+        metrics.answered(route.as_str(), status, elapsed);
+    }
+    if let (Some(method), Some(path)) = (method, path) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if proxied {
+            tracing::debug!(%method, path, status, micros, "request");
+        } else {
+            tracing::info!(%method, path, status, micros, "request");
+        }
     }
     response
 }

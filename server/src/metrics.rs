@@ -85,6 +85,12 @@ struct UsageSeries {
     status: u16,
 }
 
+/// Series by a label's value.
+type ByName<V> = HashMap<String, V>;
+
+/// Team → key → model → status → figures.
+type UsageTree = ByName<ByName<ByName<HashMap<u16, Usage>>>>;
+
 /// How a figure of [`Usage`] is written.
 type UsageValue = fn(&Usage) -> String;
 
@@ -144,8 +150,11 @@ impl TakenRefusals {
 #[derive(Debug)]
 pub struct Metrics {
     per_key: bool,
-    http: Mutex<HashMap<(String, u16), Histogram>>,
-    usage: Mutex<HashMap<UsageSeries, Usage>>,
+    /// Route pattern → status → latencies.
+    http: Mutex<HashMap<String, HashMap<u16, Histogram>>>,
+    /// Team → key → model → status → figures: looked up by reference, so recording a
+    /// request allocates nothing once its series exists.
+    usage: Mutex<UsageTree>,
     refusals: Mutex<HashMap<(&'static str, &'static str), u64>>,
     /// Refusals per minute not yet written to the database (for the console's overview).
     unwritten_refusals: Mutex<HashMap<(i64, &'static str, &'static str), u64>>,
@@ -156,6 +165,15 @@ pub struct Metrics {
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The value under `key`, made when missing; looked up by reference first.
+fn entry<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key)
+        .unwrap_or_else(|| unreachable!("inserted just above"))
 }
 
 fn bump<K: Hash + Eq>(map: &mut HashMap<K, u64>, key: K) {
@@ -211,40 +229,33 @@ impl Metrics {
     /// took.
     pub fn answered(&self, route: &str, status: u16, elapsed: Duration) {
         let mut http = locked(&self.http);
-        match http.get_mut(&(route.to_string(), status)) {
-            Some(histogram) => histogram.observe(elapsed),
-            None => {
-                let mut histogram = Histogram::default();
-                histogram.observe(elapsed);
-                http.insert((route.to_string(), status), histogram);
-            }
-        }
+        entry(&mut http, route)
+            .entry(status)
+            .or_default()
+            .observe(elapsed);
     }
 
     /// A request that reached a provider and was charged (its spend row).
     pub fn charged(&self, log: &SpendLog) {
-        let series = UsageSeries {
-            team: log.team_id.clone(),
-            key: if self.per_key {
-                log.key_id.clone()
-            } else {
-                String::new()
-            },
-            model: log.model.clone(),
-            status: u16::try_from(log.status).unwrap_or(0),
+        let key = if self.per_key {
+            log.key_id.as_str()
+        } else {
+            ""
         };
+        let status = u16::try_from(log.status).unwrap_or(0);
         let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
         let mut usage = locked(&self.usage);
-        let entry = usage.entry(series).or_default();
-        entry.requests = entry.requests.saturating_add(1);
-        entry.prompt_tokens = entry
+        let models = entry(entry(&mut usage, &log.team_id), key);
+        let figures = entry(models, &log.model).entry(status).or_default();
+        figures.requests = figures.requests.saturating_add(1);
+        figures.prompt_tokens = figures
             .prompt_tokens
             .saturating_add(to_u64(log.prompt_tokens));
-        entry.completion_tokens = entry
+        figures.completion_tokens = figures
             .completion_tokens
             .saturating_add(to_u64(log.completion_tokens));
-        entry.spend_nanos = entry.spend_nanos.saturating_add(to_u64(log.cost));
-        entry
+        figures.spend_nanos = figures.spend_nanos.saturating_add(to_u64(log.cost));
+        figures
             .latency
             .observe(Duration::from_millis(to_u64(log.latency_ms)));
     }
@@ -298,8 +309,12 @@ impl Metrics {
     }
 
     fn render_http(&self, out: &mut String) {
-        let http = locked(&self.http).clone();
-        let mut series: Vec<_> = http.into_iter().collect();
+        let mut series: Vec<((String, u16), Histogram)> = Vec::new();
+        for (route, statuses) in locked(&self.http).iter() {
+            for (status, histogram) in statuses {
+                series.push(((route.clone(), *status), histogram.clone()));
+            }
+        }
         series.sort_by(|a, b| a.0.cmp(&b.0));
         header(
             out,
@@ -328,8 +343,22 @@ impl Metrics {
     }
 
     fn render_usage(&self, out: &mut String) {
-        let usage = locked(&self.usage).clone();
-        let mut series: Vec<_> = usage.into_iter().collect();
+        let mut series: Vec<(UsageSeries, Usage)> = Vec::new();
+        for (team, keys) in locked(&self.usage).iter() {
+            for (key, models) in keys {
+                for (model, statuses) in models {
+                    for (status, usage) in statuses {
+                        let s = UsageSeries {
+                            team: team.clone(),
+                            key: key.clone(),
+                            model: model.clone(),
+                            status: *status,
+                        };
+                        series.push((s, usage.clone()));
+                    }
+                }
+            }
+        }
         series.sort_by(|a, b| {
             (&a.0.team, &a.0.key, &a.0.model, a.0.status)
                 .cmp(&(&b.0.team, &b.0.key, &b.0.model, b.0.status))
