@@ -7,7 +7,10 @@ use super::{
 };
 use crate::{
     gate::admission::LevelKind,
-    storage::{BudgetOwner, DeleteOutcome, KeyFilter, StorageError, TeamPatch, TeamRow},
+    storage::{
+        BudgetOwner, DeleteOutcome, KeyFilter, StorageError, TeamOrder, TeamPatch, TeamQuery,
+        TeamRow,
+    },
 };
 use app::types::{NewTeam, Team, TeamInfo, TeamList, TeamListQuery, TeamUpdate};
 use chrono::{DateTime, Utc};
@@ -76,11 +79,11 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     }
 }
 
-/// Every team (the spec's answer), or one page of them searched and sorted (see
-/// [`TeamListQuery`]).
+/// Every team (the spec's answer), or one page of them searched and sorted by the database
+/// (see [`TeamListQuery`]).
 pub async fn list(ctx: Ctx<'_>, query: TeamListQuery) -> Result<TeamList, Error> {
-    let rows = ctx.storage.teams().await?;
     if !query.is_paged() {
+        let rows = ctx.storage.teams().await?;
         return Ok(TeamList {
             teams: views(ctx, &rows).await,
             total_count: None,
@@ -89,59 +92,29 @@ pub async fn list(ctx: Ctx<'_>, query: TeamListQuery) -> Result<TeamList, Error>
         });
     }
     let (page, size, offset) = validate::page(query.page, query.size)?;
-    let (order, descending) = TeamOrder::parse(query.sort.as_deref())?;
-    let needle = match query.search.as_deref().map(str::trim) {
+    let (order, descending) = sort_order(query.sort.as_deref())?;
+    let search = match query.search.as_deref().map(str::trim) {
         Some(text) if text.chars().count() > MAX_SEARCH => {
             return Err(Error::invalid(
                 "search",
                 format!("search is at most {MAX_SEARCH} characters"),
             ))
         }
-        Some(text) => text.to_lowercase(),
-        None => String::new(),
+        Some(text) if !text.is_empty() => Some(text.to_lowercase()),
+        _ => None,
     };
-    let mut rows: Vec<TeamRow> = rows
-        .into_iter()
-        .filter(|row| {
-            needle.is_empty()
-                || order_name(row).contains(&needle)
-                || row.team_id.to_lowercase().contains(&needle)
-        })
-        .collect();
-    let total = rows.len() as u64;
-    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-    let size_usize = usize::try_from(size).unwrap_or(usize::MAX);
-    let page_of =
-        |list_len: usize| start.min(list_len)..start.saturating_add(size_usize).min(list_len);
-    let teams = if order.needs_live_spend() {
-        // Spend moves on the request path: sort the live figures of every matching team.
-        let mut teams = views(ctx, &rows).await;
-        teams.sort_by(|a, b| {
-            directed(order.compare_views(a, b), descending).then_with(|| a.team_id.cmp(&b.team_id))
-        });
-        let range = page_of(teams.len());
-        teams.drain(range).collect()
-    } else {
-        rows.sort_by(|a, b| {
-            directed(order.compare_rows(a, b), descending).then_with(|| a.team_id.cmp(&b.team_id))
-        });
-        let range = page_of(rows.len());
-        views(ctx, &rows[range]).await
+    let selection = TeamQuery {
+        search,
+        order,
+        descending,
     };
+    let (rows, total) = ctx.storage.teams_page(&selection, offset, size).await?;
     Ok(TeamList {
-        teams,
+        teams: views(ctx, &rows).await,
         total_count: Some(total),
         current_page: Some(page),
         total_pages: Some(total.div_ceil(size)),
     })
-}
-
-fn directed(ordering: std::cmp::Ordering, descending: bool) -> std::cmp::Ordering {
-    if descending {
-        ordering.reverse()
-    } else {
-        ordering
-    }
 }
 
 /// The longest `search` text /team/list takes.
@@ -155,78 +128,27 @@ async fn views(ctx: Ctx<'_>, rows: &[TeamRow]) -> Vec<Team> {
     teams
 }
 
-/// What a team is called on screen, lowercased: its alias, else its id.
-fn order_name(row: &TeamRow) -> String {
-    row.team_alias
-        .as_deref()
-        .unwrap_or(&row.team_id)
-        .to_lowercase()
-}
-
-/// The orders of `/team/list?sort=`.
-#[derive(Debug, Clone, Copy)]
-enum TeamOrder {
-    Name,
-    Spend,
-    Used,
-    Reset,
-    Created,
-}
-
-impl TeamOrder {
-    /// The order and whether it is descending (`-spend`).
-    fn parse(text: Option<&str>) -> Result<(Self, bool), Error> {
-        let text = text.unwrap_or("created");
-        let (descending, name) = match text.strip_prefix('-') {
-            Some(name) => (true, name),
-            None => (false, text),
-        };
-        let order = match name {
-            "name" => Self::Name,
-            "spend" => Self::Spend,
-            "used" => Self::Used,
-            "reset" => Self::Reset,
-            "created" => Self::Created,
-            _ => {
-                return Err(Error::invalid(
-                    "sort",
-                    "sort is one of name, spend, used, reset, created, each with an optional leading '-' for descending",
-                ))
-            }
-        };
-        Ok((order, descending))
-    }
-
-    fn needs_live_spend(self) -> bool {
-        matches!(self, Self::Spend | Self::Used)
-    }
-
-    fn compare_rows(self, a: &TeamRow, b: &TeamRow) -> std::cmp::Ordering {
-        match self {
-            Self::Name => order_name(a).cmp(&order_name(b)),
-            // Budgets that never reset come last.
-            Self::Reset => {
-                let at = |row: &TeamRow| row.budget.budget_reset_at.unwrap_or(i64::MAX);
-                at(a).cmp(&at(b))
-            }
-            Self::Created | Self::Spend | Self::Used => a.created_at.cmp(&b.created_at),
+/// `/team/list?sort=`: the order and whether it is descending (`-spend`).
+fn sort_order(text: Option<&str>) -> Result<(TeamOrder, bool), Error> {
+    let text = text.unwrap_or("created");
+    let (descending, name) = match text.strip_prefix('-') {
+        Some(name) => (true, name),
+        None => (false, text),
+    };
+    let order = match name {
+        "name" => TeamOrder::Name,
+        "spend" => TeamOrder::Spend,
+        "used" => TeamOrder::Used,
+        "reset" => TeamOrder::Reset,
+        "created" => TeamOrder::Created,
+        _ => {
+            return Err(Error::invalid(
+                "sort",
+                "sort is one of name, spend, used, reset, created, each with an optional leading '-' for descending",
+            ))
         }
-    }
-
-    fn compare_views(self, a: &Team, b: &Team) -> std::cmp::Ordering {
-        // A team without a budget has used none of it.
-        let used = |t: &Team| {
-            t.budget
-                .max_budget
-                .filter(|max| *max > 0.0)
-                .map_or(0.0, |max| t.budget.spend / max)
-        };
-        match self {
-            Self::Spend => a.budget.spend.total_cmp(&b.budget.spend),
-            Self::Used => used(a).total_cmp(&used(b)),
-            Self::Name | Self::Reset | Self::Created => std::cmp::Ordering::Equal,
-        }
-    }
+    };
+    Ok((order, descending))
 }
 
 pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, Error> {

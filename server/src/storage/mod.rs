@@ -178,6 +178,29 @@ pub struct SpendFilter {
     pub to_ms: Option<i64>,
 }
 
+/// The orders of a page of teams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamOrder {
+    /// Alias, else id, ignoring ASCII case.
+    Name,
+    /// Committed spend (live spend differs by what the writer has not flushed yet).
+    Spend,
+    /// Committed spend over the budget; no budget counts as none used.
+    Used,
+    /// Next reset; budgets that never reset last.
+    Reset,
+    Created,
+}
+
+/// Which teams, in which order: a page of `/team/list`.
+#[derive(Debug, Clone)]
+pub struct TeamQuery {
+    /// Lowercase text the id or alias must contain (ASCII letters compared without case).
+    pub search: Option<String>,
+    pub order: TeamOrder,
+    pub descending: bool,
+}
+
 /// Refusals in one minute at one level for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefusalCount {
@@ -220,6 +243,14 @@ pub trait Storage: Send + Sync {
     async fn insert_team(&self, team: &TeamRow) -> StorageResult<()>;
     async fn team(&self, team_id: &str) -> StorageResult<Option<TeamRow>>;
     async fn teams(&self) -> StorageResult<Vec<TeamRow>>;
+    /// One page of the teams `query` selects, in its order (ties by id), and how many it
+    /// selects in all.
+    async fn teams_page(
+        &self,
+        query: &TeamQuery,
+        offset: u64,
+        limit: u64,
+    ) -> StorageResult<(Vec<TeamRow>, u64)>;
     /// Applies `patch` in one statement and returns the new row, `None` for an unknown team.
     async fn update_team(
         &self,

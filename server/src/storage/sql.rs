@@ -100,6 +100,20 @@ pub(super) struct Charged {
     pub team_window: i64,
 }
 
+/// `%text%` for LIKE, with `\`, `%` and `_` in `text` matched as themselves.
+pub(super) fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 pub(super) fn owner_table(owner: BudgetOwner) -> (&'static str, &'static str) {
     match owner {
         BudgetOwner::Team => ("teams", "team_id"),
@@ -114,10 +128,13 @@ macro_rules! sql_storage {
         mod shared_queries {
             use super::$storage;
             use super::super::{
-                sql::{classify, owner_table, Charged, KeyRecord, TeamRecord, BUDGET_COLUMNS},
+                sql::{
+                    classify, like_pattern, owner_table, Charged, KeyRecord, TeamRecord,
+                    BUDGET_COLUMNS,
+                },
                 BudgetOwner, BudgetPatch, BudgetRow, DailySpend, DeleteOutcome, GroupSpend,
                 KeyFilter, KeyPatch, KeyRow, RefusalCount, SpendFilter, SpendGrouping, SpendLog,
-                Storage, StorageResult, TeamPatch, TeamRow,
+                Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow,
             };
             use async_trait::async_trait;
             use sqlx::{query_builder::Separated, types::Json, Encode, QueryBuilder, Type};
@@ -215,6 +232,55 @@ macro_rules! sql_storage {
                     .fetch_all(&self.pool)
                     .await?;
                     Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn teams_page(
+                    &self,
+                    query: &TeamQuery,
+                    offset: u64,
+                    limit: u64,
+                ) -> StorageResult<(Vec<TeamRow>, u64)> {
+                    fn selected<'a>(select: &str, query: &'a TeamQuery) -> QueryBuilder<'a, Db> {
+                        let mut q = QueryBuilder::<Db>::new(select);
+                        if let Some(pattern) = &query.search {
+                            q.push(" WHERE (LOWER(team_id) LIKE ")
+                                .push_bind(pattern)
+                                .push(" ESCAPE '\\' OR LOWER(COALESCE(team_alias, '')) LIKE ")
+                                .push_bind(pattern)
+                                .push(" ESCAPE '\\')");
+                        }
+                        q
+                    }
+                    let query = TeamQuery {
+                        search: query.search.as_deref().map(like_pattern),
+                        ..query.clone()
+                    };
+                    let total: i64 = selected("SELECT COUNT(*) FROM teams", &query)
+                        .build_query_scalar()
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let mut q = selected("SELECT * FROM teams", &query);
+                    let by = match query.order {
+                        TeamOrder::Name => "LOWER(COALESCE(team_alias, team_id))",
+                        TeamOrder::Spend => "spend",
+                        TeamOrder::Used => {
+                            "CASE WHEN max_budget > 0 THEN spend * 1.0 / max_budget ELSE 0 END"
+                        }
+                        TeamOrder::Reset => "COALESCE(budget_reset_at, 9223372036854775807)",
+                        TeamOrder::Created => "created_at",
+                    };
+                    q.push(" ORDER BY ")
+                        .push(by)
+                        .push(if query.descending { " DESC" } else { " ASC" })
+                        .push(", team_id LIMIT ")
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .push(" OFFSET ")
+                        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+                    let rows = q.build_query_as::<TeamRecord>().fetch_all(&self.pool).await?;
+                    Ok((
+                        rows.into_iter().map(Into::into).collect(),
+                        u64::try_from(total).unwrap_or(0),
+                    ))
                 }
 
                 async fn update_team(

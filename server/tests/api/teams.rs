@@ -258,6 +258,9 @@ async fn team_list_pages_sorts_and_searches_on_the_server() {
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         }
     }
+    // Spend sorts use the committed figures: wait for the spend writer.
+    app.wait_for_logs("t-03", 3).await;
+    app.wait_for_logs("t-07", 1).await;
     let ids = |reply: &crate::helpers::Reply| -> Vec<String> {
         reply.body["teams"]
             .as_array()
@@ -316,6 +319,11 @@ async fn team_list_pages_sorts_and_searches_on_the_server() {
     );
     let none = app.get("/team/list?search=nobody").await;
     assert_eq!(none.body["total_count"], 0);
+    // LIKE's wildcards are searched for as text.
+    let literal = app.get("/team/list?search=t_0").await;
+    assert_eq!(literal.body["total_count"], 0, "{}", literal.body);
+    let percent = app.get("/team/list?search=%25").await;
+    assert_eq!(percent.body["total_count"], 0, "{}", percent.body);
 
     for (query, param) in [
         ("sort=bogus", "sort"),
