@@ -75,5 +75,7 @@ PY
 # named by their content's hash and stored brotli- and gzip-compressed beside the originals.
 build_release() {
   say "Building Gatehouse (release)"
-  (cd "$GATEHOUSE_ROOT" && cargo leptos build --release --precompress)
+  # cargo-leptos takes LEPTOS_SITE_ROOT from the environment: pin it to the site the tests
+  # and scripts/run serve.
+  (cd "$GATEHOUSE_ROOT" && LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build --release --precompress)
 }
