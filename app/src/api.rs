@@ -232,16 +232,10 @@ pub async fn refusals(query: RefusalsQuery) -> ApiResult<Refusals> {
     get("/spend/refusals", &params).await
 }
 
-pub async fn daily_spend(
-    team_id: String,
-    start_date: String,
-    end_date: String,
-) -> ApiResult<DailySpend> {
-    let query = [
-        ("team_id", team_id),
-        ("start_date", start_date),
-        ("end_date", end_date),
-    ];
+/// A team's spend per day over the last 30 days (the server's), split by `group_by` (`model`
+/// or `key`) unless it is empty.
+pub async fn daily_spend(team_id: String, group_by: String) -> ApiResult<DailySpend> {
+    let query = [("team_id", team_id), ("group_by", group_by)];
     get("/spend/daily", &query).await
 }
 

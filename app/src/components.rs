@@ -107,9 +107,16 @@ pub fn limit(value: Option<u64>) -> String {
     value.map_or_else(|| "—".to_string(), |n| n.to_string())
 }
 
-/// Spend against budget as a bar, with the figures as text.
+/// Spend against budget as a bar, with the figures as text; it follows the signals.
 #[component]
-pub fn BudgetBar(spend: f64, max_budget: Option<f64>) -> impl IntoView {
+pub fn BudgetBar(
+    #[prop(into)] spend: Signal<f64>,
+    #[prop(into)] max_budget: Signal<Option<f64>>,
+) -> impl IntoView {
+    move || budget_bar(spend.get(), max_budget.get())
+}
+
+fn budget_bar(spend: f64, max_budget: Option<f64>) -> AnyView {
     match max_budget {
         Some(max) if max > 0.0 => {
             let percent = (spend / max * 100.0).clamp(0.0, 100.0);
@@ -141,6 +148,15 @@ pub fn BudgetBar(spend: f64, max_budget: Option<f64>) -> impl IntoView {
         }
         _ => view! { <span class="figures">{format!("{} / no budget", usd(spend))}</span> }
             .into_any(),
+    }
+}
+
+/// A team's or key's status.
+pub fn status_badge(blocked: bool) -> AnyView {
+    if blocked {
+        view! { <span class="badge blocked">"Blocked"</span> }.into_any()
+    } else {
+        view! { <span class="badge active">"Active"</span> }.into_any()
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod components;
+pub mod live;
 pub mod pages;
 pub mod types;
 

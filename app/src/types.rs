@@ -167,6 +167,38 @@ pub struct TeamRef {
     pub team_id: String,
 }
 
+/// `GET /team/events` query: the teams to follow, comma-separated (100 at most).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamEventsQuery {
+    pub team_ids: String,
+}
+
+/// A team's live figures: each `budgets` event of `GET /team/events` is a list of these, for
+/// the followed teams whose figures changed (the first event: all of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamFigures {
+    pub team_id: String,
+    /// Spent in the current window, USD, across every instance.
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub budget_reset_at: Option<String>,
+    pub blocked: bool,
+}
+
+impl TeamFigures {
+    /// The figures a team's answer already holds.
+    pub fn of(team: &Team) -> Self {
+        Self {
+            team_id: team.team_id.clone(),
+            spend: team.budget.spend,
+            max_budget: team.budget.max_budget,
+            budget_reset_at: team.budget.budget_reset_at.clone(),
+            blocked: team.blocked,
+        }
+    }
+}
+
 /// `GET /team/info` query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TeamInfoQuery {
@@ -436,6 +468,8 @@ pub struct DailySpendQuery {
     pub team_id: String,
     pub start_date: Option<String>,
     pub end_date: Option<String>,
+    /// `model` or `key` (LiteLLM's `api_key` too): each day also split that way.
+    pub group_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -444,6 +478,9 @@ pub struct DailySpendEntry {
     pub spend: f64,
     pub requests: u64,
     pub tokens: u64,
+    /// With `group_by`: the day's spend per model or key, most spent first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<SpendGroup>>,
 }
 
 /// Every day of the range, days without requests at zero.

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { admin, expectAccessible, pageErrors, reload, screenshots, signIn } from './helpers';
+import { admin, expectAccessible, open, pageErrors, reload, screenshots, signIn } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -150,6 +150,9 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   });
   expect((await chat('gpt-4o-mini')).status()).toBe(200);
   expect((await chat('gpt-4o')).status()).toBe(401);
+  // The open page follows the team's spend (server-sent events): no reload.
+  await expect(page.locator('.card', { has: page.getByRole('heading', { name: 'Budget' }) }))
+    .toContainText('$0.000005 / $1.00');
 
   // The spend shows on the team page and in its chart once written (the writer commits
   // every 200 ms): reload until it does.
@@ -165,6 +168,23 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   await expect(page.getByRole('figure').getByRole('table')).toBeHidden();
   await screenshots(page, 'team');
   await expectAccessible(page);
+
+  // Each day split by model, then by key: the address says so (the server renders it), the
+  // legend and the figures name the parts.
+  const splits = page.getByRole('navigation', { name: 'Split the chart' });
+  const figure = page.getByRole('figure');
+  await splits.getByRole('link', { name: 'By model' }).click();
+  await expect(page).toHaveURL(/split=model/);
+  await expect(figure.locator('figcaption')).toContainText('gpt-4o-mini');
+  await splits.getByRole('link', { name: 'By key' }).click();
+  await expect(page).toHaveURL(/split=key/);
+  await expect(figure.locator('figcaption')).toContainText('laptop');
+  await expect(splits.getByRole('link', { name: 'By key' })).toHaveAttribute('aria-current', 'true');
+  await page.getByText('Daily figures').click();
+  await expect(figure.getByRole('columnheader', { name: 'laptop' })).toBeVisible();
+  await screenshots(page, 'team-split-by-key');
+  await expectAccessible(page);
+  await page.getByText('Daily figures').click();
 
   // Block and revoke from the keys table.
   await page.getByRole('button', { name: 'Block key laptop' }).click();
@@ -228,4 +248,31 @@ test('an expired session goes back to sign-in with a message', async ({ page, co
   await expect(page.getByLabel('Admin key')).toBeVisible();
   await screenshots(page, 'sign-in-expired');
   await expectAccessible(page);
+});
+
+test('the teams table follows spend and blocks made elsewhere, without a reload', async ({ page, request }) => {
+  const errors = pageErrors(page);
+  const id = `live-${Date.now()}`;
+  await admin(request, '/team/new', { team_id: id, team_alias: 'Live Team', max_budget: 1, models: ['gpt-4o-mini'] });
+  const { key } = await admin(request, '/key/generate', { team_id: id });
+  await signIn(page);
+  await open(page, `/?search=${id}`);
+  const row = page.getByRole('row', { name: /Live Team/ });
+  await expect(row).toContainText('$0.00 / $1.00');
+  await expect(row).toContainText('Active');
+
+  const chat = await request.post('/v1/chat/completions', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello from the browser test' }] },
+  });
+  expect(chat.status()).toBe(200);
+  await expect(row).toContainText('$0.000005 / $1.00');
+
+  // A block made by a script shows, and the row's button now unblocks.
+  await admin(request, '/team/block', { team_id: id });
+  await expect(row).toContainText('Blocked');
+  await row.getByRole('button', { name: 'Unblock Live Team' }).click();
+  await expect(page.getByRole('status')).toContainText(`Team ${id} unblocked.`);
+  await expect(row).toContainText('Active');
+  expect(errors).toEqual([]);
 });

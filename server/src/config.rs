@@ -84,6 +84,11 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: chrono::Duration,
 
+    /// How often the console's live streams (`/team/events`) send a heartbeat when nothing
+    /// changes, so proxies and load balancers do not close them as idle.
+    #[arg(long, env = "GATEHOUSE_EVENTS_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub events_heartbeat: chrono::Duration,
+
     /// How long a client has to send a request's whole body.
     #[arg(long, env = "GATEHOUSE_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub body_timeout: chrono::Duration,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod gate;
+pub mod live;
 pub mod metrics;
 pub mod notices;
 pub mod providers;
@@ -52,6 +53,7 @@ pub struct Running {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
     spend_writer: spend::SpendWriter,
+    live: Arc<live::LiveTeams>,
 }
 
 impl Running {
@@ -59,6 +61,7 @@ impl Running {
     /// the database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
+        self.live.close();
         self.task.await.context("server task")?;
         self.spend_writer.drain().await;
         self.storage.close().await;
@@ -183,6 +186,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         config.spend_durability,
         metrics.clone(),
     );
+    let live = live::LiveTeams::new(gate.clone(), to_std(config.events_heartbeat));
+    tokio::spawn(live.clone().run(std::time::Duration::from_secs(1)));
     let state = AppState {
         storage: storage.clone(),
         gate: gate.clone(),
@@ -200,6 +205,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             .metrics_token
             .as_deref()
             .map(|token| Arc::new(MasterKey::new(token))),
+        live: live.clone(),
     };
     // The console's pages and files (the .wasm above all) are compressed for the browser; the
     // API and proxy answers are not, to keep the request path lean.
@@ -247,6 +253,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         task,
         spend_writer,
         storage,
+        live,
     })
 }
 

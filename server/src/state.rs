@@ -1,5 +1,6 @@
 //! The state every handler shares.
 
+use crate::live::LiveTeams;
 use crate::{
     auth::Origins,
     gate::Gate,
@@ -34,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// May read /metrics besides the admin.
     pub metrics_token: Option<Arc<MasterKey>>,
+    /// The figures the console's open pages follow.
+    pub live: Arc<LiveTeams>,
 }
 
 impl AppState {

@@ -87,8 +87,74 @@ pub fn forecast(
     }
 }
 
+/// How many models or keys a split chart shows on their own; the rest are "Other".
+const SERIES: usize = 5;
+
+/// The parts a split chart stacks: the most spent groups over the range (named), then "Other".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub label: String,
+    /// Each day's spend of this part.
+    pub spend: Vec<f64>,
+}
+
+/// The stacked parts of `days` (none when they are not split), largest first.
+pub fn series(days: &[DailySpendEntry], names: &[(String, String)]) -> Vec<Series> {
+    let mut totals: Vec<(String, f64)> = Vec::new();
+    for group in days.iter().flat_map(|d| d.groups.iter().flatten()) {
+        match totals.iter_mut().find(|(id, _)| *id == group.id) {
+            Some((_, total)) => *total += group.spend,
+            None => totals.push((group.id.clone(), group.spend)),
+        }
+    }
+    totals.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let named: Vec<String> = totals
+        .iter()
+        .take(SERIES)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let spend_of = |day: &DailySpendEntry, wanted: Option<&str>| -> f64 {
+        day.groups
+            .iter()
+            .flatten()
+            .filter(|g| match wanted {
+                Some(id) => g.id == id,
+                None => !named.contains(&g.id),
+            })
+            .map(|g| g.spend)
+            .sum()
+    };
+    let label = |id: &str| {
+        names
+            .iter()
+            .find(|(known, _)| known == id)
+            .map_or_else(|| id.to_string(), |(_, name)| name.clone())
+    };
+    let mut parts: Vec<Series> = named
+        .iter()
+        .map(|id| Series {
+            label: label(id),
+            spend: days.iter().map(|d| spend_of(d, Some(id))).collect(),
+        })
+        .collect();
+    if totals.len() > SERIES {
+        parts.push(Series {
+            label: "Other".to_string(),
+            spend: days.iter().map(|d| spend_of(d, None)).collect(),
+        });
+    }
+    parts
+}
+
 #[component]
-pub fn SpendChart(days: Vec<DailySpendEntry>, max_budget: Option<f64>) -> impl IntoView {
+pub fn SpendChart(
+    days: Vec<DailySpendEntry>,
+    max_budget: Option<f64>,
+    /// Names for the groups of a split chart (keys by token); others show their id.
+    #[prop(optional)]
+    names: Vec<(String, String)>,
+) -> impl IntoView {
+    let parts = series(&days, &names);
     let n = days.len().max(1) as f64;
     let cumulative: Vec<f64> = days
         .iter()
@@ -108,17 +174,47 @@ pub fn SpendChart(days: Vec<DailySpendEntry>, max_budget: Option<f64>) -> impl I
     let slot = (WIDTH - PAD_LEFT) / n;
     let x = move |i: usize| PAD_LEFT + slot * i as f64;
     let y_total = move |v: f64| PAD_TOP + plot_h * (1.0 - v / top_total);
+    let height = move |spend: f64| plot_h * (spend / top_daily) * 0.6;
+    // One bar a day, or with a split, one stacked piece a part.
+    let bar = move |i: usize, bottom: f64, spend: f64, class: String, title: String| {
+        let h = height(spend);
+        view! {
+            <rect class=class x=format!("{:.1}", x(i) + slot * 0.15) y=format!("{:.1}", PAD_TOP + plot_h - bottom - h)
+                width=format!("{:.1}", slot * 0.7) height=format!("{h:.1}")>
+                <title>{title}</title>
+            </rect>
+        }
+    };
     let bars = days
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            let h = plot_h * (d.spend / top_daily) * 0.6;
-            view! {
-                <rect class="day-bar" x=format!("{:.1}", x(i) + slot * 0.15) y=format!("{:.1}", PAD_TOP + plot_h - h)
-                    width=format!("{:.1}", slot * 0.7) height=format!("{h:.1}")>
-                    <title>{format!("{}: {}", d.date, usd(d.spend))}</title>
-                </rect>
+        .flat_map(|(i, d)| {
+            if parts.is_empty() {
+                return vec![bar(
+                    i,
+                    0.0,
+                    d.spend,
+                    "day-bar".into(),
+                    format!("{}: {}", d.date, usd(d.spend)),
+                )];
             }
+            let mut bottom = 0.0;
+            parts
+                .iter()
+                .enumerate()
+                .filter(|(_, part)| part.spend[i] > 0.0)
+                .map(|(p, part)| {
+                    let piece = bar(
+                        i,
+                        bottom,
+                        part.spend[i],
+                        format!("day-bar series-{p}"),
+                        format!("{}, {}: {}", d.date, part.label, usd(part.spend[i])),
+                    );
+                    bottom += height(part.spend[i]);
+                    piece
+                })
+                .collect()
         })
         .collect_view();
     let line = cumulative
@@ -145,6 +241,31 @@ pub fn SpendChart(days: Vec<DailySpendEntry>, max_budget: Option<f64>) -> impl I
             usd(m)
         ))
     );
+    let legend = if parts.is_empty() {
+        view! { <span class="key key-bars">"Daily spend"</span> }.into_any()
+    } else {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(p, part)| view! { <span class=format!("key series-{p}")>{part.label.clone()}</span> })
+            .collect_view()
+            .into_any()
+    };
+    let part_heads = parts
+        .iter()
+        .map(|part| view! { <th scope="col">{part.label.clone()}</th> })
+        .collect_view();
+    let rows = days
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let pieces = parts
+                .iter()
+                .map(|part| view! { <td>{usd(part.spend[i])}</td> })
+                .collect_view();
+            view! { <tr><td>{d.date}</td><td>{usd(d.spend)}</td>{pieces}<td>{d.requests}</td><td>{d.tokens}</td></tr> }
+        })
+        .collect_view();
     view! {
         <figure class="chart">
             <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=label preserveAspectRatio="none">
@@ -157,20 +278,18 @@ pub fn SpendChart(days: Vec<DailySpendEntry>, max_budget: Option<f64>) -> impl I
                 <text class="axis" x=WIDTH - 70.0 y=HEIGHT - 8.0>{last.clone()}</text>
             </svg>
             <figcaption>
-                <span class="key key-bars">"Daily spend"</span>
+                {legend}
                 <span class="key key-cumulative">"Cumulative spend"</span>
                 {max_budget.map(|_| view! { <span class="key key-budget">"Budget"</span> })}
             </figcaption>
             <details>
                 <summary>"Daily figures"</summary>
-                <table>
-                    <thead><tr><th scope="col">"Date"</th><th scope="col">"Spend"</th><th scope="col">"Requests"</th><th scope="col">"Tokens"</th></tr></thead>
-                    <tbody>
-                        {days.into_iter().map(|d| view! {
-                            <tr><td>{d.date}</td><td>{usd(d.spend)}</td><td>{d.requests}</td><td>{d.tokens}</td></tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
+                <div class="scroll-x">
+                    <table>
+                        <thead><tr><th scope="col">"Date"</th><th scope="col">"Spend"</th>{part_heads}<th scope="col">"Requests"</th><th scope="col">"Tokens"</th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </div>
             </details>
         </figure>
     }
@@ -179,6 +298,7 @@ pub fn SpendChart(days: Vec<DailySpendEntry>, max_budget: Option<f64>) -> impl I
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::SpendGroup;
 
     fn day(date: &str, spend: f64) -> DailySpendEntry {
         DailySpendEntry {
@@ -186,6 +306,46 @@ mod tests {
             spend,
             requests: 1,
             tokens: 1,
+            groups: None,
+        }
+    }
+
+    fn split_day(date: &str, groups: &[(&str, f64)]) -> DailySpendEntry {
+        DailySpendEntry {
+            groups: Some(
+                groups
+                    .iter()
+                    .map(|(id, spend)| SpendGroup {
+                        id: id.to_string(),
+                        spend: *spend,
+                        requests: 1,
+                        tokens: 1,
+                    })
+                    .collect(),
+            ),
+            ..day(date, groups.iter().map(|(_, s)| s).sum())
+        }
+    }
+
+    #[test]
+    fn a_split_names_the_five_largest_parts_and_sums_the_rest() {
+        assert!(series(&[day("2026-11-01", 1.0)], &[]).is_empty());
+        let days = [
+            split_day("2026-11-01", &[("a", 1.0), ("b", 2.0), ("c", 3.0)]),
+            split_day(
+                "2026-11-02",
+                &[("d", 4.0), ("e", 5.0), ("f", 0.5), ("g", 0.25)],
+            ),
+        ];
+        let parts = series(&days, &[("e".to_string(), "laptop".to_string())]);
+        let labels: Vec<_> = parts.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["laptop", "d", "c", "b", "a", "Other"]);
+        assert_eq!(parts[0].spend, [0.0, 5.0]);
+        assert_eq!(parts[5].spend, [0.0, 0.75]);
+        // Each day's parts add up to the day.
+        for (i, d) in days.iter().enumerate() {
+            let sum: f64 = parts.iter().map(|p| p.spend[i]).sum();
+            assert!((sum - d.spend).abs() < 1e-12);
         }
     }
 

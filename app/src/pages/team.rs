@@ -4,9 +4,10 @@
 use crate::{
     api,
     components::{
-        limit, loading, number, optional, show, usd, when, BudgetBar, ConfirmButton, Session,
-        TextField,
+        limit, loading, number, optional, show, status_badge, usd, when, BudgetBar, ConfirmButton,
+        Session, TextField,
     },
+    live::Live,
     pages::{
         chart::{forecast, SpendChart},
         team_form::TeamForm,
@@ -14,7 +15,7 @@ use crate::{
     types::{GeneratedKey, KeyInfo, NewKey, Team, TeamInfo},
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 #[component]
 pub fn TeamPage() -> impl IntoView {
@@ -51,16 +52,21 @@ fn TeamView(
         .team_alias
         .clone()
         .unwrap_or_else(|| team.team_id.clone());
-    let remaining = team
-        .budget
-        .max_budget
-        .map(|max| (max - team.budget.spend).max(0.0));
-    let blocked = team.blocked;
+    let figures = Live::follow(std::slice::from_ref(&team)).team(&team);
+    let remaining = move || {
+        figures.with(|f| {
+            f.max_budget.map_or_else(
+                || "unlimited".to_string(),
+                |max| usd((max - f.spend).max(0.0)),
+            )
+        })
+    };
+    let blocked = move || figures.with(|f| f.blocked);
 
     let toggle_block = {
         let id = team.team_id.clone();
         move |_| {
-            let id = id.clone();
+            let (id, blocked) = (id.clone(), blocked());
             spawn_local(async move {
                 if let Err(err) = api::set_team_blocked(id, !blocked).await {
                     notice.set(Some(err.message));
@@ -98,9 +104,9 @@ fn TeamView(
             <div class="page-head">
                 <h1 id="team-title">{name.clone()}</h1>
                 <div class="row-actions">
-                    {if blocked { view! { <span class="badge blocked">"Blocked"</span> }.into_any() } else { view! { <span class="badge active">"Active"</span> }.into_any() }}
+                    {move || status_badge(blocked())}
                     <button type="button" class="secondary" on:click=move |_| editing.update(|e| *e = !*e)>"Edit team"</button>
-                    <button type="button" class="secondary" on:click=toggle_block>{if blocked { "Unblock team" } else { "Block team" }}</button>
+                    <button type="button" class="secondary" on:click=toggle_block>{move || if blocked() { "Unblock team" } else { "Block team" }}</button>
                     <ConfirmButton label="Delete team" name="Delete team".to_string() question="Delete this team and all its keys? "
                         confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>
                 </div>
@@ -115,11 +121,11 @@ fn TeamView(
             <div class="cards">
                 <div class="card">
                     <h2>"Budget"</h2>
-                    <BudgetBar spend=info.team.budget.spend max_budget=info.team.budget.max_budget/>
+                    <BudgetBar spend=Signal::derive(move || figures.with(|f| f.spend)) max_budget=Signal::derive(move || figures.with(|f| f.max_budget))/>
                     <dl>
-                        <dt>"Remaining"</dt><dd>{remaining.map_or_else(|| "unlimited".to_string(), usd)}</dd>
+                        <dt>"Remaining"</dt><dd>{remaining}</dd>
                         <dt>"Resets"</dt><dd>{info.team.budget.budget_duration.clone().unwrap_or_else(|| "never".into())}</dd>
-                        <dt>"Next reset"</dt><dd>{info.team.budget.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when)}</dd>
+                        <dt>"Next reset"</dt><dd>{move || figures.with(|f| f.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when))}</dd>
                     </dl>
                 </div>
                 <div class="card">
@@ -139,38 +145,71 @@ fn TeamView(
                     }}
                 </div>
             </div>
-            <SpendSection team=info.team.clone()/>
+            <SpendSection team=info.team.clone() keys=info.keys.clone()/>
             <KeysSection team=info.team.clone() keys=info.keys.clone() reload=reload notice=notice/>
         </section>
     }
 }
 
-/// The last 30 days of spend, charted, with the forecast.
+/// How the chart can split each day: `?split=` values and their labels.
+const SPLITS: [(&str, &str); 3] = [("", "Total"), ("model", "By model"), ("key", "By key")];
+
+/// The last 30 days of spend, charted (each day split by model or key when the address says
+/// `?split=model` or `?split=key`), with the forecast.
 #[component]
-fn SpendSection(team: Team) -> impl IntoView {
+fn SpendSection(team: Team, keys: Vec<KeyInfo>) -> impl IntoView {
+    let query = use_query_map();
+    let split = Memo::new(move |_| {
+        query.with(|q| {
+            q.get("split")
+                .filter(|s| SPLITS.iter().any(|(value, _)| value == s))
+                .unwrap_or_default()
+        })
+    });
     // The server's "today" decides the range: ask for its default (the last 30 days).
     let daily = Resource::new(
         {
             let id = team.team_id.clone();
-            move || id.clone()
+            move || (id.clone(), split.get())
         },
-        |id| api::daily_spend(id, String::new(), String::new()),
+        |(id, split)| api::daily_spend(id, split),
     );
+    // Keys by token, named as the keys table names them; a revoked key by its token.
+    let names: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| {
+            (
+                k.token.clone(),
+                k.key_alias.clone().unwrap_or_else(|| k.key_name.clone()),
+            )
+        })
+        .collect();
+    let base = format!("/teams/{}", team.team_id);
     view! {
         <section class="card" aria-labelledby="spend-title">
-            <h2 id="spend-title">"Spend, last 30 days"</h2>
-            <Suspense fallback=loading>
+            <div class="page-head">
+                <h2 id="spend-title">"Spend, last 30 days"</h2>
+                <nav class="segmented" aria-label="Split the chart">
+                    {SPLITS.iter().map(|(value, label)| {
+                        let href = api::with_query(&base, &[("split", value.to_string())]);
+                        view! {
+                            <a href=href aria-current=move || (split.get() == *value).then_some("true")>{*label}</a>
+                        }
+                    }).collect_view()}
+                </nav>
+            </div>
+            <Transition fallback=loading>
                 {move || {
-                    let team = team.clone();
+                    let (team, names) = (team.clone(), names.clone());
                     daily.get().map(move |result| show(result, move |daily| {
                         let outlook = forecast(&daily.days, team.budget.spend, team.budget.max_budget, team.budget.budget_reset_at.as_deref());
                         view! {
                             <p class="forecast">{outlook}</p>
-                            <SpendChart days=daily.days max_budget=team.budget.max_budget/>
+                            <SpendChart days=daily.days max_budget=team.budget.max_budget names=names/>
                         }.into_any()
                     }))
                 }}
-            </Suspense>
+            </Transition>
         </section>
     }
 }
@@ -249,7 +288,7 @@ fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) 
             <td>{key.key_alias.clone().unwrap_or_else(|| "—".into())}</td>
             <td>{usd(key.budget.spend)}</td>
             <td>{key.expires.as_deref().map_or_else(|| "never".to_string(), when)}</td>
-            <td>{if blocked { view! { <span class="badge blocked">"Blocked"</span> }.into_any() } else { view! { <span class="badge active">"Active"</span> }.into_any() }}</td>
+            <td>{status_badge(blocked)}</td>
             <td class="row-actions">
                 <button type="button" class="secondary" aria-label=format!("{} key {label}", if blocked { "Unblock" } else { "Block" }) on:click=toggle>
                     {if blocked { "Unblock" } else { "Block" }}

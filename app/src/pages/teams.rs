@@ -3,7 +3,10 @@
 
 use crate::{
     api,
-    components::{columns, limit, loading, show, when, BudgetBar, ConfirmButton, Pager, Session},
+    components::{
+        columns, limit, loading, show, status_badge, when, BudgetBar, ConfirmButton, Pager, Session,
+    },
+    live::Live,
     pages::team_form::TeamForm,
     types::{Team, TeamList, TeamListQuery},
 };
@@ -162,13 +165,14 @@ fn TeamTable(
     let page = list.current_page.unwrap_or(1);
     let pages = list.total_pages.unwrap_or(1);
     let shown = list.teams.len() as u64;
+    let live = Live::follow(&list.teams);
     let rows = if list.teams.is_empty() {
         view! { <tr><td colspan="8" class="empty">"No team matches the search."</td></tr> }
             .into_any()
     } else {
         list.teams
             .into_iter()
-            .map(|team| view! { <TeamRow team=team notice=notice editing=editing on_change=on_change/> })
+            .map(|team| view! { <TeamRow team=team live=live notice=notice editing=editing on_change=on_change/> })
             .collect_view()
             .into_any()
     };
@@ -189,6 +193,7 @@ fn TeamTable(
 #[component]
 fn TeamRow(
     team: Team,
+    live: Live,
     notice: RwSignal<Option<String>>,
     editing: RwSignal<Option<Team>>,
     on_change: Callback<()>,
@@ -198,11 +203,12 @@ fn TeamRow(
         .clone()
         .unwrap_or_else(|| team.team_id.clone());
     let id = team.team_id.clone();
-    let blocked = team.blocked;
+    let figures = live.team(&team);
+    let blocked = move || figures.with(|f| f.blocked);
     let toggle_block = {
         let id = id.clone();
         move |_| {
-            let id = id.clone();
+            let (id, blocked) = (id.clone(), blocked());
             spawn_local(async move {
                 match api::set_team_blocked(id.clone(), !blocked).await {
                     Ok(_) => notice.set(Some(format!(
@@ -233,7 +239,10 @@ fn TeamRow(
     } else {
         team.models.join(", ")
     };
-    let block_label = format!("{} {name}", if blocked { "Unblock" } else { "Block" });
+    let block_label = {
+        let name = name.clone();
+        move || format!("{} {name}", if blocked() { "Unblock" } else { "Block" })
+    };
     let display = name.clone();
     let edit_label = format!("Edit {name}");
     let edit = {
@@ -247,21 +256,15 @@ fn TeamRow(
                 <div class="team-id">{team.team_id.clone()}</div>
             </td>
             <td>{models}</td>
-            <td><BudgetBar spend=team.budget.spend max_budget=team.budget.max_budget/></td>
-            <td>{team.budget.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when)}</td>
+            <td><BudgetBar spend=Signal::derive(move || figures.with(|f| f.spend)) max_budget=Signal::derive(move || figures.with(|f| f.max_budget))/></td>
+            <td>{move || figures.with(|f| f.budget_reset_at.as_deref().map_or_else(|| "never".to_string(), when))}</td>
             <td>{limit(team.budget.tpm_limit)}</td>
             <td>{limit(team.budget.rpm_limit)}</td>
-            <td>
-                {if blocked {
-                    view! { <span class="badge blocked">"Blocked"</span> }.into_any()
-                } else {
-                    view! { <span class="badge active">"Active"</span> }.into_any()
-                }}
-            </td>
+            <td>{move || status_badge(blocked())}</td>
             <td class="row-actions">
                 <button type="button" class="secondary" aria-label=edit_label on:click=edit>"Edit"</button>
                 <button type="button" class="secondary" aria-label=block_label on:click=toggle_block>
-                    {if blocked { "Unblock" } else { "Block" }}
+                    {move || if blocked() { "Unblock" } else { "Block" }}
                 </button>
                 <ConfirmButton label="Delete" name=format!("Delete {name}") question="Delete this team and its keys? "
                     confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>

@@ -76,6 +76,15 @@ impl LevelConfig {
     }
 }
 
+/// What the console follows live of a team (money in nano-USD, times in Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeamFigures {
+    pub spend: i64,
+    pub max_budget: Option<i64>,
+    pub reset_at: Option<i64>,
+    pub blocked: bool,
+}
+
 /// A budget whose window has ended: storage resets it, once for the whole fleet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueReset {
@@ -391,6 +400,25 @@ impl Gate {
         // Without the counters (Redis unreachable), the caller shows the database's figure.
         let spend = self.admission.spend(&level).await?;
         Some((spend, reset_at))
+    }
+
+    /// A team's figures as the console shows them live: spend in the current window (from the
+    /// shared counters, so every instance's requests count), budget, next reset and block.
+    /// `None` for an unknown team, or while the counters cannot be read.
+    pub async fn team_figures(&self, id: &str) -> Option<TeamFigures> {
+        let (level, config) = {
+            let index = read(&self.index);
+            let team = index.teams.get(id)?;
+            let config = read(&team.config).clone();
+            (team.level.clone(), config)
+        };
+        let spend = self.admission.spend(&level).await?;
+        Some(TeamFigures {
+            spend,
+            max_budget: config.limits.max_budget,
+            reset_at: config.reset_at,
+            blocked: config.blocked,
+        })
     }
 
     /// Every team and key budget whose window has ended by now.

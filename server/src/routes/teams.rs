@@ -7,15 +7,18 @@ use crate::{
     state::AppState,
 };
 use app::types::{
-    NewTeam, Team, TeamDelete, TeamInfo, TeamInfoQuery, TeamList, TeamListQuery, TeamRef,
-    TeamUpdate, TeamUpdated, TeamsDeleted,
+    NewTeam, Team, TeamDelete, TeamEventsQuery, TeamInfo, TeamInfoQuery, TeamList, TeamListQuery,
+    TeamRef, TeamUpdate, TeamUpdated, TeamsDeleted,
 };
 use axum::{
     extract::State,
+    response::sse::{Event, KeepAlive, Sse},
     routing::{get, post},
     Json, Router,
 };
 use chrono::Utc;
+use futures_util::Stream;
+use std::convert::Infallible;
 
 type Db = State<AppState>;
 
@@ -24,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/team/new", post(create))
         .route("/team/list", get(list))
         .route("/team/info", get(info))
+        .route("/team/events", get(events))
         .route("/team/update", post(update))
         .route("/team/delete", post(delete))
         .route("/team/block", post(block))
@@ -55,6 +59,27 @@ async fn info(
         .await
         .map(Json)
         .map_err(ApiError::from)
+}
+
+/// Server-sent events: a `budgets` event with the followed teams' figures, then one whenever
+/// some change; a comment every heartbeat keeps an idle stream open.
+async fn events(
+    State(db): Db,
+    ApiQuery(query): ApiQuery<TeamEventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let watch = db.live.watch(teams::followed(&query.team_ids)?);
+    let heartbeat = db.live.heartbeat;
+    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
+        let figures: Vec<_> = watch
+            .next()
+            .await?
+            .into_iter()
+            .map(|(id, figures)| teams::figures_view(&id, figures))
+            .collect();
+        let event = Event::default().event("budgets").json_data(figures).ok()?;
+        Some((Ok(event), watch))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
 
 async fn update(

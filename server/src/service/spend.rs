@@ -3,7 +3,7 @@
 
 use super::Error;
 use super::{keys, money::nanos_to_usd, teams, validate, Ctx};
-use crate::storage::{GroupSpend, SpendFilter, SpendGrouping};
+use crate::storage::{DailySpend as DailySpendRow, GroupSpend, SpendFilter, SpendGrouping};
 use app::types::{
     DailySpend, DailySpendEntry, DailySpendQuery, RefusalCount, RefusalTotal, Refusals,
     RefusalsQuery, SpendGroup, SpendLogEntry, SpendLogList, SpendLogQuery, SpendSummary,
@@ -131,12 +131,35 @@ impl DayRange {
     }
 }
 
+/// What `/spend/daily`'s `group_by` splits each day by.
+fn split(group_by: Option<&str>) -> Result<Option<SpendGrouping>, Error> {
+    match group_by.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some("model") => Ok(Some(SpendGrouping::Model)),
+        Some("key" | "api_key") => Ok(Some(SpendGrouping::Key)),
+        Some(_) => Err(Error::invalid(
+            "group_by",
+            "group_by must be 'model' or 'key'".to_string(),
+        )),
+    }
+}
+
+fn group(row: &DailySpendRow) -> SpendGroup {
+    SpendGroup {
+        id: row.group_id.clone(),
+        spend: nanos_to_usd(row.spend),
+        requests: u64::try_from(row.requests).unwrap_or(0),
+        tokens: u64::try_from(row.tokens).unwrap_or(0),
+    }
+}
+
 pub async fn daily(
     ctx: Ctx<'_>,
     query: DailySpendQuery,
     today: NaiveDate,
 ) -> Result<DailySpend, Error> {
     let team = teams::existing(ctx, "team_id", &query.team_id).await?;
+    let split = split(query.group_by.as_deref())?;
     let range = DayRange::parse(
         query.start_date.as_deref(),
         query.end_date.as_deref(),
@@ -144,18 +167,32 @@ pub async fn daily(
     )?;
     let (start, end) = (range.start, range.end);
     let (from, to) = range.millis();
-    let rows = ctx.storage.daily_spend(&team.team_id, from, to).await?;
+    let rows = ctx
+        .storage
+        .daily_spend(&team.team_id, from, to, split)
+        .await?;
     let days = start
         .iter_days()
         .take_while(|d| *d <= end)
         .map(|d| {
-            let day = d.format("%Y-%m-%d").to_string();
-            let row = rows.iter().find(|r| r.day == day);
+            let date = d.format("%Y-%m-%d").to_string();
+            let parts: Vec<&DailySpendRow> = rows.iter().filter(|r| r.day == date).collect();
+            let sum = |field: fn(&DailySpendRow) -> i64| {
+                parts
+                    .iter()
+                    .fold(0i64, |total, r| total.saturating_add(field(r)))
+            };
+            let groups = split.map(|_| {
+                let mut groups: Vec<SpendGroup> = parts.iter().map(|r| group(r)).collect();
+                groups.sort_by(|a, b| b.spend.total_cmp(&a.spend).then(a.id.cmp(&b.id)));
+                groups
+            });
             DailySpendEntry {
-                spend: row.map_or(0.0, |r| nanos_to_usd(r.spend)),
-                requests: row.map_or(0, |r| u64::try_from(r.requests).unwrap_or(0)),
-                tokens: row.map_or(0, |r| u64::try_from(r.tokens).unwrap_or(0)),
-                date: day,
+                spend: nanos_to_usd(sum(|r| r.spend)),
+                requests: u64::try_from(sum(|r| r.requests)).unwrap_or(0),
+                tokens: u64::try_from(sum(|r| r.tokens)).unwrap_or(0),
+                groups,
+                date,
             }
         })
         .collect();

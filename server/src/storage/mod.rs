@@ -216,6 +216,8 @@ pub struct RefusalCount {
 pub struct DailySpend {
     /// `YYYY-MM-DD`.
     pub day: String,
+    /// The model or key of this part of the day, when split; empty otherwise.
+    pub group_id: String,
     pub spend: i64,
     pub requests: i64,
     pub tokens: i64,
@@ -227,6 +229,17 @@ pub enum SpendGrouping {
     Team,
     Model,
     Key,
+}
+
+impl SpendGrouping {
+    /// The spend log's column of the grouping.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Team => "team_id",
+            Self::Model => "model",
+            Self::Key => "key_id",
+        }
+    }
 }
 
 /// Spend of one group over a range.
@@ -303,12 +316,14 @@ pub trait Storage: Send + Sync {
         offset: u64,
         limit: u64,
     ) -> StorageResult<(Vec<SpendLog>, u64)>;
-    /// A team's spend per UTC day in `[from_ms, to_ms)`, days without requests left out.
+    /// A team's spend per UTC day in `[from_ms, to_ms)`, days without requests left out;
+    /// with `split`, per day and model or key.
     async fn daily_spend(
         &self,
         team_id: &str,
         from_ms: i64,
         to_ms: i64,
+        split: Option<SpendGrouping>,
     ) -> StorageResult<Vec<DailySpend>>;
 
     /// Spend in `[from_ms, to_ms)` per team, model or key, most spent first, `limit` groups.

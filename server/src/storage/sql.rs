@@ -595,18 +595,20 @@ macro_rules! sql_storage {
                     team_id: &str,
                     from_ms: i64,
                     to_ms: i64,
+                    split: Option<SpendGrouping>,
                 ) -> StorageResult<Vec<DailySpend>> {
-                    let mut q = QueryBuilder::<Db>::new(concat!(
-                        "SELECT ",
-                        $day,
-                        " AS day, CAST(SUM(cost) AS BIGINT) AS spend, COUNT(*) AS requests, \
+                    let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", $day, " AS day, "));
+                    q.push(split.map_or("''", SpendGrouping::column));
+                    q.push(
+                        " AS group_id, CAST(SUM(cost) AS BIGINT) AS spend, COUNT(*) AS requests, \
                          CAST(SUM(prompt_tokens + completion_tokens) AS BIGINT) AS tokens \
-                         FROM spend_logs WHERE team_id = "
-                    ));
+                         FROM spend_logs WHERE team_id = ",
+                    );
                     q.push_bind(team_id);
                     q.push(" AND ts_ms >= ").push_bind(from_ms);
                     q.push(" AND ts_ms < ").push_bind(to_ms);
-                    q.push(" GROUP BY 1 ORDER BY 1");
+                    q.push(if split.is_some() { " GROUP BY 1, 2" } else { " GROUP BY 1" });
+                    q.push(" ORDER BY 1, 2");
                     Ok(q.build_query_as::<DailySpend>().fetch_all(&self.pool).await?)
                 }
 
@@ -617,11 +619,7 @@ macro_rules! sql_storage {
                     to_ms: i64,
                     limit: u64,
                 ) -> StorageResult<Vec<GroupSpend>> {
-                    let column = match grouping {
-                        SpendGrouping::Team => "team_id",
-                        SpendGrouping::Model => "model",
-                        SpendGrouping::Key => "key_id",
-                    };
+                    let column = grouping.column();
                     let mut q = QueryBuilder::<Db>::new("SELECT ");
                     q.push(column).push(
                         " AS id, CAST(SUM(cost) AS BIGINT) AS spend, COUNT(*) AS requests, \

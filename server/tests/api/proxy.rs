@@ -479,6 +479,69 @@ async fn budget_reset_starts_a_new_window_and_never_twice() {
 }
 
 #[tokio::test]
+async fn a_teams_daily_spend_splits_by_model_and_by_key() {
+    let app = TestApp::spawn_gateway().await;
+    let first = team_key(&app, json!({"team_id": "t"}), json!({"key_alias": "a"})).await;
+    let second = app.generate_key(json!({"team_id": "t"})).await.body;
+    let second_token = second["token"].as_str().expect("token").to_string();
+    let second = second["key"].as_str().expect("key").to_string();
+    for (key, model) in [
+        (&first, "gpt-4o"),
+        (&second, "gpt-4o"),
+        (&second, "gpt-4o"),
+        (&first, "gpt-4o-mini"),
+    ] {
+        assert_eq!(app.chat(key, ask(model)).await.status, StatusCode::OK);
+    }
+    app.wait_for_logs("t", 4).await;
+    let today = app.clock.now().format("%Y-%m-%d").to_string();
+    let app = &app;
+    let day = |query: &str| {
+        let path = format!("/spend/daily?team_id=t&start_date={today}&end_date={today}{query}");
+        async move {
+            let reply = app.get(&path).await;
+            assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+            reply.body["days"][0].clone()
+        }
+    };
+
+    let total = day("").await;
+    assert_eq!(total["requests"], json!(4));
+    assert!(total.get("groups").is_none(), "{total}");
+
+    let by_model = day("&group_by=model").await;
+    assert_eq!(by_model["requests"], json!(4));
+    assert_eq!(by_model["spend"], total["spend"]);
+    let groups = by_model["groups"].as_array().expect("groups");
+    let names: Vec<_> = groups
+        .iter()
+        .map(|g| g["id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["gpt-4o", "gpt-4o-mini"], "most spent first");
+    assert_eq!(groups[0]["requests"], json!(3));
+    assert!(close(&groups[0]["spend"], 3.0 * COST));
+    let sum: f64 = groups.iter().filter_map(|g| g["spend"].as_f64()).sum();
+    assert!(close(&total["spend"], sum));
+
+    // LiteLLM's name for keys works too.
+    for split in ["key", "api_key"] {
+        let by_key = day(&format!("&group_by={split}")).await;
+        let groups = by_key["groups"].as_array().expect("groups");
+        assert_eq!(groups.len(), 2);
+        let second = groups
+            .iter()
+            .find(|g| g["id"] == second_token.as_str())
+            .expect("the second key");
+        assert_eq!(second["requests"], json!(2));
+        assert!(close(&second["spend"], 2.0 * COST));
+    }
+
+    let wrong = app.get("/spend/daily?team_id=t&group_by=team").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong.body["error"]["param"], "group_by");
+}
+
+#[tokio::test]
 async fn spend_read_api_validates_its_input() {
     let app = TestApp::spawn_gateway().await;
     app.new_team(json!({"team_id": "t"})).await;

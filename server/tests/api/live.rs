@@ -1,0 +1,160 @@
+//! `/team/events`: the console's live figures, as server-sent events.
+
+use crate::helpers::{TestApp, ADMIN_KEY};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// An open event stream, read block by block (a block: an event or a heartbeat comment).
+pub struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    pub async fn open(app: &TestApp, team_ids: &str) -> Self {
+        let response = app
+            .client
+            .get(format!("{}/team/events?team_ids={team_ids}", app.base))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("stream opened");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next block, waiting at most 10 s; `None` when the server ended the stream.
+    async fn block(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block = self.buffer[..end].to_string();
+                self.buffer.drain(..end + 2);
+                return Some(block);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("the stream sent something within 10 s")
+                .expect("the stream reads")?;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// The next `budgets` event's teams, skipping heartbeats.
+    pub async fn budgets(&mut self) -> Vec<Value> {
+        loop {
+            let block = self.block().await.expect("the stream is open");
+            if block.starts_with(':') {
+                continue;
+            }
+            let mut lines = block.lines();
+            assert_eq!(lines.next(), Some("event: budgets"), "{block}");
+            let data = lines
+                .next()
+                .and_then(|line| line.strip_prefix("data: "))
+                .expect("data");
+            return serde_json::from_str::<Vec<Value>>(data).expect("JSON list");
+        }
+    }
+}
+
+fn ask() -> Value {
+    json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5})
+}
+
+#[tokio::test]
+async fn an_open_stream_sees_spend_and_blocks_as_they_happen() {
+    let app = TestApp::spawn_gateway().await;
+    app.new_team(json!({"team_id": "t", "max_budget": 1.0, "budget_duration": "30d"}))
+        .await;
+    let key = app.generate_key(json!({"team_id": "t"})).await.body["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let mut events = Events::open(&app, "t,nobody,t").await;
+
+    // First: every followed team that exists, as it stands.
+    let first = events.budgets().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["team_id"], "t");
+    assert_eq!(first[0]["spend"], 0.0);
+    assert_eq!(first[0]["max_budget"], 1.0);
+    assert_eq!(first[0]["blocked"], false);
+    assert!(first[0]["budget_reset_at"].is_string());
+
+    // A request's cost arrives without asking again.
+    assert_eq!(app.chat(&key, ask()).await.status, StatusCode::OK);
+    let after = events.budgets().await;
+    assert_eq!(after[0]["team_id"], "t");
+    // 6 prompt and 5 completion tokens.
+    assert_eq!(after[0]["spend"], 0.000016);
+
+    // So does a block, and a new budget.
+    app.block_team("t").await;
+    assert_eq!(events.budgets().await[0]["blocked"], true);
+    app.update_team(json!({"team_id": "t", "max_budget": 2.0}))
+        .await;
+    let updated = events.budgets().await;
+    assert_eq!(updated[0]["max_budget"], 2.0);
+    assert_eq!(updated[0]["spend"], 0.000016);
+}
+
+#[tokio::test]
+async fn a_stream_is_for_the_admin_and_names_valid_teams() {
+    let app = TestApp::spawn().await;
+    let anonymous = app
+        .send(reqwest::Method::GET, "/team/events?team_ids=t", None, None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    anonymous.error_message();
+
+    let too_many = (0..101)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for query in [
+        "",
+        "?team_ids=",
+        "?team_ids=a,,b",
+        "?team_ids=%2Fetc",
+        "?team_ids=t&other=1",
+        &format!("?team_ids={too_many}"),
+    ] {
+        let reply = app.get(&format!("/team/events{query}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            reply.body
+        );
+        reply.error_message();
+    }
+}
+
+#[tokio::test]
+async fn an_idle_stream_gets_heartbeats() {
+    let app = TestApp::spawn_with(&["--events-heartbeat", "1s"]).await;
+    app.new_team(json!({"team_id": "t"})).await;
+    let mut events = Events::open(&app, "t").await;
+    events.budgets().await;
+    let next = events.block().await.expect("the stream is open");
+    assert!(next.starts_with(':'), "a comment, not an event: {next}");
+}
+
+#[tokio::test]
+async fn stopping_the_server_ends_open_streams() {
+    let app = TestApp::spawn().await;
+    app.new_team(json!({"team_id": "t"})).await;
+    let mut events = Events::open(&app, "t").await;
+    events.budgets().await;
+    // Without ending them the server would wait for its drain timeout (30 s).
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("stopped within 10 s");
+    assert_eq!(events.block().await, None);
+}
