@@ -114,14 +114,21 @@ test('the first HTML of the teams and team pages already holds their data', asyn
   const usage = await (await page.request.get('/usage')).text();
   expect(usage).toContain('Spend per team');
 
-  // Hydration takes the data over: no second request for it.
+  // Hydration takes the data over: no second request for it (only the live figures' stream
+  // opens).
   const asked: string[] = [];
-  page.on('request', (r) => { if (/\/(team|spend)\//.test(new URL(r.url()).pathname)) asked.push(r.url()); });
+  const streams: string[] = [];
+  page.on('request', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path === '/team/events') streams.push(r.url());
+    else if (/\/(team|spend)\//.test(path)) asked.push(r.url());
+  });
   const errors = watchForPageErrors(page);
   await open(page, `/teams/${teamId}`);
   await expect(page.getByRole('heading', { level: 1, name: 'Rendered team' })).toBeVisible();
   await page.waitForLoadState('networkidle');
   expect(asked).toEqual([]);
+  expect(streams).toEqual([expect.stringContaining(`team_ids=${teamId}`)]);
   expect(errors).toEqual([]);
 });
 

@@ -121,8 +121,8 @@ pub fn series(days: &[DailySpendEntry], names: &[(String, String)]) -> Vec<Serie
                 Some(id) => g.id == id,
                 None => !named.contains(&g.id),
             })
-            .map(|g| g.spend)
-            .sum()
+            // From +0.0: an empty float sum is -0.0, shown as "$-0.00".
+            .fold(0.0, |total, g| total + g.spend)
     };
     let label = |id: &str| {
         names
@@ -342,6 +342,10 @@ mod tests {
         assert_eq!(labels, ["laptop", "d", "c", "b", "a", "Other"]);
         assert_eq!(parts[0].spend, [0.0, 5.0]);
         assert_eq!(parts[5].spend, [0.0, 0.75]);
+        assert!(
+            parts[0].spend[0].is_sign_positive(),
+            "no -0.0 on a day without the part"
+        );
         // Each day's parts add up to the day.
         for (i, d) in days.iter().enumerate() {
             let sum: f64 = parts.iter().map(|p| p.spend[i]).sum();
