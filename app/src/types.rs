@@ -20,6 +20,7 @@ where
 /// A level's budget and limits as every endpoint shows them (teams, keys, and the levels to
 /// come): one shape, flattened into each level's answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Budget {
     pub max_budget: Option<f64>,
     /// Spent in the current window, USD.
@@ -105,6 +106,7 @@ macro_rules! budget_fields {
 
 /// A team as every endpoint returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Team {
     pub team_id: String,
     pub team_alias: Option<String>,
@@ -112,6 +114,7 @@ pub struct Team {
     pub models: Vec<String>,
     #[serde(flatten)]
     pub budget: Budget,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub metadata: Metadata,
     pub blocked: bool,
     pub created_at: String,
@@ -122,12 +125,14 @@ budget_fields! {
     new:
     /// `POST /team/new`.
     #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct NewTeam {
         /// Generated (a UUID) when absent.
         pub team_id: Option<String>,
         pub team_alias: Option<String>,
         pub models: Option<Vec<String>>,
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Metadata>,
         pub blocked: Option<bool>,
     }
@@ -137,6 +142,7 @@ budget_fields! {
     update:
     /// `POST /team/update`: only the fields present change; `null` clears a field.
     #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct TeamUpdate {
         pub team_id: String,
@@ -145,6 +151,7 @@ budget_fields! {
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         pub models: Option<Option<Vec<String>>>,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Option<Metadata>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub blocked: Option<bool>,
@@ -154,6 +161,7 @@ budget_fields! {
 /// `POST /team/update` answers with the team's fields and, as LiteLLM does, the same row
 /// under `data`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamUpdated {
     #[serde(flatten)]
     pub team: Team,
@@ -162,6 +170,7 @@ pub struct TeamUpdated {
 
 /// `{"team_id": ...}` for `/team/block` and `/team/unblock`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TeamRef {
     pub team_id: String,
@@ -169,6 +178,8 @@ pub struct TeamRef {
 
 /// `GET /team/events` query: the teams to follow, comma-separated (100 at most).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct TeamEventsQuery {
     pub team_ids: String,
@@ -177,6 +188,7 @@ pub struct TeamEventsQuery {
 /// A team's live figures: each `budgets` event of `GET /team/events` is a list of these, for
 /// the followed teams whose figures changed (the first event: all of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamFigures {
     pub team_id: String,
     /// Spent in the current window, USD, across every instance.
@@ -201,22 +213,27 @@ impl TeamFigures {
 
 /// `GET /team/info` query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct TeamInfoQuery {
     pub team_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TeamDelete {
     pub team_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamsDeleted {
     pub deleted_teams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamList {
     pub teams: Vec<Team>,
     /// Only when the list was asked for by page (`page`, `size`, `sort` or `search`).
@@ -234,6 +251,8 @@ pub struct TeamList {
 /// (share of the budget spent), `reset` (next budget reset) or `created`, each ascending, or
 /// descending with a leading `-` (`-spend`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct TeamListQuery {
     /// 1-based.
@@ -251,6 +270,7 @@ impl TeamListQuery {
 
 /// One key of a team, as `/team/info` lists it under `members`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamMember {
     pub user_id: Option<String>,
     /// The masked key, e.g. `sk-3fk2a9x0qz1m...Xy7Q`; the full key is never shown again.
@@ -263,6 +283,7 @@ pub struct TeamMember {
 /// `GET /team/info`: the team's fields at the top level (the spec) plus LiteLLM's
 /// `team_info` and `keys`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamInfo {
     #[serde(flatten)]
     pub team: Team,
@@ -273,6 +294,7 @@ pub struct TeamInfo {
 
 /// A virtual key as every endpoint but `/key/generate` returns it: never the secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     /// The key's public id; accepted wherever an endpoint takes a key.
     pub token: String,
@@ -285,6 +307,7 @@ pub struct KeyInfo {
     pub models: Vec<String>,
     #[serde(flatten)]
     pub budget: Budget,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub metadata: Metadata,
     pub blocked: bool,
     /// Expiry (RFC 3339, UTC); null when the key never expires.
@@ -297,6 +320,7 @@ budget_fields! {
     new:
     /// `POST /key/generate`.
     #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct NewKey {
         pub team_id: Option<String>,
@@ -305,6 +329,7 @@ budget_fields! {
         /// How long the key lives, e.g. `30d`; null or absent: forever.
         pub duration: Option<String>,
         pub key_alias: Option<String>,
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Metadata>,
         pub blocked: Option<bool>,
     }
@@ -312,6 +337,7 @@ budget_fields! {
 
 /// `POST /key/generate` answers with the secret key, this once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GeneratedKey {
     pub key: String,
     #[serde(flatten)]
@@ -323,6 +349,7 @@ budget_fields! {
     /// `POST /key/update`: `key` names the key (the secret or its `token`); only the other
     /// fields present change; `null` clears a field.
     #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct KeyUpdate {
         pub key: String,
@@ -336,6 +363,7 @@ budget_fields! {
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         pub duration: Option<Option<String>>,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Option<Metadata>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub blocked: Option<bool>,
@@ -344,6 +372,8 @@ budget_fields! {
 
 /// `{"key": ...}` for `/key/block` and `/key/unblock`, and the `/key/info` query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct KeyRef {
     pub key: String,
@@ -351,6 +381,7 @@ pub struct KeyRef {
 
 /// `GET /key/info`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct KeyInfoResponse {
     pub key: String,
     pub info: KeyInfo,
@@ -358,6 +389,8 @@ pub struct KeyInfoResponse {
 
 /// `GET /key/list` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct KeyListQuery {
     pub team_id: Option<String>,
@@ -368,6 +401,7 @@ pub struct KeyListQuery {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct KeyList {
     pub keys: Vec<KeyInfo>,
     pub total_count: u64,
@@ -376,6 +410,7 @@ pub struct KeyList {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyDelete {
     pub keys: Vec<String>,
@@ -383,29 +418,34 @@ pub struct KeyDelete {
 
 /// The `token`s of the deleted keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct KeysDeleted {
     pub deleted_keys: Vec<String>,
 }
 
 /// `POST /session/login`: the admin key, exchanged for an HttpOnly session cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Session {
     pub expires_at: String,
 }
 
 /// The body of every error: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub message: String,
     #[serde(rename = "type")]
@@ -417,6 +457,8 @@ pub struct ErrorDetail {
 
 /// `GET /spend/logs` query: filters and a page; `start`/`end` are RFC 3339 times or dates.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct SpendLogQuery {
     pub team_id: Option<String>,
@@ -435,6 +477,7 @@ pub struct SpendLogQuery {
 
 /// One proxied request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SpendLogEntry {
     pub request_id: String,
     pub time: String,
@@ -453,6 +496,7 @@ pub struct SpendLogEntry {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SpendLogList {
     pub logs: Vec<SpendLogEntry>,
     pub total_count: u64,
@@ -463,6 +507,8 @@ pub struct SpendLogList {
 /// `GET /spend/daily` query: dates `YYYY-MM-DD` (UTC), both included; the last 30 days by
 /// default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct DailySpendQuery {
     pub team_id: String,
@@ -473,6 +519,7 @@ pub struct DailySpendQuery {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DailySpendEntry {
     pub date: String,
     pub spend: f64,
@@ -485,6 +532,7 @@ pub struct DailySpendEntry {
 
 /// Every day of the range, days without requests at zero.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DailySpend {
     pub team_id: String,
     pub start_date: String,
@@ -494,17 +542,20 @@ pub struct DailySpend {
 
 /// `GET /model/info`: the models this gateway serves, with their prices.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelList {
     pub data: Vec<ModelEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelEntry {
     pub model_name: String,
     pub model_info: ModelPrice,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelPrice {
     /// USD per token.
     pub input_cost_per_token: f64,
@@ -516,6 +567,8 @@ pub struct ModelPrice {
 
 /// `GET /spend/summary` query: UTC dates, both included; the last 30 days by default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct SpendSummaryQuery {
     pub start_date: Option<String>,
@@ -524,6 +577,7 @@ pub struct SpendSummaryQuery {
 
 /// Spend of one team, model or key over the range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SpendGroup {
     /// Team id, model name or key token.
     pub id: String,
@@ -534,6 +588,7 @@ pub struct SpendGroup {
 
 /// Every team's spend over the range, and the top models and keys by spend.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SpendSummary {
     pub start_date: String,
     pub end_date: String,
@@ -544,6 +599,8 @@ pub struct SpendSummary {
 
 /// `GET /spend/refusals` query: RFC 3339 times or dates; the last 24 hours by default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct RefusalsQuery {
     pub start: Option<String>,
@@ -552,6 +609,7 @@ pub struct RefusalsQuery {
 
 /// Requests refused in one minute by one level for one reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RefusalCount {
     /// The minute's start, RFC 3339.
     pub minute: String,
@@ -564,6 +622,7 @@ pub struct RefusalCount {
 
 /// The range's refusals per level and reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RefusalTotal {
     pub level: String,
     pub reason: String,
@@ -572,6 +631,7 @@ pub struct RefusalTotal {
 
 /// Refusals over a range: per minute, and totals (most first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Refusals {
     pub start: String,
     pub end: String,

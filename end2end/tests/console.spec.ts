@@ -166,3 +166,13 @@ test('the bundle arrives compressed, under 400 KiB, and is cached for good', asy
   // The page itself is checked on every visit.
   expect((await request.get('/')).headers()['cache-control']).toBe('no-cache');
 });
+
+test('the API reference at /docs shows the OpenAPI document under its own policy', async ({ page }) => {
+  const errors = watchForPageErrors(page);
+  const response = await page.goto('/docs/');
+  expect(response?.headers()['content-security-policy']).toContain("script-src 'self';");
+  await expect(page.getByRole('heading', { name: /Gatehouse/ })).toBeVisible();
+  await expect(page.getByText('/team/new', { exact: true })).toBeVisible();
+  await expect(page.getByText('/v1/chat/completions', { exact: true })).toBeVisible();
+  expect(errors).toEqual([]);
+});

@@ -10,26 +10,26 @@ use app::types::{
     GeneratedKey, KeyDelete, KeyInfo, KeyInfoResponse, KeyList, KeyListQuery, KeyRef, KeyUpdate,
     KeysDeleted, NewKey,
 };
-use axum::{
-    extract::State,
-    routing::{get, post},
-    Json, Router,
-};
+use axum::{extract::State, Json};
 use chrono::Utc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 type Db = State<AppState>;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/key/generate", post(generate))
-        .route("/key/info", get(info))
-        .route("/key/list", get(list))
-        .route("/key/update", post(update))
-        .route("/key/delete", post(delete))
-        .route("/key/block", post(block))
-        .route("/key/unblock", post(unblock))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(generate))
+        .routes(routes!(info))
+        .routes(routes!(list))
+        .routes(routes!(update))
+        .routes(routes!(delete))
+        .routes(routes!(block))
+        .routes(routes!(unblock))
 }
 
+/// Issues a virtual key in a team: the secret is in this answer only.
+#[utoipa::path(post, path = "/key/generate", tag = "keys", request_body = NewKey,
+    responses((status = 200, description = "The key, with its secret", body = GeneratedKey)))]
 async fn generate(
     State(db): Db,
     ApiJson(req): ApiJson<NewKey>,
@@ -40,6 +40,9 @@ async fn generate(
         .map_err(ApiError::from)
 }
 
+/// A key, named by its secret or its token.
+#[utoipa::path(get, path = "/key/info", tag = "keys", params(KeyRef),
+    responses((status = 200, description = "The key", body = KeyInfoResponse)))]
 async fn info(
     State(db): Db,
     ApiQuery(q): ApiQuery<KeyRef>,
@@ -51,6 +54,9 @@ async fn info(
     }))
 }
 
+/// A page of keys, by team or user.
+#[utoipa::path(get, path = "/key/list", tag = "keys", params(KeyListQuery),
+    responses((status = 200, description = "The keys", body = KeyList)))]
 async fn list(
     State(db): Db,
     ApiQuery(q): ApiQuery<KeyListQuery>,
@@ -61,6 +67,9 @@ async fn list(
         .map_err(ApiError::from)
 }
 
+/// Changes the fields present; `null` clears one.
+#[utoipa::path(post, path = "/key/update", tag = "keys", request_body = KeyUpdate,
+    responses((status = 200, description = "The key as changed", body = KeyInfo)))]
 async fn update(
     State(db): Db,
     ApiJson(req): ApiJson<KeyUpdate>,
@@ -71,6 +80,9 @@ async fn update(
         .map_err(ApiError::from)
 }
 
+/// Revokes keys.
+#[utoipa::path(post, path = "/key/delete", tag = "keys", request_body = KeyDelete,
+    responses((status = 200, description = "The revoked keys", body = KeysDeleted)))]
 async fn delete(
     State(db): Db,
     ApiJson(req): ApiJson<KeyDelete>,
@@ -79,6 +91,9 @@ async fn delete(
     Ok(Json(KeysDeleted { deleted_keys }))
 }
 
+/// Blocks a key until it is unblocked.
+#[utoipa::path(post, path = "/key/block", tag = "keys", request_body = KeyRef,
+    responses((status = 200, description = "The key", body = KeyInfo)))]
 async fn block(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
     keys::set_blocked(db.ctx(), &req.key, true, Utc::now())
         .await
@@ -86,6 +101,9 @@ async fn block(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyI
         .map_err(ApiError::from)
 }
 
+/// Unblocks a key.
+#[utoipa::path(post, path = "/key/unblock", tag = "keys", request_body = KeyRef,
+    responses((status = 200, description = "The key", body = KeyInfo)))]
 async fn unblock(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
     keys::set_blocked(db.ctx(), &req.key, false, Utc::now())
         .await

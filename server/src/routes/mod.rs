@@ -4,6 +4,7 @@ mod health;
 mod keys;
 mod metrics;
 mod models;
+pub mod openapi;
 mod proxy;
 mod session;
 mod spend;
@@ -11,6 +12,7 @@ mod teams;
 
 use crate::{auth::Admin, error::ApiError, state::AppState};
 use axum::{extract::DefaultBodyLimit, middleware, Router};
+use utoipa_axum::router::OpenApiRouter;
 
 /// Admin request bodies are small JSON documents.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -27,6 +29,8 @@ pub const API_PREFIXES: &[&str] = &[
     "/embeddings",
     "/models",
     "/metrics",
+    "/openapi.json",
+    "/docs",
 ];
 
 /// Paths of the OpenAI-compatible proxy.
@@ -34,8 +38,10 @@ pub fn is_proxy_path(path: &str) -> bool {
     path.starts_with("/v1/") || matches!(path, "/chat/completions" | "/embeddings" | "/models")
 }
 
+/// The API's routes and their OpenAPI document, built together from the handlers'
+/// annotations: a route cannot be mounted without being described.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let admin = Router::new()
+    let admin = OpenApiRouter::new()
         .merge(teams::router())
         .merge(keys::router())
         .merge(spend::router())
@@ -43,13 +49,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_extractor_with_state::<Admin, AppState>(
             state.clone(),
         ));
-    Router::new()
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::base())
         .merge(admin)
         .merge(session::router())
         .merge(health::router())
         .merge(metrics::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(proxy::router())
+        .split_for_parts();
+    routes
+        .merge(openapi::serve(openapi::finish(document, &proxy::ALIASES)))
         .method_not_allowed_fallback(method_not_allowed)
 }
 

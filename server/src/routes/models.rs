@@ -2,12 +2,16 @@
 
 use crate::{providers::catalog::picos_to_usd, state::AppState};
 use app::types::{ModelEntry, ModelList, ModelPrice};
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, Json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/model/info", get(info))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(info))
 }
 
+/// The models this gateway serves, with their prices.
+#[utoipa::path(get, path = "/model/info", tag = "models",
+    responses((status = 200, description = "The models", body = ModelList)))]
 async fn info(State(state): State<AppState>) -> Json<ModelList> {
     let data = state
         .models

@@ -21,22 +21,31 @@ use axum::{
     http::{header, HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Json, Router,
+    Json,
 };
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Chat requests may carry images and long contexts.
 const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/chat/completions", post(chat))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/embeddings", post(embeddings))
-        .route("/v1/models", get(models))
-        .route("/models", get(models))
+/// Each `/v1/...` path is also served without its prefix, as OpenAI's clients and LiteLLM allow
+/// (the document lists both).
+pub const ALIASES: [(&str, &str); 3] = [
+    ("/v1/chat/completions", "/chat/completions"),
+    ("/v1/embeddings", "/embeddings"),
+    ("/v1/models", "/models"),
+];
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat))
+        .routes(routes!(embeddings))
+        .routes(routes!(models))
+        .route(ALIASES[0].1, post(chat))
+        .route(ALIASES[1].1, post(embeddings))
+        .route(ALIASES[2].1, get(models))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PROXY_BODY_BYTES))
 }
 
@@ -50,6 +59,11 @@ fn ctx(state: &AppState) -> ProxyCtx<'_> {
     }
 }
 
+/// OpenAI's chat completions, with a virtual key; `"stream": true` answers server-sent events.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "proxy",
+    request_body(content = Object, description = "OpenAI's chat completion request"),
+    responses((status = 200, description = "OpenAI's chat completion, or its stream of chunks",
+        content((Object = "application/json"), (String = "text/event-stream")))))]
 async fn chat(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -59,6 +73,10 @@ async fn chat(
     forward(&state, peer, &headers, &body, Endpoint::Chat).await
 }
 
+/// OpenAI's embeddings, with a virtual key.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "proxy",
+    request_body(content = Object, description = "OpenAI's embeddings request"),
+    responses((status = 200, description = "OpenAI's embeddings answer", body = Object)))]
 async fn embeddings(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -164,6 +182,9 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
     headers
 }
 
+/// The models the virtual key may use, as OpenAI lists models.
+#[utoipa::path(get, path = "/v1/models", tag = "proxy",
+    responses((status = 200, description = "OpenAI's model list", body = Object)))]
 async fn models(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -14,16 +14,16 @@ use axum::{
     extract::{ConnectInfo, State},
     http::{header, HeaderMap},
     response::{IntoResponse, Response},
-    routing::post,
-    Json, Router,
+    Json,
 };
 use chrono::Utc;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/session/login", post(login))
-        .route("/session/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
 }
 
 fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
@@ -33,6 +33,9 @@ fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
     )
 }
 
+/// Signs the console in with the admin key: an HttpOnly session cookie.
+#[utoipa::path(post, path = "/session/login", tag = "session", security(()), request_body = Login,
+    responses((status = 200, description = "Signed in; the cookie is set", body = Session)))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -67,6 +70,10 @@ async fn login(
     Ok(([(header::SET_COOKIE, set_cookie)], Json(body)).into_response())
 }
 
+/// Ends the session of the cookie sent, if any.
+#[utoipa::path(post, path = "/session/logout", tag = "session", security(()),
+    responses((status = 200, description = "Signed out", body = Object,
+        example = json!({"signed_out": true}))))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
         // Another site must not be able to sign the admin out either.

@@ -5,16 +5,20 @@ use app::types::{
     DailySpend, DailySpendQuery, Refusals, RefusalsQuery, SpendLogList, SpendLogQuery,
     SpendSummary, SpendSummaryQuery,
 };
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, Json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/spend/logs", get(logs))
-        .route("/spend/daily", get(daily))
-        .route("/spend/summary", get(summary))
-        .route("/spend/refusals", get(refusals))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(logs))
+        .routes(routes!(daily))
+        .routes(routes!(summary))
+        .routes(routes!(refusals))
 }
 
+/// The request log, newest first, filtered and paged.
+#[utoipa::path(get, path = "/spend/logs", tag = "spend", params(SpendLogQuery),
+    responses((status = 200, description = "A page of the log", body = SpendLogList)))]
 async fn logs(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SpendLogQuery>,
@@ -25,6 +29,9 @@ async fn logs(
         .map_err(ApiError::from)
 }
 
+/// A team's spend per day, optionally split by model or key.
+#[utoipa::path(get, path = "/spend/daily", tag = "spend", params(DailySpendQuery),
+    responses((status = 200, description = "Every day of the range", body = DailySpend)))]
 async fn daily(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DailySpendQuery>,
@@ -36,6 +43,9 @@ async fn daily(
         .map_err(ApiError::from)
 }
 
+/// Spend per team, and the top models and keys, over a range.
+#[utoipa::path(get, path = "/spend/summary", tag = "spend", params(SpendSummaryQuery),
+    responses((status = 200, description = "The summary", body = SpendSummary)))]
 async fn summary(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SpendSummaryQuery>,
@@ -47,6 +57,9 @@ async fn summary(
         .map_err(ApiError::from)
 }
 
+/// Refused requests per minute, level and reason.
+#[utoipa::path(get, path = "/spend/refusals", tag = "spend", params(RefusalsQuery),
+    responses((status = 200, description = "The refusals", body = Refusals)))]
 async fn refusals(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<RefusalsQuery>,

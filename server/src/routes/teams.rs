@@ -7,33 +7,36 @@ use crate::{
     state::AppState,
 };
 use app::types::{
-    NewTeam, Team, TeamDelete, TeamEventsQuery, TeamInfo, TeamInfoQuery, TeamList, TeamListQuery,
-    TeamRef, TeamUpdate, TeamUpdated, TeamsDeleted,
+    NewTeam, Team, TeamDelete, TeamEventsQuery, TeamFigures, TeamInfo, TeamInfoQuery, TeamList,
+    TeamListQuery, TeamRef, TeamUpdate, TeamUpdated, TeamsDeleted,
 };
 use axum::{
     extract::State,
     response::sse::{Event, KeepAlive, Sse},
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use chrono::Utc;
 use futures_util::Stream;
 use std::convert::Infallible;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 type Db = State<AppState>;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/team/new", post(create))
-        .route("/team/list", get(list))
-        .route("/team/info", get(info))
-        .route("/team/events", get(events))
-        .route("/team/update", post(update))
-        .route("/team/delete", post(delete))
-        .route("/team/block", post(block))
-        .route("/team/unblock", post(unblock))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(info))
+        .routes(routes!(events))
+        .routes(routes!(update))
+        .routes(routes!(delete))
+        .routes(routes!(block))
+        .routes(routes!(unblock))
 }
 
+/// Creates a team.
+#[utoipa::path(post, path = "/team/new", tag = "teams", request_body = NewTeam,
+    responses((status = 200, description = "The new team", body = Team)))]
 async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Team>, ApiError> {
     teams::create(db.ctx(), req, Utc::now())
         .await
@@ -41,6 +44,9 @@ async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Te
         .map_err(ApiError::from)
 }
 
+/// Lists teams: all of them, or a page (`page`, `size`, `sort`, `search`).
+#[utoipa::path(get, path = "/team/list", tag = "teams", params(TeamListQuery),
+    responses((status = 200, description = "The teams", body = TeamList)))]
 async fn list(
     State(db): Db,
     ApiQuery(query): ApiQuery<TeamListQuery>,
@@ -51,6 +57,9 @@ async fn list(
         .map_err(ApiError::from)
 }
 
+/// A team with its keys and members.
+#[utoipa::path(get, path = "/team/info", tag = "teams", params(TeamInfoQuery),
+    responses((status = 200, description = "The team", body = TeamInfo)))]
 async fn info(
     State(db): Db,
     ApiQuery(q): ApiQuery<TeamInfoQuery>,
@@ -63,6 +72,10 @@ async fn info(
 
 /// Server-sent events: a `budgets` event with the followed teams' figures, then one whenever
 /// some change; a comment every heartbeat keeps an idle stream open.
+#[utoipa::path(get, path = "/team/events", tag = "teams", params(TeamEventsQuery),
+    responses((status = 200, description = "A stream of `budgets` events, each a JSON list of \
+        the followed teams whose figures changed (the first: all of them)",
+        content((Vec<TeamFigures> = "text/event-stream")))))]
 async fn events(
     State(db): Db,
     ApiQuery(query): ApiQuery<TeamEventsQuery>,
@@ -82,6 +95,9 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
 
+/// Changes the fields present; `null` clears one.
+#[utoipa::path(post, path = "/team/update", tag = "teams", request_body = TeamUpdate,
+    responses((status = 200, description = "The team as changed", body = TeamUpdated)))]
 async fn update(
     State(db): Db,
     ApiJson(req): ApiJson<TeamUpdate>,
@@ -93,6 +109,9 @@ async fn update(
     }))
 }
 
+/// Deletes teams and their keys.
+#[utoipa::path(post, path = "/team/delete", tag = "teams", request_body = TeamDelete,
+    responses((status = 200, description = "The deleted teams", body = TeamsDeleted)))]
 async fn delete(
     State(db): Db,
     ApiJson(req): ApiJson<TeamDelete>,
@@ -101,6 +120,9 @@ async fn delete(
     Ok(Json(TeamsDeleted { deleted_teams }))
 }
 
+/// Blocks a team: its keys are refused until it is unblocked.
+#[utoipa::path(post, path = "/team/block", tag = "teams", request_body = TeamRef,
+    responses((status = 200, description = "The team", body = Team)))]
 async fn block(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
     teams::set_blocked(db.ctx(), &req.team_id, true, Utc::now())
         .await
@@ -108,6 +130,9 @@ async fn block(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Tea
         .map_err(ApiError::from)
 }
 
+/// Unblocks a team.
+#[utoipa::path(post, path = "/team/unblock", tag = "teams", request_body = TeamRef,
+    responses((status = 200, description = "The team", body = Team)))]
 async fn unblock(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
     teams::set_blocked(db.ctx(), &req.team_id, false, Utc::now())
         .await

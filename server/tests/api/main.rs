@@ -13,6 +13,7 @@ mod helpers;
 mod keys;
 mod live;
 mod metrics;
+mod openapi;
 mod outages;
 mod proxy;
 mod teams;
