@@ -176,13 +176,39 @@ pub struct TeamRef {
     pub team_id: String,
 }
 
-/// `GET /team/events` query: the teams to follow, comma-separated (100 at most).
+/// `GET /team/events` query: the teams and keys to follow (100 of each at most, one at least).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
 #[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct TeamEventsQuery {
-    pub team_ids: String,
+    /// Teams by id, comma-separated.
+    pub team_ids: Option<String>,
+    /// Keys by token, comma-separated.
+    pub keys: Option<String>,
+}
+
+/// What a live stream tells of a team or key: spend in the current window (USD, across every
+/// instance), budget, next reset and block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LiveFigures {
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub budget_reset_at: Option<String>,
+    pub blocked: bool,
+}
+
+impl LiveFigures {
+    /// The figures an answer already holds.
+    pub fn of(budget: &Budget, blocked: bool) -> Self {
+        Self {
+            spend: budget.spend,
+            max_budget: budget.max_budget,
+            budget_reset_at: budget.budget_reset_at.clone(),
+            blocked,
+        }
+    }
 }
 
 /// A team's live figures: each `budgets` event of `GET /team/events` is a list of these, for
@@ -191,24 +217,17 @@ pub struct TeamEventsQuery {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamFigures {
     pub team_id: String,
-    /// Spent in the current window, USD, across every instance.
-    pub spend: f64,
-    pub max_budget: Option<f64>,
-    pub budget_reset_at: Option<String>,
-    pub blocked: bool,
+    #[serde(flatten)]
+    pub figures: LiveFigures,
 }
 
-impl TeamFigures {
-    /// The figures a team's answer already holds.
-    pub fn of(team: &Team) -> Self {
-        Self {
-            team_id: team.team_id.clone(),
-            spend: team.budget.spend,
-            max_budget: team.budget.max_budget,
-            budget_reset_at: team.budget.budget_reset_at.clone(),
-            blocked: team.blocked,
-        }
-    }
+/// A key's live figures: each `keys` event of `GET /team/events` is a list of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct KeyFigures {
+    pub token: String,
+    #[serde(flatten)]
+    pub figures: LiveFigures,
 }
 
 /// `GET /team/info` query.

@@ -150,9 +150,16 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   });
   expect((await chat('gpt-4o-mini')).status()).toBe(200);
   expect((await chat('gpt-4o')).status()).toBe(401);
-  // The open page follows the team's spend (server-sent events): no reload.
+  // The open page follows the team's and the key's spend and status (server-sent events): no
+  // reload.
   await expect(page.locator('.card', { has: page.getByRole('heading', { name: 'Budget' }) }))
     .toContainText('$0.000005 / $1.00');
+  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('$0.000005');
+  await admin(request, '/key/block', { key });
+  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('Blocked');
+  await expect(page.getByRole('button', { name: 'Unblock key laptop' })).toBeVisible();
+  await admin(request, '/key/unblock', { key });
+  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('Active');
 
   // The spend shows on the team page and in its chart once written (the writer commits
   // every 200 ms): reload until it does.

@@ -1,12 +1,12 @@
-//! Live figures for the console's open pages: each team's spend, budget, next reset and block,
-//! read from the counters the request path charges (Redis in a fleet, so every instance's
-//! spend shows on every instance's pages).
+//! Live figures for the console's open pages: each team's and key's spend, budget, next reset
+//! and block, read from the counters the request path charges (Redis in a fleet, so every
+//! instance's spend shows on every instance's pages).
 //!
-//! However many pages are open, an instance reads each watched team once per period: one
+//! However many pages are open, an instance reads each watched level once per period: one
 //! task reads the union of what the pages watch and publishes it; each page's stream sends
-//! only what changed for its own teams.
+//! only what changed for its own teams and keys.
 
-use crate::gate::{Gate, TeamFigures};
+use crate::gate::{admission::LevelId, Figures, Gate};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
@@ -14,16 +14,16 @@ use std::{
 };
 use tokio::sync::watch;
 
-/// The most teams one page may follow.
+/// The most teams, and the most keys, one page may follow.
 pub const MAX_WATCHED: usize = 100;
 
-type Snapshot = Arc<HashMap<Arc<str>, TeamFigures>>;
+type Snapshot = Arc<HashMap<LevelId, Figures>>;
 
 pub struct LiveTeams {
     gate: Arc<Gate>,
-    /// How many open streams watch each team.
-    watched: Mutex<HashMap<Arc<str>, usize>>,
-    /// The latest reading of every watched team; `None` once the server is stopping.
+    /// How many open streams watch each level.
+    watched: Mutex<HashMap<LevelId, usize>>,
+    /// The latest reading of every watched level; `None` once the server is stopping.
     figures: watch::Sender<Option<Snapshot>>,
     /// How often a stream with nothing to say still sends a comment, so that proxies and
     /// browsers do not close it as idle.
@@ -40,7 +40,7 @@ impl LiveTeams {
         })
     }
 
-    /// Reads the watched teams every `period` until [`LiveTeams::close`].
+    /// Reads the watched levels every `period` until [`LiveTeams::close`].
     pub async fn run(self: Arc<Self>, period: Duration) {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -49,13 +49,13 @@ impl LiveTeams {
             if self.figures.borrow().is_none() {
                 return;
             }
-            let ids: Vec<Arc<str>> = self.lock().keys().cloned().collect();
+            let ids: Vec<LevelId> = self.lock().keys().cloned().collect();
             if ids.is_empty() {
                 continue;
             }
             let mut snapshot = HashMap::with_capacity(ids.len());
             for id in ids {
-                if let Some(figures) = self.gate.team_figures(&id).await {
+                if let Some(figures) = self.gate.figures(&id).await {
                     snapshot.insert(id, figures);
                 }
             }
@@ -75,8 +75,7 @@ impl LiveTeams {
     }
 
     /// Starts following `ids` for one stream.
-    pub fn watch(self: &Arc<Self>, ids: Vec<String>) -> Watch {
-        let ids: Vec<Arc<str>> = ids.into_iter().map(Arc::from).collect();
+    pub fn watch(self: &Arc<Self>, ids: Vec<LevelId>) -> Watch {
         {
             let mut watched = self.lock();
             for id in &ids {
@@ -91,7 +90,7 @@ impl LiveTeams {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LevelId, usize>> {
         self.watched.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -100,23 +99,27 @@ impl LiveTeams {
 pub struct Watch {
     hub: Arc<LiveTeams>,
     receiver: watch::Receiver<Option<Snapshot>>,
-    ids: Vec<Arc<str>>,
-    sent: Option<HashMap<Arc<str>, TeamFigures>>,
+    ids: Vec<LevelId>,
+    sent: Option<HashMap<LevelId, Figures>>,
 }
 
 impl Watch {
-    /// The watched teams' figures that changed since the last call (the first call: all of
-    /// them, read now). `None` once the server is stopping.
-    pub async fn next(&mut self) -> Option<Vec<(Arc<str>, TeamFigures)>> {
+    /// The watched levels' figures that changed since the last call (the first call: all of
+    /// them, read now), in the order they were asked for. `None` once the server is stopping.
+    pub async fn next(&mut self) -> Option<Vec<(LevelId, Figures)>> {
         self.receiver.borrow().as_ref()?;
         let Some(sent) = &mut self.sent else {
             let mut now = HashMap::with_capacity(self.ids.len());
             for id in &self.ids {
-                if let Some(figures) = self.hub.gate.team_figures(id).await {
+                if let Some(figures) = self.hub.gate.figures(id).await {
                     now.insert(id.clone(), figures);
                 }
             }
-            let all = now.iter().map(|(id, f)| (id.clone(), *f)).collect();
+            let all = self
+                .ids
+                .iter()
+                .filter_map(|id| Some((id.clone(), *now.get(id)?)))
+                .collect();
             self.sent = Some(now);
             self.receiver.mark_unchanged();
             return Some(all);

@@ -52,7 +52,8 @@ fn TeamView(
         .team_alias
         .clone()
         .unwrap_or_else(|| team.team_id.clone());
-    let figures = Live::follow(std::slice::from_ref(&team)).team(&team);
+    let live = Live::follow(std::slice::from_ref(&team), &info.keys);
+    let figures = live.team(&team);
     let remaining = move || {
         figures.with(|f| {
             f.max_budget.map_or_else(
@@ -146,7 +147,7 @@ fn TeamView(
                 </div>
             </div>
             <SpendSection team=info.team.clone() keys=info.keys.clone()/>
-            <KeysSection team=info.team.clone() keys=info.keys.clone() reload=reload notice=notice/>
+            <KeysSection team=info.team.clone() keys=info.keys.clone() live=live reload=reload notice=notice/>
         </section>
     }
 }
@@ -218,6 +219,7 @@ fn SpendSection(team: Team, keys: Vec<KeyInfo>) -> impl IntoView {
 fn KeysSection(
     team: Team,
     keys: Vec<KeyInfo>,
+    live: Live,
     reload: Callback<()>,
     notice: RwSignal<Option<String>>,
 ) -> impl IntoView {
@@ -238,7 +240,7 @@ fn KeysSection(
                                 </tr>
                             </thead>
                             <tbody>
-                                {keys.into_iter().map(|key| view! { <KeyRow key=key notice=notice reload=reload/> }).collect_view()}
+                                {keys.into_iter().map(|key| view! { <KeyRow key=key live=live notice=notice reload=reload/> }).collect_view()}
                             </tbody>
                         </table>
                     </div>
@@ -250,8 +252,14 @@ fn KeysSection(
 }
 
 #[component]
-fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) -> impl IntoView {
-    let blocked = key.blocked;
+fn KeyRow(
+    key: KeyInfo,
+    live: Live,
+    notice: RwSignal<Option<String>>,
+    reload: Callback<()>,
+) -> impl IntoView {
+    let figures = live.key(&key);
+    let blocked = move || figures.with(|f| f.blocked);
     let label = key
         .key_alias
         .clone()
@@ -259,7 +267,7 @@ fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) 
     let toggle = {
         let token = key.token.clone();
         move |_| {
-            let token = token.clone();
+            let (token, blocked) = (token.clone(), blocked());
             spawn_local(async move {
                 if let Err(err) = api::set_key_blocked(token, !blocked).await {
                     notice.set(Some(err.message));
@@ -286,12 +294,15 @@ fn KeyRow(key: KeyInfo, notice: RwSignal<Option<String>>, reload: Callback<()>) 
             <td>{key.user_id.clone().unwrap_or_else(|| "—".into())}</td>
             <td><code>{key.key_name.clone()}</code></td>
             <td>{key.key_alias.clone().unwrap_or_else(|| "—".into())}</td>
-            <td>{usd(key.budget.spend)}</td>
+            <td>{move || figures.with(|f| usd(f.spend))}</td>
             <td>{key.expires.as_deref().map_or_else(|| "never".to_string(), when)}</td>
-            <td>{status_badge(blocked)}</td>
+            <td>{move || status_badge(blocked())}</td>
             <td class="row-actions">
-                <button type="button" class="secondary" aria-label=format!("{} key {label}", if blocked { "Unblock" } else { "Block" }) on:click=toggle>
-                    {if blocked { "Unblock" } else { "Block" }}
+                <button type="button" class="secondary" aria-label={
+                    let label = label.clone();
+                    move || format!("{} key {label}", if blocked() { "Unblock" } else { "Block" })
+                } on:click=toggle>
+                    {move || if blocked() { "Unblock" } else { "Block" }}
                 </button>
                 <ConfirmButton label="Revoke" name=format!("Revoke key {label}") question=""
                     confirm="Yes, revoke" group="Confirm revocation" on_confirm=revoke/>

@@ -165,7 +165,7 @@ fn TeamTable(
     let page = list.current_page.unwrap_or(1);
     let pages = list.total_pages.unwrap_or(1);
     let shown = list.teams.len() as u64;
-    let live = Live::follow(&list.teams);
+    let live = Live::follow(&list.teams, &[]);
     let rows = if list.teams.is_empty() {
         view! { <tr><td colspan="8" class="empty">"No team matches the search."</td></tr> }
             .into_any()

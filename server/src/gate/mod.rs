@@ -76,9 +76,9 @@ impl LevelConfig {
     }
 }
 
-/// What the console follows live of a team (money in nano-USD, times in Unix seconds).
+/// What the console follows live of a team or key (money in nano-USD, times in Unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TeamFigures {
+pub struct Figures {
     pub spend: i64,
     pub max_budget: Option<i64>,
     pub reset_at: Option<i64>,
@@ -402,18 +402,22 @@ impl Gate {
         Some((spend, reset_at))
     }
 
-    /// A team's figures as the console shows them live: spend in the current window (from the
-    /// shared counters, so every instance's requests count), budget, next reset and block.
-    /// `None` for an unknown team, or while the counters cannot be read.
-    pub async fn team_figures(&self, id: &str) -> Option<TeamFigures> {
-        let (level, config) = {
+    /// A team's or key's figures as the console shows them live: spend in the current window
+    /// (from the shared counters, so every instance's requests count), budget, next reset and
+    /// block. `None` for an unknown level, or while the counters cannot be read.
+    pub async fn figures(&self, level: &LevelId) -> Option<Figures> {
+        let config = {
             let index = read(&self.index);
-            let team = index.teams.get(id)?;
-            let config = read(&team.config).clone();
-            (team.level.clone(), config)
+            let config = match level.kind {
+                LevelKind::Team => read(&index.teams.get(&*level.id)?.config).clone(),
+                LevelKind::Key => read(&index.keys_by_id.get(&*level.id)?.config)
+                    .level
+                    .clone(),
+            };
+            config
         };
-        let spend = self.admission.spend(&level).await?;
-        Some(TeamFigures {
+        let spend = self.admission.spend(level).await?;
+        Some(Figures {
             spend,
             max_budget: config.limits.max_budget,
             reset_at: config.reset_at,

@@ -2,7 +2,7 @@
 //! `#[utoipa::path]` annotations and the API's types: `GET /openapi.json`, and an interactive
 //! reference (Swagger UI, from files inside the `utoipa-swagger-ui` crate) at `/docs`.
 
-use app::types::{ErrorBody, ErrorDetail};
+use app::types::{ErrorBody, ErrorDetail, KeyFigures};
 use axum::{
     http::{header, HeaderValue},
     middleware,
@@ -27,7 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
             rate limits, and an OpenAI-compatible proxy. Errors come in OpenAI's shape \
             (`{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`)."
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, KeyFigures)),
     modifiers(&Schemes),
     security(("bearer" = []), ("session" = [])),
     tags(

@@ -3,7 +3,7 @@
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery},
-    service::teams,
+    service::{live, teams},
     state::AppState,
 };
 use app::types::{
@@ -16,7 +16,7 @@ use axum::{
     Json,
 };
 use chrono::Utc;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use std::convert::Infallible;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -70,29 +70,37 @@ async fn info(
         .map_err(ApiError::from)
 }
 
-/// Server-sent events: a `budgets` event with the followed teams' figures, then one whenever
-/// some change; a comment every heartbeat keeps an idle stream open.
+/// Server-sent events: a `budgets` event with the followed teams' figures and a `keys` event
+/// with the followed keys', then one of them whenever some change; a comment every heartbeat
+/// keeps an idle stream open.
 #[utoipa::path(get, path = "/team/events", tag = "teams", params(TeamEventsQuery),
     responses((status = 200, description = "A stream of `budgets` events, each a JSON list of \
-        the followed teams whose figures changed (the first: all of them)",
+        the followed teams whose figures changed (the first: all of them), and `keys` events, \
+        a JSON list of key figures the same way",
         content((Vec<TeamFigures> = "text/event-stream")))))]
 async fn events(
     State(db): Db,
     ApiQuery(query): ApiQuery<TeamEventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let watch = db.live.watch(teams::followed(&query.team_ids)?);
+    let followed = live::followed(query.team_ids.as_deref(), query.keys.as_deref())?;
+    let watch = db.live.watch(followed);
     let heartbeat = db.live.heartbeat;
-    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
-        let figures: Vec<_> = watch
-            .next()
-            .await?
-            .into_iter()
-            .map(|(id, figures)| teams::figures_view(&id, figures))
-            .collect();
-        let event = Event::default().event("budgets").json_data(figures).ok()?;
-        Some((Ok(event), watch))
+    let changes = futures_util::stream::unfold((watch, true), |(mut watch, first)| async move {
+        let (teams, keys) = live::views(watch.next().await?);
+        // The first answer has both events, even empty: the page knows where it stands.
+        let mut events = Vec::with_capacity(2);
+        if first || !teams.is_empty() {
+            events.push(Event::default().event("budgets").json_data(teams));
+        }
+        if first || !keys.is_empty() {
+            events.push(Event::default().event("keys").json_data(keys));
+        }
+        Some((events, (watch, false)))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)))
+    let events = changes.flat_map(|events| {
+        futures_util::stream::iter(events.into_iter().filter_map(|event| event.ok().map(Ok)))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
 
 /// Changes the fields present; `null` clears one.

@@ -45,10 +45,7 @@ pub async fn resolve(ctx: Ctx<'_>, param: &str, reference: &str) -> Result<KeyRo
         ctx.storage
             .key_by_hash(&secrets::sha256_hex(reference))
             .await?
-    } else if !reference.is_empty()
-        && reference.len() <= 64
-        && reference.chars().all(|c| c.is_ascii_alphanumeric())
-    {
+    } else if validate::token(param, reference).is_ok() {
         ctx.storage.key(reference).await?
     } else {
         return Err(Error::invalid(

@@ -7,6 +7,7 @@ mod error;
 pub mod estimate;
 pub mod fields;
 pub mod keys;
+pub mod live;
 pub mod money;
 pub mod proxy;
 pub mod secrets;

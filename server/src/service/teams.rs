@@ -3,12 +3,10 @@
 use super::{
     fields,
     keys::{key_view, member_view},
-    money::nanos_to_usd,
     timestamp, validate, Ctx, Error,
 };
 use crate::{
-    gate::{admission::LevelKind, TeamFigures},
-    live::MAX_WATCHED,
+    gate::admission::LevelKind,
     storage::{
         BudgetOwner, DeleteOutcome, KeyFilter, StorageError, TeamOrder, TeamPatch, TeamQuery,
         TeamRow,
@@ -29,36 +27,6 @@ pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
         blocked: row.blocked,
         created_at: timestamp(row.created_at),
         updated_at: timestamp(row.updated_at),
-    }
-}
-
-/// The teams one live stream follows: `team_ids`, comma-separated, 1 to
-/// [`MAX_WATCHED`] ids (duplicates dropped). Unknown teams are followed too: they send nothing.
-pub fn followed(team_ids: &str) -> Result<Vec<String>, Error> {
-    let mut ids: Vec<String> = Vec::new();
-    for id in team_ids.split(',').map(str::trim) {
-        validate::team_id("team_ids", id)?;
-        if !ids.iter().any(|known| known == id) {
-            ids.push(id.to_string());
-        }
-    }
-    if ids.len() > MAX_WATCHED {
-        return Err(Error::invalid(
-            "team_ids",
-            format!("team_ids lists at most {MAX_WATCHED} teams"),
-        ));
-    }
-    Ok(ids)
-}
-
-/// A team's live figures as the API shows them.
-pub fn figures_view(team_id: &str, figures: TeamFigures) -> app::types::TeamFigures {
-    app::types::TeamFigures {
-        team_id: team_id.to_string(),
-        spend: nanos_to_usd(figures.spend),
-        max_budget: figures.max_budget.map(nanos_to_usd),
-        budget_reset_at: figures.reset_at.map(timestamp),
-        blocked: figures.blocked,
     }
 }
 

@@ -25,6 +25,18 @@ pub fn team_id(param: &str, value: &str) -> Result<(), Error> {
     }
 }
 
+/// A key's public token: letters and digits, 64 at most.
+pub fn token(param: &str, value: &str) -> Result<(), Error> {
+    if !value.is_empty() && value.len() <= 64 && value.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            param,
+            format!("{param} must name keys by their tokens (letters and digits)"),
+        ))
+    }
+}
+
 /// User ids also allow what e-mail addresses and SSO subjects use: `@`, `+` and `:`.
 pub fn user_id(param: &str, value: &str) -> Result<(), Error> {
     let ok = !value.is_empty()

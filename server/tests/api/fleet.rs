@@ -330,7 +330,7 @@ async fn a_key_an_instance_does_not_hold_is_looked_up_in_the_database() {
 async fn a_page_on_one_instance_sees_spend_made_on_another() {
     let Some(apps) = fleet().await else { return };
     let key = team_key(&apps, json!({"team_id": "t", "max_budget": 1.0})).await;
-    let mut events = crate::live::Events::open(&apps[1], "t").await;
+    let mut events = crate::live::Events::open(&apps[1], "team_ids=t").await;
     assert_eq!(events.budgets().await[0]["spend"], 0.0);
     assert_eq!(apps[2].chat(&key, ask()).await.status, StatusCode::OK);
     assert_eq!(events.budgets().await[0]["spend"], COST);

@@ -12,10 +12,10 @@ pub struct Events {
 }
 
 impl Events {
-    pub async fn open(app: &TestApp, team_ids: &str) -> Self {
+    pub async fn open(app: &TestApp, query: &str) -> Self {
         let response = app
             .client
-            .get(format!("{}/team/events?team_ids={team_ids}", app.base))
+            .get(format!("{}/team/events?{query}", app.base))
             .bearer_auth(ADMIN_KEY)
             .send()
             .await
@@ -45,21 +45,29 @@ impl Events {
         }
     }
 
-    /// The next `budgets` event's teams, skipping heartbeats.
-    pub async fn budgets(&mut self) -> Vec<Value> {
+    /// The next `name` event's list, skipping heartbeats and other events.
+    pub async fn next(&mut self, name: &str) -> Vec<Value> {
         loop {
             let block = self.block().await.expect("the stream is open");
             if block.starts_with(':') {
                 continue;
             }
             let mut lines = block.lines();
-            assert_eq!(lines.next(), Some("event: budgets"), "{block}");
+            let event = lines.next().and_then(|l| l.strip_prefix("event: "));
+            if event != Some(name) {
+                continue;
+            }
             let data = lines
                 .next()
                 .and_then(|line| line.strip_prefix("data: "))
                 .expect("data");
             return serde_json::from_str::<Vec<Value>>(data).expect("JSON list");
         }
+    }
+
+    /// The next `budgets` event's teams.
+    pub async fn budgets(&mut self) -> Vec<Value> {
+        self.next("budgets").await
     }
 }
 
@@ -76,7 +84,7 @@ async fn an_open_stream_sees_spend_and_blocks_as_they_happen() {
         .as_str()
         .expect("key")
         .to_string();
-    let mut events = Events::open(&app, "t,nobody,t").await;
+    let mut events = Events::open(&app, "team_ids=t,nobody,t").await;
 
     // First: every followed team that exists, as it stands.
     let first = events.budgets().await;
@@ -105,6 +113,36 @@ async fn an_open_stream_sees_spend_and_blocks_as_they_happen() {
 }
 
 #[tokio::test]
+async fn an_open_stream_follows_keys_too() {
+    let app = TestApp::spawn_gateway().await;
+    app.new_team(json!({"team_id": "t"})).await;
+    let generated = app
+        .generate_key(json!({"team_id": "t", "max_budget": 0.5}))
+        .await
+        .body;
+    let key = generated["key"].as_str().expect("key").to_string();
+    let token = generated["token"].as_str().expect("token").to_string();
+    let mut events = Events::open(&app, &format!("keys={token}")).await;
+    // Both lists come first, the teams' empty here.
+    assert_eq!(events.budgets().await, Vec::<Value>::new());
+    let first = events.next("keys").await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["token"], token.as_str());
+    assert_eq!(first[0]["spend"], 0.0);
+    assert_eq!(first[0]["max_budget"], 0.5);
+    assert_eq!(first[0]["blocked"], false);
+
+    assert_eq!(app.chat(&key, ask()).await.status, StatusCode::OK);
+    assert_eq!(events.next("keys").await[0]["spend"], 0.000016);
+    app.post("/key/block", json!({"key": token})).await;
+    assert_eq!(events.next("keys").await[0]["blocked"], true);
+    // The secret itself is never accepted (nor echoed) as a key to follow.
+    let secret = app.get(&format!("/team/events?keys={key}")).await;
+    assert_eq!(secret.status, StatusCode::BAD_REQUEST);
+    assert!(!secret.body.to_string().contains(&key));
+}
+
+#[tokio::test]
 async fn a_stream_is_for_the_admin_and_names_valid_teams() {
     let app = TestApp::spawn().await;
     let anonymous = app
@@ -123,7 +161,10 @@ async fn a_stream_is_for_the_admin_and_names_valid_teams() {
         "?team_ids=a,,b",
         "?team_ids=%2Fetc",
         "?team_ids=t&other=1",
+        "?team_ids=t&keys=not-a-token",
+        "?keys=",
         &format!("?team_ids={too_many}"),
+        &format!("?keys={}", too_many.replace('t', "k")),
     ] {
         let reply = app.get(&format!("/team/events{query}")).await;
         assert_eq!(
@@ -140,8 +181,9 @@ async fn a_stream_is_for_the_admin_and_names_valid_teams() {
 async fn an_idle_stream_gets_heartbeats() {
     let app = TestApp::spawn_with(&["--events-heartbeat", "1s"]).await;
     app.new_team(json!({"team_id": "t"})).await;
-    let mut events = Events::open(&app, "t").await;
+    let mut events = Events::open(&app, "team_ids=t").await;
     events.budgets().await;
+    events.next("keys").await;
     let next = events.block().await.expect("the stream is open");
     assert!(next.starts_with(':'), "a comment, not an event: {next}");
 }
@@ -150,8 +192,9 @@ async fn an_idle_stream_gets_heartbeats() {
 async fn stopping_the_server_ends_open_streams() {
     let app = TestApp::spawn().await;
     app.new_team(json!({"team_id": "t"})).await;
-    let mut events = Events::open(&app, "t").await;
+    let mut events = Events::open(&app, "team_ids=t").await;
     events.budgets().await;
+    events.next("keys").await;
     // Without ending them the server would wait for its drain timeout (30 s).
     tokio::time::timeout(Duration::from_secs(10), app.stop())
         .await

@@ -1,0 +1,71 @@
+//! What a live stream (`/team/events`) follows, and its figures as the API shows them.
+
+use super::{money::nanos_to_usd, timestamp, validate, Error};
+use crate::{
+    gate::{
+        admission::{LevelId, LevelKind},
+        Figures,
+    },
+    live::MAX_WATCHED,
+};
+use app::types::{KeyFigures, LiveFigures, TeamFigures};
+
+/// The levels one stream follows: `team_ids` and `keys` (tokens), each comma-separated, at
+/// most [`MAX_WATCHED`] of each, at least one in all; duplicates dropped. Unknown ones are
+/// followed too: they send nothing.
+pub fn followed(team_ids: Option<&str>, keys: Option<&str>) -> Result<Vec<LevelId>, Error> {
+    let mut levels: Vec<LevelId> = Vec::new();
+    for (param, list, kind) in [
+        ("team_ids", team_ids, LevelKind::Team),
+        ("keys", keys, LevelKind::Key),
+    ] {
+        let Some(list) = list else { continue };
+        let before = levels.len();
+        for id in list.split(',').map(str::trim) {
+            match kind {
+                LevelKind::Team => validate::team_id(param, id)?,
+                LevelKind::Key => validate::token(param, id)?,
+            }
+            let level = LevelId::new(kind, id);
+            if !levels.contains(&level) {
+                levels.push(level);
+            }
+        }
+        if levels.len() - before > MAX_WATCHED {
+            return Err(Error::invalid(
+                param,
+                format!("{param} lists at most {MAX_WATCHED}"),
+            ));
+        }
+    }
+    if levels.is_empty() {
+        return Err(Error::invalid(
+            "team_ids",
+            "name the teams (team_ids) or keys (keys) to follow".to_string(),
+        ));
+    }
+    Ok(levels)
+}
+
+/// The followed levels' figures, split into the teams' and the keys' as the API shows them.
+pub fn views(changed: Vec<(LevelId, Figures)>) -> (Vec<TeamFigures>, Vec<KeyFigures>) {
+    let mut teams = Vec::new();
+    let mut keys = Vec::new();
+    for (level, f) in changed {
+        let figures = LiveFigures {
+            spend: nanos_to_usd(f.spend),
+            max_budget: f.max_budget.map(nanos_to_usd),
+            budget_reset_at: f.reset_at.map(timestamp),
+            blocked: f.blocked,
+        };
+        let id = level.id.to_string();
+        match level.kind {
+            LevelKind::Team => teams.push(TeamFigures {
+                team_id: id,
+                figures,
+            }),
+            LevelKind::Key => keys.push(KeyFigures { token: id, figures }),
+        }
+    }
+    (teams, keys)
+}
