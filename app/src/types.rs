@@ -359,6 +359,8 @@ budget_fields! {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GeneratedKey {
     pub key: String,
+    /// The key's SHA-256 in hex, LiteLLM's `token_id`: it names the key in later calls.
+    pub token_id: String,
     #[serde(flatten)]
     pub info: KeyInfo,
 }

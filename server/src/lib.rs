@@ -380,12 +380,27 @@ async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     if routes::API_PREFIXES
         .iter()
         .any(|prefix| path.starts_with(prefix))
+        || wants_json(req.headers())
     {
         return ApiError::NotFound("No such endpoint; see the README for the API.".to_string())
             .into_response();
     }
     let uri = req.uri().clone();
     leptos_axum::file_and_error_handler::<AppState, _>(shell)(uri, State(state), req).await
+}
+
+/// An API client's request, whatever its path (LiteLLM's routes Gatehouse lacks, a typo): it
+/// carries credentials, sends JSON or asks for it. Browsers asking for a page do none of these.
+fn wants_json(headers: &axum::http::HeaderMap) -> bool {
+    let has = |name: header::HeaderName, wanted: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(wanted))
+    };
+    headers.contains_key(header::AUTHORIZATION)
+        || has(header::CONTENT_TYPE, "application/json")
+        || has(header::ACCEPT, "application/json")
 }
 
 /// One line per request: method, path (never the query, which may carry a key), status, time.

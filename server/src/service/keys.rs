@@ -38,12 +38,17 @@ pub fn member_view(row: &KeyRow) -> TeamMember {
     }
 }
 
-/// Finds the key that `reference` names: the secret key itself, or its public `token`. The
-/// reference is never echoed back, since it may be a secret.
+/// Finds the key that `reference` names: the secret key itself, its SHA-256 in hex (what
+/// LiteLLM's callers hold as a key's token: it names a key, it never authenticates one), or its
+/// public `token`. The reference is never echoed back, since it may be a secret.
 pub async fn resolve(ctx: Ctx<'_>, param: &str, reference: &str) -> Result<KeyRow, Error> {
     let found = if secrets::is_virtual_key(reference) {
         ctx.storage
             .key_by_hash(&secrets::sha256_hex(reference))
+            .await?
+    } else if secrets::is_sha256_hex(reference) {
+        ctx.storage
+            .key_by_hash(&reference.to_ascii_lowercase())
             .await?
     } else if validate::token(param, reference).is_ok() {
         ctx.storage.key(reference).await?
@@ -105,6 +110,7 @@ pub async fn generate(
             ctx.gate.changed(BudgetOwner::Key, &row.key_id).await;
             Ok(GeneratedKey {
                 key: secret.key,
+                token_id: row.key_hash.clone(),
                 info: key_view(ctx, &row).await,
             })
         }

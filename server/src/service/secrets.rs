@@ -75,6 +75,11 @@ pub fn is_virtual_key(candidate: &str) -> bool {
     candidate.starts_with(KEY_PREFIX)
 }
 
+/// A SHA-256 digest in hex, as keys are stored (and as LiteLLM names keys).
+pub fn is_sha256_hex(candidate: &str) -> bool {
+    candidate.len() == 64 && candidate.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// The admin key, held as a digest so comparisons take the same time whatever the input.
 pub struct MasterKey {
     digest: [u8; 32],

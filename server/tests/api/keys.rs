@@ -83,6 +83,51 @@ async fn key_info_accepts_the_key_or_its_token() {
     );
 }
 
+/// LiteLLM's callers name a key by its SHA-256 (`token_id`): accepted wherever a key is named,
+/// never as a credential.
+#[tokio::test]
+async fn a_keys_sha256_names_it_but_never_authenticates() {
+    let app = TestApp::spawn_gateway().await;
+    app.new_team(json!({"team_id": "t"})).await;
+    let generated = app.generate_key(json!({"team_id": "t"})).await.body;
+    let key = generated["key"].as_str().expect("key");
+    let token = generated["token"].as_str().expect("token");
+    let hash = generated["token_id"]
+        .as_str()
+        .expect("token_id")
+        .to_string();
+    assert_eq!(hash.len(), 64);
+    assert_ne!(hash, token);
+
+    let by_hash = app.key_info(&hash).await;
+    assert_eq!(by_hash.status, StatusCode::OK);
+    assert_eq!(by_hash.body["key"], json!(token));
+    assert_eq!(
+        app.key_info(&hash.to_uppercase()).await.status,
+        StatusCode::OK
+    );
+    let blocked = app.post("/key/block", json!({"key": hash})).await;
+    assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
+    assert_eq!(blocked.body["blocked"], json!(true));
+    app.post("/key/unblock", json!({"key": hash})).await;
+    let updated = app
+        .post("/key/update", json!({"key": hash, "key_alias": "by-hash"}))
+        .await;
+    assert_eq!(updated.body["key_alias"], "by-hash");
+
+    // As a bearer credential the hash is nothing: it would make the stored hash a password.
+    let ask = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        app.chat(&hash, ask.clone()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.chat(key, ask).await.status, StatusCode::OK);
+
+    let deleted = app.post("/key/delete", json!({"keys": [hash]})).await;
+    assert_eq!(deleted.body["deleted_keys"], json!([token]));
+    assert_eq!(app.key_info(key).await.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn key_models_must_be_within_the_team_models() {
     let app = app_with_team().await;
