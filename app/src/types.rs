@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Model aliases: a name a caller may ask for, to the model served for it.
+pub type Aliases = BTreeMap<String, String>;
 
 /// Free-form JSON object attached to a team or key.
 pub type Metadata = Map<String, Value>;
@@ -27,6 +31,8 @@ pub struct Budget {
     pub spend: f64,
     pub tpm_limit: Option<u64>,
     pub rpm_limit: Option<u64>,
+    /// Requests in flight at once (LiteLLM's name); past it, 429.
+    pub max_parallel_requests: Option<u64>,
     pub budget_duration: Option<String>,
     /// When spend next returns to zero (RFC 3339, UTC); null when the budget never resets.
     pub budget_reset_at: Option<String>,
@@ -38,6 +44,7 @@ pub struct NewBudget {
     pub max_budget: Option<f64>,
     pub tpm_limit: Option<u64>,
     pub rpm_limit: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
     pub budget_duration: Option<String>,
 }
 
@@ -48,6 +55,7 @@ pub struct BudgetUpdate {
     pub max_budget: Option<Option<f64>>,
     pub tpm_limit: Option<Option<u64>>,
     pub rpm_limit: Option<Option<u64>>,
+    pub max_parallel_requests: Option<Option<u64>>,
     pub budget_duration: Option<Option<String>>,
 }
 
@@ -62,6 +70,8 @@ macro_rules! budget_fields {
             pub max_budget: Option<f64>,
             pub tpm_limit: Option<u64>,
             pub rpm_limit: Option<u64>,
+            /// Requests in flight at once; past it, 429.
+            pub max_parallel_requests: Option<u64>,
             /// How often the budget resets, e.g. `30d`; null or absent: never.
             pub budget_duration: Option<String>,
         }
@@ -72,6 +82,7 @@ macro_rules! budget_fields {
                     max_budget: self.max_budget,
                     tpm_limit: self.tpm_limit,
                     rpm_limit: self.rpm_limit,
+                    max_parallel_requests: self.max_parallel_requests,
                     budget_duration: self.budget_duration.clone(),
                 }
             }
@@ -88,6 +99,8 @@ macro_rules! budget_fields {
             #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
             pub rpm_limit: Option<Option<u64>>,
             #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+            pub max_parallel_requests: Option<Option<u64>>,
+            #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
             pub budget_duration: Option<Option<String>>,
         }
 
@@ -97,6 +110,7 @@ macro_rules! budget_fields {
                     max_budget: self.max_budget,
                     tpm_limit: self.tpm_limit,
                     rpm_limit: self.rpm_limit,
+                    max_parallel_requests: self.max_parallel_requests,
                     budget_duration: self.budget_duration.clone(),
                 }
             }
@@ -112,6 +126,8 @@ pub struct Team {
     pub team_alias: Option<String>,
     /// Models the team may use; empty means every configured model.
     pub models: Vec<String>,
+    /// A name the team's callers may ask for, to the model served for it (LiteLLM's).
+    pub model_aliases: Aliases,
     #[serde(flatten)]
     pub budget: Budget,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
@@ -132,6 +148,7 @@ budget_fields! {
         pub team_id: Option<String>,
         pub team_alias: Option<String>,
         pub models: Option<Vec<String>>,
+        pub model_aliases: Option<Aliases>,
         #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Metadata>,
         pub blocked: Option<bool>,
@@ -150,6 +167,8 @@ budget_fields! {
         pub team_alias: Option<Option<String>>,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         pub models: Option<Option<Vec<String>>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub model_aliases: Option<Option<Aliases>>,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Option<Metadata>>,
@@ -324,6 +343,8 @@ pub struct KeyInfo {
     pub user_id: Option<String>,
     /// Models the key may use, within its team's; empty means all of the team's.
     pub models: Vec<String>,
+    /// A name the key may ask for, to the model served for it (LiteLLM's).
+    pub aliases: Aliases,
     #[serde(flatten)]
     pub budget: Budget,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
@@ -345,6 +366,7 @@ budget_fields! {
         pub team_id: Option<String>,
         pub user_id: Option<String>,
         pub models: Option<Vec<String>>,
+        pub aliases: Option<Aliases>,
         /// How long the key lives, e.g. `30d`; null or absent: forever.
         pub duration: Option<String>,
         pub key_alias: Option<String>,
@@ -380,6 +402,8 @@ budget_fields! {
         pub user_id: Option<Option<String>>,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         pub models: Option<Option<Vec<String>>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub aliases: Option<Option<Aliases>>,
         /// A new lifetime counted from now; null: never expires.
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         pub duration: Option<Option<String>>,
@@ -416,6 +440,14 @@ pub struct KeyInfoResponse {
 pub struct KeyListQuery {
     pub team_id: Option<String>,
     pub user_id: Option<String>,
+    /// Keys with this alias.
+    pub key_alias: Option<String>,
+    /// The key with this SHA-256 (LiteLLM's token).
+    pub key_hash: Option<String>,
+    /// Accepted from LiteLLM's client and ignored: keys are always listed as whole objects.
+    pub return_full_object: Option<bool>,
+    /// Accepted from LiteLLM's client and ignored: the admin sees every team's keys.
+    pub include_team_keys: Option<bool>,
     /// 1-based.
     pub page: Option<u64>,
     pub size: Option<u64>,
@@ -434,7 +466,12 @@ pub struct KeyList {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyDelete {
-    pub keys: Vec<String>,
+    /// Keys named by the secret, the token or the SHA-256.
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
+    /// Every key with one of these aliases (LiteLLM's).
+    #[serde(default)]
+    pub key_aliases: Option<Vec<String>>,
 }
 
 /// The `token`s of the deleted keys.

@@ -118,13 +118,16 @@ fn denial_message(denial: &Denial) -> String {
             model,
             allowed,
         } => {
-            let who = match level.kind {
-                LevelKind::Key => "This key".to_string(),
-                LevelKind::Team => level.to_string(),
+            // LiteLLM's words, then which team (its message does not say).
+            let listed: Vec<String> = allowed.iter().map(|m| format!("'{m}'")).collect();
+            let (kind, whose) = match level.kind {
+                LevelKind::Key => ("key", String::new()),
+                LevelKind::Team => ("team", format!(" {level}.")),
             };
             format!(
-                "{who} may not use model={model}. Allowed: {}",
-                allowed.join(", ")
+                "{kind} not allowed to access model. This {kind} can only access models=[{}]. \
+                 Tried to access {model}.{whose}",
+                listed.join(", ")
             )
         }
         Denial::Blocked { level } => format!("{level} is blocked; ask your admin to unblock it."),
@@ -151,7 +154,10 @@ fn denial_message(denial: &Denial) -> String {
         } => format!(
             "Rate limit exceeded for {}: {}. Limit type: {}. Current limit: {limit}, \
              Remaining: 0. Retry after {retry_after} s.",
-            level.kind.label().to_lowercase(),
+            match level.kind {
+                LevelKind::Key => "api_key",
+                LevelKind::Team => "team",
+            },
             level.id,
             kind.label()
         ),
@@ -251,6 +257,9 @@ impl IntoResponse for ApiError {
         };
         let param = match &self {
             Self::BadRequest { param, .. } => param.as_deref().map(redact_keys),
+            Self::Denied(denial) if matches!(**denial, Denial::ModelNotAllowed { .. }) => {
+                Some("model".to_string())
+            }
             _ => None,
         };
         let body = ErrorBody {

@@ -1,7 +1,11 @@
 //! Request extractors that turn every malformed body or query into an [`ApiError`] with the
 //! offending field in `param`, instead of axum's plain-text rejections.
 
-use crate::{error::ApiError, serve::BodyTimeout};
+use crate::{
+    error::ApiError,
+    serve::BodyTimeout,
+    service::litellm_fields::{self, Decision},
+};
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request},
@@ -62,29 +66,66 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     }
 }
 
-/// Parses `bytes` as `T`, naming the field that failed.
+/// Parses `bytes` as `T`, naming the field that failed. A top-level field `T` does not have
+/// but LiteLLM does is decided by [`litellm_fields::decision`]: dropped, or refused with its
+/// own message.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "Request body is empty; send a JSON object.",
         ));
     }
+    match parse_exact(bytes) {
+        Ok(value) => Ok(value),
+        Err(Failure::Other(err)) => Err(err),
+        Err(Failure::Litellm(field, Decision::Refuse(message))) => {
+            Err(ApiError::invalid(&field, message))
+        }
+        Err(Failure::Litellm(field, Decision::Ignore)) => {
+            let mut body: Value = serde_json::from_slice(bytes)
+                .map_err(|err| ApiError::bad_request(format!("Invalid JSON body: {err}")))?;
+            if let Some(fields) = body.as_object_mut() {
+                fields.remove(&field);
+            }
+            parse_json(&serde_json::to_vec(&body).unwrap_or_default())
+        }
+    }
+}
+
+/// Why [`parse_exact`] failed: a top-level LiteLLM field the type does not have, or else.
+enum Failure {
+    Litellm(String, Decision),
+    Other(ApiError),
+}
+
+fn parse_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let sent = sent_values(bytes);
-        let path = scrub(err.path().to_string(), &sent);
+        let raw_path = err.path().to_string();
         let inner = err.into_inner();
+        let text = inner.to_string();
+        if let Some(field) = text
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            // Only a top-level field named in the table: its name is ours, not the caller's.
+            if let Some(decision) = litellm_fields::decision(field).filter(|_| raw_path == field) {
+                return Failure::Litellm(field.to_string(), decision);
+            }
+        }
+        let sent = sent_values(bytes);
+        let path = scrub(raw_path, &sent);
         let message = scrub(format!("Invalid JSON body: {inner}"), &sent);
         // `?` is serde_path_to_error's "somewhere": a syntax error, not a field.
-        if path.is_empty() || path == "." || path == "?" {
+        Failure::Other(if path.is_empty() || path == "." || path == "?" {
             ApiError::bad_request(message)
         } else {
             ApiError::invalid(&path, message)
-        }
+        })
     })?;
-    deserializer
-        .end()
-        .map_err(|err| ApiError::bad_request(format!("Invalid JSON body: {err}")))?;
+    deserializer.end().map_err(|err| {
+        Failure::Other(ApiError::bad_request(format!("Invalid JSON body: {err}")))
+    })?;
     Ok(value)
 }
 

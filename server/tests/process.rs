@@ -452,6 +452,54 @@ impl Server {
     }
 }
 
+/// LiteLLM's own Python client (`litellm.proxy.client`, pinned in end2end/requirements.txt)
+/// manages keys as a LiteLLM user's script would, and the key it made works through the OpenAI
+/// SDK with its alias.
+#[test]
+fn litellms_python_client_manages_keys() {
+    let server = Server::start(Some(ADMIN_KEY));
+    assert_eq!(
+        server.post(
+            "/team/new",
+            json!({"team_id": "compat", "models": ["gpt-4o*"]})
+        )["team_id"],
+        "compat"
+    );
+    let script = format!(
+        r#"
+import os
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network at import
+from litellm.proxy.client import Client
+from openai import OpenAI
+
+client = Client(base_url="{base}", api_key="sk-admin-xxx")
+made = client.keys.generate(models=["gpt-4o-mini"], aliases={{"fast": "gpt-4o-mini"}},
+                            duration="30d", key_alias="ci", team_id="compat")
+print(made["key_alias"], made["aliases"], len(made["token_id"]), made["expires"] is not None)
+info = client.keys.info(made["token_id"])
+print(info["info"]["key_alias"], info["info"]["models"])
+page = client.keys.list(team_id="compat", key_alias="ci", return_full_object=True,
+                        include_team_keys=True, page=1, size=10)
+print(page["total_count"], page["keys"][0]["key_alias"])
+updated = client.keys.update(key=made["token_id"], key_alias="ci-2")
+print(updated["key_alias"])
+answer = OpenAI(base_url="{base}/v1", api_key=made["key"]).chat.completions.create(
+    model="fast", messages=[{{"role": "user", "content": "hi"}}], max_tokens=5)
+print(answer.model)
+deleted = client.keys.delete(key_aliases=["ci-2"])
+print(deleted["deleted_keys"] == [info["key"]])
+print(client.keys.list(team_id="compat")["total_count"])
+print(type(client.teams.list()).__name__)
+"#,
+        base = server.base
+    );
+    assert_eq!(
+        server.python(&script),
+        "ci {'fast': 'gpt-4o-mini'} 64 True\nci ['gpt-4o-mini']\n1 ci\nci-2\ngpt-4o-mini\n\
+         True\n0\ndict\n"
+    );
+}
+
 #[test]
 fn the_openai_sdk_calls_the_proxy() {
     let server = Server::start(Some(ADMIN_KEY));

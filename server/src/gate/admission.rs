@@ -57,6 +57,8 @@ pub struct Limits {
     pub max_budget: Option<i64>,
     pub rpm_limit: Option<u64>,
     pub tpm_limit: Option<u64>,
+    /// Requests in flight at once.
+    pub max_parallel: Option<u64>,
 }
 
 /// One level of a request's chain, with the limits it has now and the budget window it is in
@@ -137,6 +139,7 @@ impl RateInfo {
         let (l, r) = match kind {
             RateKind::Tokens => (&mut self.limit_tokens, &mut self.remaining_tokens),
             RateKind::Requests => (&mut self.limit_requests, &mut self.remaining_requests),
+            RateKind::Parallel => return,
         };
         if r.is_none_or(|current| remaining < current) {
             *l = Some(limit);

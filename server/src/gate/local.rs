@@ -22,6 +22,8 @@ struct Counters {
     reserved: i64,
     /// Tokens of requests admitted and not yet settled.
     tokens_reserved: u64,
+    /// Requests admitted and not yet settled.
+    in_flight: u64,
     requests: Window,
     tokens: Window,
     /// The budget window `spend` belongs to: a settlement from another window is not added.
@@ -145,6 +147,14 @@ impl Admission for LocalAdmission {
         let tokens = estimate.tokens(granted);
         for (i, level) in chain.iter().enumerate() {
             let c = guards[counters_at(i)].as_ref().expect("locked");
+            if let Some(limit) = level.limits.max_parallel.filter(|l| c.in_flight >= *l) {
+                return Err(Denial::RateLimited {
+                    level: level.id.clone(),
+                    kind: RateKind::Parallel,
+                    limit,
+                    retry_after: 1,
+                });
+            }
             let requests = c.requests.total(now);
             if let Some(limit) = level.limits.rpm_limit.filter(|l| requests >= *l) {
                 return Err(Denial::RateLimited {
@@ -174,6 +184,7 @@ impl Admission for LocalAdmission {
                 let c = guards[i].as_mut().expect("locked");
                 c.reserved = c.reserved.saturating_add(cost);
                 c.tokens_reserved = c.tokens_reserved.saturating_add(tokens);
+                c.in_flight = c.in_flight.saturating_add(1);
                 c.requests.add(now, 1);
             }
             let window = guards[counters_at(i)].as_ref().expect("locked").window;
@@ -202,6 +213,7 @@ impl Admission for LocalAdmission {
                 seen.push(level);
                 c.reserved = c.reserved.saturating_sub(grant.cost).max(0);
                 c.tokens_reserved = c.tokens_reserved.saturating_sub(grant.tokens);
+                c.in_flight = c.in_flight.saturating_sub(1);
                 c.tokens.add(now, tokens);
                 if c.window == *window {
                     c.spend = c.spend.saturating_add(cost);
@@ -223,6 +235,7 @@ impl Admission for LocalAdmission {
                 let mut c = lock(&cell);
                 c.reserved = c.reserved.saturating_sub(grant.cost).max(0);
                 c.tokens_reserved = c.tokens_reserved.saturating_sub(grant.tokens);
+                c.in_flight = c.in_flight.saturating_sub(1);
             }
         }
     }

@@ -13,7 +13,7 @@ pub mod window;
 use crate::{
     notices::{Change, Notices},
     service::duration::Period,
-    storage::{BudgetOwner, BudgetRow, KeyRow, TeamRow},
+    storage::{Aliases, BudgetOwner, BudgetRow, KeyRow, TeamRow},
 };
 use admission::{Admission, Denial, Level, LevelId, LevelKind, Limits};
 use clock::Clock;
@@ -26,6 +26,7 @@ use std::{
 #[derive(Debug, Default, Clone)]
 struct LevelConfig {
     models: Vec<String>,
+    aliases: Aliases,
     blocked: bool,
     limits: Limits,
     period: Option<Period>,
@@ -34,14 +35,17 @@ struct LevelConfig {
 }
 
 impl LevelConfig {
-    fn new(models: &[String], blocked: bool, budget: &BudgetRow) -> Self {
+    fn new(models: &[String], aliases: &Aliases, blocked: bool, budget: &BudgetRow) -> Self {
+        let limit = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
         Self {
             models: models.to_vec(),
+            aliases: aliases.clone(),
             blocked,
             limits: Limits {
                 max_budget: budget.max_budget,
-                rpm_limit: budget.rpm_limit.and_then(|v| u64::try_from(v).ok()),
-                tpm_limit: budget.tpm_limit.and_then(|v| u64::try_from(v).ok()),
+                rpm_limit: limit(budget.rpm_limit),
+                tpm_limit: limit(budget.tpm_limit),
+                max_parallel: limit(budget.max_parallel_requests),
             },
             period: budget
                 .budget_duration
@@ -53,7 +57,7 @@ impl LevelConfig {
     }
 
     fn allows_model(&self, model: &str) -> bool {
-        self.models.is_empty() || self.models.iter().any(|m| m == model)
+        crate::service::model_list::allows(&self.models, model)
     }
 
     /// The reset due by `now_secs`: when the window ended and when the next one ends.
@@ -233,7 +237,7 @@ impl Gate {
     /// Creates or reconfigures a team. Spend is taken from the row only when `with_spend`
     /// (a new team, or the first load): the live counters are ahead of the database.
     pub async fn put_team(&self, row: &TeamRow, with_spend: bool) {
-        let config = LevelConfig::new(&row.models, row.blocked, &row.budget);
+        let config = LevelConfig::new(&row.models, &row.aliases, row.blocked, &row.budget);
         let team = {
             let mut index = write(&self.index);
             index
@@ -280,7 +284,7 @@ impl Gate {
 
     pub async fn put_key(&self, row: &KeyRow, with_spend: bool) {
         let config = KeyConfig {
-            level: LevelConfig::new(&row.models, row.blocked, &row.budget),
+            level: LevelConfig::new(&row.models, &row.aliases, row.blocked, &row.budget),
             user_id: row.user_id.clone(),
             expires_at: row.expires_at,
         };
@@ -335,6 +339,19 @@ impl Gate {
 
     pub fn key_by_hash(&self, hash: &str) -> Option<Arc<KeyEntry>> {
         read(&self.index).keys_by_hash.get(hash).cloned()
+    }
+
+    /// The model served for the name a caller asked for: the key's alias for it, else its
+    /// team's, else the name itself. Aliases never widen access: [`Self::authorize`] checks the
+    /// model they resolve to.
+    pub fn resolve_model(&self, key: &KeyEntry, model: &str) -> String {
+        if let Some(served) = read(&key.config).level.aliases.get(model) {
+            return served.clone();
+        }
+        if let Some(served) = read(&key.team.config).aliases.get(model) {
+            return served.clone();
+        }
+        model.to_string()
     }
 
     /// The checks that need no counters, in the README's order: the key's block and expiry,

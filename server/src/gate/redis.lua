@@ -109,6 +109,13 @@ local function buckets(key, kind, secs)
   return counts
 end
 
+-- One request in flight fewer at a level (never below zero).
+local function leave(state)
+  if (tonumber(redis.call('HGET', state, 'par')) or 0) > 0 then
+    redis.call('HINCRBY', state, 'par', -1)
+  end
+end
+
 -- A lease is a member of the lease set, scored by its expiry: "id\ncost\ntokens\nstate..."
 -- (the states of its levels). Gives back what it holds.
 local function give_back(member)
@@ -117,6 +124,7 @@ local function give_back(member)
   for k = 4, #parts do
     redis.call('HINCRBY', parts[k], 'reserved', negate(parts[2]))
     redis.call('HINCRBY', parts[k], 'tres', negate(parts[3]))
+    leave(parts[k])
   end
 end
 
@@ -137,18 +145,19 @@ end
 -- Each operation below is appended to the helpers above to make one script.
 -- @@admit
 -- KEYS: each level's state, then the lease set.
--- ARGV: levels, cost, tokens, lease member, lease ms, then per level: window, max, rpm, tpm
--- ("" for none).
+-- ARGV: levels, cost, tokens, lease member, lease ms, then per level: window, max, rpm, tpm,
+-- parallel ("" for none).
 local n = tonumber(ARGV[1])
 local cost, tokens = ARGV[2], ARGV[3]
 local secs, ms = now()
 local levels = {}
 for i = 1, n do
-  local h = redis.call('HMGET', KEYS[i], 'w', 'spend', 'reserved', 'tres', 'rn', 'rlo', 'tn', 'tlo')
+  local h = redis.call('HMGET', KEYS[i], 'w', 'spend', 'reserved', 'tres', 'rn', 'rlo', 'tn', 'tlo',
+    'par')
   local w = tonumber(h[1])
   if not w then return { 'missing', i } end
   local spend = h[2] or '0'
-  local want = tonumber(ARGV[6 + 4 * (i - 1)])
+  local want = tonumber(ARGV[6 + 5 * (i - 1)])
   if want > w then
     redis.call('HSET', KEYS[i], 'w', want, 'spend', 0)
     w, spend = want, '0'
@@ -156,16 +165,19 @@ for i = 1, n do
   levels[i] = { w = w, spend = spend, reserved = h[3] or '0', tres = tonumber(h[4]) or 0, h = h }
 end
 for i = 1, n do
-  local max = ARGV[7 + 4 * (i - 1)]
+  local max = ARGV[7 + 5 * (i - 1)]
   local l = levels[i]
   if max ~= '' and not fits(l.spend, l.reserved, cost, max) then
     return { 'budget', i, l.spend, l.reserved }
   end
 end
 for i = 1, n do
-  local base = 8 + 4 * (i - 1)
-  local rpm, tpm = tonumber(ARGV[base]), tonumber(ARGV[base + 1])
+  local base = 8 + 5 * (i - 1)
+  local rpm, tpm, par = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
   local l = levels[i]
+  if par and (tonumber(l.h[9]) or 0) >= par then
+    return { 'parallel', i, par, 1 }
+  end
   l.requests = total(KEYS[i], 'r', secs, l.h[5], l.h[6])
   if rpm and l.requests >= rpm then
     return { 'requests', i, rpm, retry_after(buckets(KEYS[i], 'r', secs), l.requests, rpm) }
@@ -182,6 +194,7 @@ local out = { 'ok' }
 for i = 1, n do
   redis.call('HINCRBY', KEYS[i], 'reserved', cost)
   redis.call('HINCRBY', KEYS[i], 'tres', tokens)
+  redis.call('HINCRBY', KEYS[i], 'par', 1)
   bump(KEYS[i], 'r', secs, 1)
   redis.call('EXPIRE', KEYS[i], KEEP)
   out[#out + 1] = levels[i].w
@@ -205,6 +218,7 @@ for i = 1, n do
   if held then
     redis.call('HINCRBY', state, 'reserved', negate(ARGV[5]))
     redis.call('HINCRBY', state, 'tres', negate(ARGV[6]))
+    leave(state)
   end
   local h = redis.call('HMGET', state, 'w', 'tn', 'tlo')
   if h[1] == ARGV[6 + i] then

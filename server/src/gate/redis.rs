@@ -135,12 +135,12 @@ fn parse_outcome(reply: &[Value], levels: usize) -> Option<Outcome> {
             spend: int(reply.get(2)?)?,
             reserved: int(reply.get(3)?)?,
         },
-        kind @ ("requests" | "tokens") => Outcome::Rate {
+        kind @ ("requests" | "tokens" | "parallel") => Outcome::Rate {
             level: index(reply.get(1)?)?,
-            kind: if kind == "requests" {
-                RateKind::Requests
-            } else {
-                RateKind::Tokens
+            kind: match kind {
+                "requests" => RateKind::Requests,
+                "tokens" => RateKind::Tokens,
+                _ => RateKind::Parallel,
             },
             limit: unsigned(reply.get(2)?),
             retry_after: unsigned(reply.get(3)?),
@@ -248,7 +248,8 @@ impl RedisAdmission {
             call.arg(level.window)
                 .arg(optional(level.limits.max_budget))
                 .arg(optional(level.limits.rpm_limit))
-                .arg(optional(level.limits.tpm_limit));
+                .arg(optional(level.limits.tpm_limit))
+                .arg(optional(level.limits.max_parallel));
         }
         let reply: Vec<Value> = call.invoke_async(&mut self.con.clone()).await?;
         Ok(parse_outcome(&reply, chain.len()))

@@ -12,6 +12,8 @@ const BUCKETS: usize = 61;
 pub enum RateKind {
     Requests,
     Tokens,
+    /// Requests in flight at once (`max_parallel_requests`): not a window, but refused alike.
+    Parallel,
 }
 
 impl RateKind {
@@ -20,6 +22,7 @@ impl RateKind {
         match self {
             Self::Requests => "requests",
             Self::Tokens => "tokens",
+            Self::Parallel => "max_parallel_requests",
         }
     }
 }

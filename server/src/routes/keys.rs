@@ -87,7 +87,12 @@ async fn delete(
     State(db): Db,
     ApiJson(req): ApiJson<KeyDelete>,
 ) -> Result<Json<KeysDeleted>, ApiError> {
-    let deleted_keys = keys::delete(db.ctx(), req.keys).await?;
+    let deleted_keys = keys::delete(
+        db.ctx(),
+        req.keys.unwrap_or_default(),
+        req.key_aliases.unwrap_or_default(),
+    )
+    .await?;
     Ok(Json(KeysDeleted { deleted_keys }))
 }
 

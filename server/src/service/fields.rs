@@ -37,6 +37,7 @@ pub fn new_budget(b: &NewBudget, now: DateTime<Utc>) -> Result<BudgetRow, Error>
         spend: 0,
         tpm_limit: validate::limit("tpm_limit", b.tpm_limit)?,
         rpm_limit: validate::limit("rpm_limit", b.rpm_limit)?,
+        max_parallel_requests: validate::limit("max_parallel_requests", b.max_parallel_requests)?,
         budget_duration,
         budget_reset_at,
         budget_window: 0,
@@ -59,6 +60,7 @@ pub fn budget_patch(b: &BudgetUpdate, now: DateTime<Utc>) -> Result<BudgetPatch,
         max_budget: b.max_budget.map(max_budget).transpose()?,
         tpm_limit: limit("tpm_limit", b.tpm_limit)?,
         rpm_limit: limit("rpm_limit", b.rpm_limit)?,
+        max_parallel_requests: limit("max_parallel_requests", b.max_parallel_requests)?,
         budget_duration,
         budget_reset_at,
     })
@@ -73,6 +75,9 @@ pub fn budget_view(row: &BudgetRow, live: Option<(i64, Option<i64>)>) -> Budget 
         spend: nanos_to_usd(spend),
         tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
         rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
+        max_parallel_requests: row
+            .max_parallel_requests
+            .and_then(|v| u64::try_from(v).ok()),
         budget_duration: row.budget_duration.clone(),
         budget_reset_at: reset_at.map(timestamp),
     }

@@ -19,6 +19,7 @@ pub async fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
         team_id: row.team_id.clone(),
         user_id: row.user_id.clone(),
         models: row.models.clone(),
+        aliases: row.aliases.clone(),
         budget: fields::budget_view(&row.budget, live),
         metadata: row.metadata.clone(),
         blocked: row.blocked,
@@ -88,6 +89,11 @@ pub async fn generate(
     }
     let models = validate::models("models", req.models.unwrap_or_default())?;
     validate::models_within_team(&models, &team.team_id, &team.models)?;
+    let aliases = validate::aliases(
+        "aliases",
+        req.aliases.unwrap_or_default(),
+        &[("the key", &models), ("its team", &team.models)],
+    )?;
     let secret = secrets::new_virtual_key()?;
     let row = KeyRow {
         key_id: secret.key_id,
@@ -97,6 +103,7 @@ pub async fn generate(
         user_id: req.user_id,
         key_alias: req.key_alias,
         models,
+        aliases,
         budget,
         metadata: req.metadata.unwrap_or_default(),
         blocked: req.blocked.unwrap_or(false),
@@ -134,10 +141,25 @@ pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, Error> {
     if let Some(user_id) = &query.user_id {
         validate::user_id("user_id", user_id)?;
     }
+    if let Some(alias) = &query.key_alias {
+        validate::label("key_alias", alias)?;
+    }
+    let key_hash = match query.key_hash {
+        Some(hash) if secrets::is_sha256_hex(&hash) => Some(hash.to_ascii_lowercase()),
+        Some(_) => {
+            return Err(Error::invalid(
+                "key_hash",
+                "key_hash must be a key's SHA-256 in hex (token_id)",
+            ))
+        }
+        None => None,
+    };
     let (page, size, offset) = validate::page(query.page, query.size)?;
     let filter = KeyFilter {
         team_id: query.team_id,
         user_id: query.user_id,
+        key_alias: query.key_alias,
+        key_hash,
     };
     let (rows, total) = ctx.storage.keys(&filter, offset, size).await?;
     let mut keys = Vec::with_capacity(rows.len());
@@ -162,15 +184,30 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
     }
     let budget = fields::budget_patch(&req.budget(), now)?;
     let models = fields::models_update(req.models)?;
-    if let Some(models) = &models {
+    let mut aliases = None;
+    if models.is_some() || matches!(req.aliases, Some(Some(_))) {
         let team = teams::existing(ctx, "team_id", &key.team_id).await?;
-        validate::models_within_team(models, &team.team_id, &team.models)?;
+        if let Some(models) = &models {
+            validate::models_within_team(models, &team.team_id, &team.models)?;
+        }
+        let models = models.as_ref().unwrap_or(&key.models);
+        if let Some(Some(new)) = req.aliases.clone() {
+            aliases = Some(validate::aliases(
+                "aliases",
+                new,
+                &[("the key", models), ("its team", &team.models)],
+            )?);
+        }
+    }
+    if let Some(None) = req.aliases {
+        aliases = Some(Default::default());
     }
     let patch = KeyPatch {
         budget,
         user_id: req.user_id,
         key_alias: req.key_alias,
         models,
+        aliases,
         metadata: req.metadata.map(Option::unwrap_or_default),
         blocked: req.blocked,
         expires_at: req
@@ -211,16 +248,40 @@ async fn apply(
     Ok(key_view(ctx, &row).await)
 }
 
-/// Deletes the keys, all or none; answers their tokens.
-pub async fn delete(ctx: Ctx<'_>, references: Vec<String>) -> Result<Vec<String>, Error> {
-    if references.is_empty() {
-        return Err(Error::invalid("keys", "keys must name at least one key"));
+/// Deletes the keys `references` names and every key with one of `aliases`, all or none;
+/// answers their tokens.
+pub async fn delete(
+    ctx: Ctx<'_>,
+    references: Vec<String>,
+    aliases: Vec<String>,
+) -> Result<Vec<String>, Error> {
+    if references.is_empty() && aliases.is_empty() {
+        return Err(Error::invalid(
+            "keys",
+            "keys (or key_aliases) must name at least one key",
+        ));
     }
     let mut ids: Vec<String> = Vec::with_capacity(references.len());
     for reference in &references {
         let key = resolve(ctx, "keys", reference).await?;
         if !ids.contains(&key.key_id) {
             ids.push(key.key_id);
+        }
+    }
+    for alias in &aliases {
+        validate::label("key_aliases", alias)?;
+        let filter = KeyFilter {
+            key_alias: Some(alias.clone()),
+            ..KeyFilter::default()
+        };
+        let (rows, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
+        if rows.is_empty() {
+            return Err(Error::NotFound(format!("No key has key_alias '{alias}'")));
+        }
+        for row in rows {
+            if !ids.contains(&row.key_id) {
+                ids.push(row.key_id);
+            }
         }
     }
     match ctx.storage.delete_keys(&ids).await? {

@@ -161,8 +161,8 @@ pub async fn forward(
     let model = request
         .get("model")
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid(Some("model"), "model is required"))?
-        .to_string();
+        .ok_or_else(|| invalid(Some("model"), "model is required"))?;
+    let model = ctx.gate.resolve_model(&key, model);
     let chain = ctx
         .gate
         .authorize(&key, Some(&model))

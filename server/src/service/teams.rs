@@ -22,6 +22,7 @@ pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
         team_id: row.team_id.clone(),
         team_alias: row.team_alias.clone(),
         models: row.models.clone(),
+        model_aliases: row.aliases.clone(),
         budget: fields::budget_view(&row.budget, live),
         metadata: row.metadata.clone(),
         blocked: row.blocked,
@@ -55,10 +56,17 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     if let Some(alias) = &req.team_alias {
         validate::label("team_alias", alias)?;
     }
+    let models = validate::models("models", req.models.unwrap_or_default())?;
+    let aliases = validate::aliases(
+        "model_aliases",
+        req.model_aliases.unwrap_or_default(),
+        &[("the team", &models)],
+    )?;
     let row = TeamRow {
         budget,
         team_alias: req.team_alias,
-        models: validate::models("models", req.models.unwrap_or_default())?,
+        models,
+        aliases,
         metadata: req.metadata.unwrap_or_default(),
         blocked: req.blocked.unwrap_or(false),
         created_at: now.timestamp(),
@@ -155,7 +163,7 @@ pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, Error> {
     let team = existing(ctx, "team_id", team_id).await?;
     let filter = KeyFilter {
         team_id: Some(team.team_id.clone()),
-        user_id: None,
+        ..KeyFilter::default()
     };
     let (keys, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
     let team = team_view(ctx, &team).await;
@@ -178,10 +186,25 @@ pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result
     if let Some(Some(alias)) = &req.team_alias {
         validate::label("team_alias", alias)?;
     }
+    let budget = fields::budget_patch(&req.budget(), now)?;
+    let models = fields::models_update(req.models)?;
+    let aliases = match req.model_aliases {
+        None => None,
+        Some(aliases) => {
+            let team = existing(ctx, "team_id", &req.team_id).await?;
+            let models = models.as_ref().unwrap_or(&team.models);
+            Some(validate::aliases(
+                "model_aliases",
+                aliases.unwrap_or_default(),
+                &[("the team", models)],
+            )?)
+        }
+    };
     let patch = TeamPatch {
-        budget: fields::budget_patch(&req.budget(), now)?,
+        budget,
         team_alias: req.team_alias,
-        models: fields::models_update(req.models)?,
+        models,
+        aliases,
         metadata: req.metadata.map(Option::unwrap_or_default),
         blocked: req.blocked,
     };

@@ -102,6 +102,39 @@ pub fn models(param: &str, models: Vec<String>) -> Result<Vec<String>, Error> {
     Ok(seen)
 }
 
+/// Model aliases (a name a caller asks for, to the model served for it): names and models
+/// shaped like model names, at most as many as a model list. Each alias must lead to a model
+/// every list in `within` allows (the level's own, and its team's for a key), so an alias
+/// never reaches a model the level may not use.
+pub fn aliases(
+    param: &str,
+    aliases: crate::storage::Aliases,
+    within: &[(&str, &[String])],
+) -> Result<crate::storage::Aliases, Error> {
+    if aliases.len() > MAX_MODELS {
+        return Err(Error::invalid(
+            param,
+            format!("{param} may hold at most {MAX_MODELS} aliases"),
+        ));
+    }
+    for (name, model) in &aliases {
+        models(param, vec![name.clone(), model.clone()])?;
+        if let Some((whose, _)) = within
+            .iter()
+            .find(|(_, list)| !super::model_list::allows(list, model))
+        {
+            return Err(Error::invalid(
+                param,
+                format!(
+                    "{param}: '{name}' leads to '{model}', which {whose} may not use; add \
+                     '{model}' to the models or alias another model"
+                ),
+            ));
+        }
+    }
+    Ok(aliases)
+}
+
 /// The largest tokens- or requests-per-minute limit: 2^53, so that shared admission's Lua
 /// scripts (whose numbers are doubles) compare counts exactly.
 pub const MAX_LIMIT: u64 = 1 << 53;
@@ -138,16 +171,16 @@ pub fn page(page: Option<u64>, size: Option<u64>) -> Result<(u64, u64, u64), Err
     Ok((page, size, (page - 1) * size))
 }
 
-/// A key's models must lie within its team's (an empty team list allows every model).
+/// A key's models must lie within its team's (see [`super::model_list`]).
 pub fn models_within_team(
     key_models: &[String],
     team_id: &str,
     team_models: &[String],
 ) -> Result<(), Error> {
-    if team_models.is_empty() {
-        return Ok(());
-    }
-    match key_models.iter().find(|m| !team_models.contains(m)) {
+    match key_models
+        .iter()
+        .find(|m| !super::model_list::covers(team_models, m))
+    {
         None => Ok(()),
         Some(model) => Err(Error::invalid(
             "models",

@@ -44,6 +44,9 @@ impl StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// Model aliases: a name a caller may ask for, to the model served for it.
+pub type Aliases = std::collections::BTreeMap<String, String>;
+
 /// The budget and limits every level holds (teams, keys, and the levels to come), as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct BudgetRow {
@@ -53,6 +56,7 @@ pub struct BudgetRow {
     pub spend: i64,
     pub tpm_limit: Option<i64>,
     pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
     pub budget_duration: Option<String>,
     /// When the window ends (unix seconds); `None` for a budget that never resets.
     pub budget_reset_at: Option<i64>,
@@ -66,6 +70,7 @@ pub struct BudgetPatch {
     pub max_budget: Option<Option<i64>>,
     pub tpm_limit: Option<Option<i64>>,
     pub rpm_limit: Option<Option<i64>>,
+    pub max_parallel_requests: Option<Option<i64>>,
     pub budget_duration: Option<Option<String>>,
     pub budget_reset_at: Option<Option<i64>>,
 }
@@ -82,6 +87,8 @@ pub struct TeamRow {
     pub team_id: String,
     pub team_alias: Option<String>,
     pub models: Vec<String>,
+    /// LiteLLM's `model_aliases`: a requested name to the model served for it.
+    pub aliases: Aliases,
     pub budget: BudgetRow,
     pub metadata: Map<String, Value>,
     pub blocked: bool,
@@ -94,6 +101,7 @@ pub struct TeamRow {
 pub struct TeamPatch {
     pub team_alias: Option<Option<String>>,
     pub models: Option<Vec<String>>,
+    pub aliases: Option<Aliases>,
     pub budget: BudgetPatch,
     pub metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,
@@ -111,6 +119,8 @@ pub struct KeyRow {
     pub user_id: Option<String>,
     pub key_alias: Option<String>,
     pub models: Vec<String>,
+    /// LiteLLM's `aliases`: a requested name to the model served for it.
+    pub aliases: Aliases,
     pub budget: BudgetRow,
     pub metadata: Map<String, Value>,
     pub blocked: bool,
@@ -125,6 +135,7 @@ pub struct KeyPatch {
     pub user_id: Option<Option<String>>,
     pub key_alias: Option<Option<String>>,
     pub models: Option<Vec<String>>,
+    pub aliases: Option<Aliases>,
     pub budget: BudgetPatch,
     pub metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,
@@ -135,6 +146,8 @@ pub struct KeyPatch {
 pub struct KeyFilter {
     pub team_id: Option<String>,
     pub user_id: Option<String>,
+    pub key_alias: Option<String>,
+    pub key_hash: Option<String>,
 }
 
 /// What a delete of several rows did: all of them, or none because one was missing.

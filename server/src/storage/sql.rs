@@ -3,7 +3,7 @@
 //! bound — `QueryBuilder` writes each database's own placeholders — and what differs between the
 //! databases (how to name a day, which column keeps insertion order) comes in as arguments.
 
-use super::{BudgetOwner, BudgetRow, KeyRow, StorageError, TeamRow};
+use super::{Aliases, BudgetOwner, BudgetRow, KeyRow, StorageError, TeamRow};
 use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 
@@ -22,13 +22,15 @@ pub(super) fn classify(err: sqlx::Error) -> StorageError {
 
 /// The columns of [`BudgetRow`], in the order [`sql_storage!`] binds them.
 pub(super) const BUDGET_COLUMNS: &str =
-    "max_budget, spend, tpm_limit, rpm_limit, budget_duration, budget_reset_at, budget_window";
+    "max_budget, spend, tpm_limit, rpm_limit, max_parallel_requests, budget_duration, \
+     budget_reset_at, budget_window";
 
 #[derive(FromRow)]
 pub(super) struct TeamRecord {
     team_id: String,
     team_alias: Option<String>,
     models: Json<Vec<String>>,
+    aliases: Json<Aliases>,
     #[sqlx(flatten)]
     budget: BudgetRow,
     metadata: Json<Map<String, Value>>,
@@ -43,6 +45,7 @@ impl From<TeamRecord> for TeamRow {
             team_id: r.team_id,
             team_alias: r.team_alias,
             models: r.models.0,
+            aliases: r.aliases.0,
             budget: r.budget,
             metadata: r.metadata.0,
             blocked: r.blocked,
@@ -61,6 +64,7 @@ pub(super) struct KeyRecord {
     user_id: Option<String>,
     key_alias: Option<String>,
     models: Json<Vec<String>>,
+    aliases: Json<Aliases>,
     #[sqlx(flatten)]
     budget: BudgetRow,
     metadata: Json<Map<String, Value>>,
@@ -80,6 +84,7 @@ impl From<KeyRecord> for KeyRow {
             user_id: r.user_id,
             key_alias: r.key_alias,
             models: r.models.0,
+            aliases: r.aliases.0,
             budget: r.budget,
             metadata: r.metadata.0,
             blocked: r.blocked,
@@ -156,6 +161,7 @@ macro_rules! sql_storage {
                 set(q, "max_budget", p.max_budget);
                 set(q, "tpm_limit", p.tpm_limit);
                 set(q, "rpm_limit", p.rpm_limit);
+                set(q, "max_parallel_requests", p.max_parallel_requests);
                 set(q, "budget_duration", p.budget_duration.clone());
                 set(q, "budget_reset_at", p.budget_reset_at);
             }
@@ -166,6 +172,7 @@ macro_rules! sql_storage {
                     .push_bind(b.spend)
                     .push_bind(b.tpm_limit)
                     .push_bind(b.rpm_limit)
+                    .push_bind(b.max_parallel_requests)
                     .push_bind(&b.budget_duration)
                     .push_bind(b.budget_reset_at)
                     .push_bind(b.budget_window);
@@ -197,13 +204,14 @@ macro_rules! sql_storage {
             impl Storage for $storage {
                 async fn insert_team(&self, t: &TeamRow) -> StorageResult<()> {
                     let mut q = QueryBuilder::<Db>::new(format!(
-                        "INSERT INTO teams (team_id, team_alias, models, {BUDGET_COLUMNS}, \
+                        "INSERT INTO teams (team_id, team_alias, models, aliases, {BUDGET_COLUMNS}, \
                          metadata, blocked, created_at, updated_at) "
                     ));
                     q.push_values([t], |mut v, t| {
                         v.push_bind(&t.team_id)
                             .push_bind(&t.team_alias)
-                            .push_bind(Json(&t.models));
+                            .push_bind(Json(&t.models))
+                            .push_bind(Json(&t.aliases));
                         bind_budget(&mut v, &t.budget);
                         v.push_bind(Json(&t.metadata))
                             .push_bind(t.blocked)
@@ -293,6 +301,7 @@ macro_rules! sql_storage {
                     q.push_bind(now);
                     set(&mut q, "team_alias", p.team_alias.clone());
                     set(&mut q, "models", p.models.clone().map(Json));
+                    set(&mut q, "aliases", p.aliases.clone().map(Json));
                     set_budget(&mut q, &p.budget);
                     set(&mut q, "metadata", p.metadata.clone().map(Json));
                     set(&mut q, "blocked", p.blocked);
@@ -313,7 +322,8 @@ macro_rules! sql_storage {
                 async fn insert_key(&self, k: &KeyRow) -> StorageResult<()> {
                     let mut q = QueryBuilder::<Db>::new(format!(
                         "INSERT INTO api_keys (key_id, key_hash, key_hint, team_id, user_id, \
-                         key_alias, models, {BUDGET_COLUMNS}, metadata, blocked, expires_at, \
+                         key_alias, models, aliases, {BUDGET_COLUMNS}, metadata, blocked, \
+                         expires_at, \
                          created_at, updated_at) "
                     ));
                     q.push_values([k], |mut v, k| {
@@ -323,7 +333,8 @@ macro_rules! sql_storage {
                             .push_bind(&k.team_id)
                             .push_bind(&k.user_id)
                             .push_bind(&k.key_alias)
-                            .push_bind(Json(&k.models));
+                            .push_bind(Json(&k.models))
+                            .push_bind(Json(&k.aliases));
                         bind_budget(&mut v, &k.budget);
                         v.push_bind(Json(&k.metadata))
                             .push_bind(k.blocked)
@@ -371,6 +382,12 @@ macro_rules! sql_storage {
                         if let Some(user_id) = &filter.user_id {
                             q.push(" AND user_id = ").push_bind(user_id);
                         }
+                        if let Some(alias) = &filter.key_alias {
+                            q.push(" AND key_alias = ").push_bind(alias);
+                        }
+                        if let Some(hash) = &filter.key_hash {
+                            q.push(" AND key_hash = ").push_bind(hash);
+                        }
                         q
                     }
                     let total: i64 = filtered("SELECT COUNT(*) FROM api_keys", filter)
@@ -400,6 +417,7 @@ macro_rules! sql_storage {
                     set(&mut q, "user_id", p.user_id.clone());
                     set(&mut q, "key_alias", p.key_alias.clone());
                     set(&mut q, "models", p.models.clone().map(Json));
+                    set(&mut q, "aliases", p.aliases.clone().map(Json));
                     set_budget(&mut q, &p.budget);
                     set(&mut q, "metadata", p.metadata.clone().map(Json));
                     set(&mut q, "blocked", p.blocked);

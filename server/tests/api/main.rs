@@ -11,6 +11,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod keys;
+mod litellm;
 mod live;
 mod metrics;
 mod openapi;
