@@ -415,6 +415,166 @@ budget_fields! {
     }
 }
 
+/// A user as every `/user/*` endpoint shows it (LiteLLM's fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct User {
+    pub user_id: String,
+    pub user_alias: Option<String>,
+    pub user_email: Option<String>,
+    /// `proxy_admin`, `proxy_admin_viewer`, `internal_user` or `internal_user_viewer`.
+    pub user_role: String,
+    /// Models the user's keys may use; empty means every model their teams allow.
+    pub models: Vec<String>,
+    #[serde(flatten)]
+    pub budget: Budget,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub metadata: Metadata,
+    /// The teams whose keys the user holds.
+    pub teams: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+budget_fields! {
+    new:
+    /// `POST /user/new`.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct NewUser {
+        /// Generated (a UUID) when absent.
+        pub user_id: Option<String>,
+        pub user_alias: Option<String>,
+        pub user_email: Option<String>,
+        /// Default `internal_user`.
+        pub user_role: Option<String>,
+        pub models: Option<Vec<String>>,
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+        pub metadata: Option<Metadata>,
+        /// Teams to issue the user's key in: the first one gets it.
+        pub teams: Option<Vec<String>>,
+        /// LiteLLM's deprecated single team: used when `teams` is absent.
+        pub team_id: Option<String>,
+        /// Issue a key in the first team (default true).
+        pub auto_create_key: Option<bool>,
+        /// The key's alias and lifetime, as on `/key/generate`.
+        pub key_alias: Option<String>,
+        pub duration: Option<String>,
+    }
+}
+
+/// `POST /user/new` answers with the user and, when a key was issued, its secret (this once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct UserCreated {
+    /// The key's secret; null when no key was issued (`auto_create_key: false`).
+    pub key: Option<String>,
+    /// The key's public id.
+    pub token: Option<String>,
+    /// The key's SHA-256 (LiteLLM's name for it).
+    pub token_id: Option<String>,
+    /// The key's expiry (RFC 3339, UTC); null when it never expires.
+    pub expires: Option<String>,
+    #[serde(flatten)]
+    pub user: User,
+}
+
+/// `GET /user/info` query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct UserInfoQuery {
+    pub user_id: String,
+}
+
+/// `GET /user/info` (LiteLLM's shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct UserInfo {
+    pub user_id: String,
+    pub user_info: User,
+    pub keys: Vec<KeyInfo>,
+    pub teams: Vec<Team>,
+}
+
+/// `GET /user/list` query (LiteLLM's).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct UserListQuery {
+    /// Only users with this role.
+    pub role: Option<String>,
+    /// Comma-separated user ids.
+    pub user_ids: Option<String>,
+    /// Users whose e-mail contains this text (any case).
+    pub user_email: Option<String>,
+    /// 1-based.
+    pub page: Option<u64>,
+    /// 1 to 100, default 25.
+    pub page_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct UserListEntry {
+    #[serde(flatten)]
+    pub user: User,
+    pub key_count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct UserList {
+    pub users: Vec<UserListEntry>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+    pub total_pages: u64,
+}
+
+budget_fields! {
+    update:
+    /// `POST /user/update`: `user_id` names the user; only the other fields present change;
+    /// `null` clears a field.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct UserUpdate {
+        pub user_id: Option<String>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub user_alias: Option<Option<String>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub user_email: Option<Option<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user_role: Option<String>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub models: Option<Option<Vec<String>>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+        pub metadata: Option<Option<Metadata>>,
+    }
+}
+
+/// `POST /user/update` answers with the user's fields (`user_id` among them) and, as LiteLLM
+/// does, the same under `data`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct UserUpdated {
+    #[serde(flatten)]
+    pub user: User,
+    pub data: User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserDelete {
+    pub user_ids: Vec<String>,
+}
+
 /// `{"key": ...}` for `/key/block` and `/key/unblock`, and the `/key/info` query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]

@@ -95,6 +95,7 @@ impl ApiError {
                 Denial::ModelNotAllowed { level, .. } => match level.kind {
                     LevelKind::Key => "key_model_access_denied",
                     LevelKind::Team => "team_model_access_denied",
+                    LevelKind::User => "user_model_access_denied",
                 },
                 Denial::OverBudget { .. } => "budget_exceeded",
                 Denial::RateLimited { .. } => "rate_limit_error",
@@ -123,6 +124,7 @@ fn denial_message(denial: &Denial) -> String {
             let (kind, whose) = match level.kind {
                 LevelKind::Key => ("key", String::new()),
                 LevelKind::Team => ("team", format!(" {level}.")),
+                LevelKind::User => ("user", format!(" {level}.")),
             };
             format!(
                 "{kind} not allowed to access model. This {kind} can only access models=[{}]. \
@@ -157,6 +159,7 @@ fn denial_message(denial: &Denial) -> String {
             match level.kind {
                 LevelKind::Key => "api_key",
                 LevelKind::Team => "team",
+                LevelKind::User => "user",
             },
             level.id,
             kind.label()

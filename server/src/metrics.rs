@@ -194,6 +194,7 @@ pub fn refusal_labels(denial: &Denial) -> (&'static str, &'static str) {
     let level = |kind: LevelKind| match kind {
         LevelKind::Key => "key",
         LevelKind::Team => "team",
+        LevelKind::User => "user",
     };
     match denial {
         Denial::KeyBlocked => ("blocked", "key"),

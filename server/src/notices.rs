@@ -27,6 +27,7 @@ impl Change {
         let kind = match self.owner {
             BudgetOwner::Team => "team",
             BudgetOwner::Key => "key",
+            BudgetOwner::User => "user",
         };
         format!("{kind}:{}", self.id)
     }
@@ -36,6 +37,7 @@ impl Change {
         let owner = match kind {
             "team" => BudgetOwner::Team,
             "key" => BudgetOwner::Key,
+            "user" => BudgetOwner::User,
             _ => return None,
         };
         Some(Self {

@@ -17,14 +17,16 @@ use std::sync::Arc;
 pub enum LevelKind {
     Key,
     Team,
+    User,
 }
 
 impl LevelKind {
-    /// How messages name it (LiteLLM's `Key=…`, `Team=…`).
+    /// How messages name it (LiteLLM's `Key=…`, `Team=…`, `User=…`).
     pub fn label(self) -> &'static str {
         match self {
             Self::Key => "Key",
             Self::Team => "Team",
+            Self::User => "User",
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod window;
 use crate::{
     notices::{Change, Notices},
     service::duration::Period,
-    storage::{Aliases, BudgetOwner, BudgetRow, KeyRow, TeamRow},
+    storage::{Aliases, BudgetOwner, BudgetRow, KeyRow, TeamRow, UserRow},
 };
 use admission::{Admission, Denial, Level, LevelId, LevelKind, Limits};
 use clock::Clock;
@@ -117,6 +117,13 @@ pub struct TeamEntry {
     config: RwLock<LevelConfig>,
 }
 
+/// A user: the budget, limits and models over all of the user's keys.
+pub struct UserEntry {
+    pub user_id: String,
+    pub level: LevelId,
+    config: RwLock<LevelConfig>,
+}
+
 struct KeyConfig {
     level: LevelConfig,
     user_id: Option<String>,
@@ -140,6 +147,7 @@ impl KeyEntry {
 #[derive(Default)]
 struct Index {
     teams: HashMap<String, Arc<TeamEntry>>,
+    users: HashMap<String, Arc<UserEntry>>,
     keys_by_hash: HashMap<String, Arc<KeyEntry>>,
     keys_by_id: HashMap<String, Arc<KeyEntry>>,
 }
@@ -211,11 +219,12 @@ impl Gate {
         self.unknown().clear();
     }
 
-    /// The ids of every team and key held.
-    pub fn ids(&self) -> (Vec<String>, Vec<String>) {
+    /// The ids of every team, user and key held.
+    pub fn ids(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
         let index = read(&self.index);
         (
             index.teams.keys().cloned().collect(),
+            index.users.keys().cloned().collect(),
             index.keys_by_id.keys().cloned().collect(),
         )
     }
@@ -224,10 +233,17 @@ impl Gate {
         read(&self.index).teams.contains_key(team_id)
     }
 
+    pub fn has_user(&self, user_id: &str) -> bool {
+        read(&self.index).users.contains_key(user_id)
+    }
+
     /// Loads everything from storage at start, spend included.
-    pub async fn load(&self, teams: &[TeamRow], keys: &[KeyRow]) {
+    pub async fn load(&self, teams: &[TeamRow], users: &[UserRow], keys: &[KeyRow]) {
         for team in teams {
             self.put_team(team, true).await;
+        }
+        for user in users {
+            self.put_user(user, true).await;
         }
         for key in keys {
             self.put_key(key, true).await;
@@ -274,6 +290,55 @@ impl Gate {
             index.keys_by_id.retain(|_, k| k.team.team_id != team_id);
             if let Some(team) = index.teams.remove(team_id) {
                 removed.push(team.level.clone());
+            }
+            removed
+        };
+        for level in &removed {
+            self.admission.forget(level).await;
+        }
+    }
+
+    /// Creates or reconfigures a user, as [`Self::put_team`] does a team.
+    pub async fn put_user(&self, row: &UserRow, with_spend: bool) {
+        let config = LevelConfig::new(&row.models, &Aliases::new(), false, &row.budget);
+        let user = {
+            let mut index = write(&self.index);
+            index
+                .users
+                .entry(row.user_id.clone())
+                .or_insert_with(|| {
+                    Arc::new(UserEntry {
+                        user_id: row.user_id.clone(),
+                        level: LevelId::new(LevelKind::User, &row.user_id),
+                        config: RwLock::new(LevelConfig::default()),
+                    })
+                })
+                .clone()
+        };
+        *write(&user.config) = config;
+        if with_spend {
+            let b = &row.budget;
+            self.admission
+                .load(&user.level, b.spend, b.budget_window)
+                .await;
+        }
+    }
+
+    /// Drops a user and the user's keys.
+    pub async fn remove_user(&self, user_id: &str) {
+        let removed: Vec<LevelId> = {
+            let mut index = write(&self.index);
+            let owned = |k: &Arc<KeyEntry>| read(&k.config).user_id.as_deref() == Some(user_id);
+            let mut removed: Vec<LevelId> = index
+                .keys_by_id
+                .values()
+                .filter(|k| owned(k))
+                .map(|k| k.level.clone())
+                .collect();
+            index.keys_by_hash.retain(|_, k| !owned(k));
+            index.keys_by_id.retain(|_, k| !owned(k));
+            if let Some(user) = index.users.remove(user_id) {
+                removed.push(user.level.clone());
             }
             removed
         };
@@ -341,6 +406,13 @@ impl Gate {
         read(&self.index).keys_by_hash.get(hash).cloned()
     }
 
+    /// The user a key belongs to, if any. (The key's lock is let go before the index is read:
+    /// elsewhere the index is locked first.)
+    fn user_of(&self, key: &KeyEntry) -> Option<Arc<UserEntry>> {
+        let user_id = read(&key.config).user_id.clone()?;
+        read(&self.index).users.get(&user_id).cloned()
+    }
+
     /// The model served for the name a caller asked for: the key's alias for it, else its
     /// team's, else the name itself. Aliases never widen access: [`Self::authorize`] checks the
     /// model they resolve to.
@@ -359,8 +431,10 @@ impl Gate {
     /// chain of levels admission then checks: the key, then its team.
     pub fn authorize(&self, key: &KeyEntry, model: Option<&str>) -> Result<Vec<Level>, Denial> {
         let now_ms = self.clock.now_ms();
+        let user = self.user_of(key);
         let k = read(&key.config);
         let team = read(&key.team.config);
+        let user_config = user.as_ref().map(|u| read(&u.config));
         if k.level.blocked {
             return Err(Denial::KeyBlocked);
         }
@@ -370,7 +444,12 @@ impl Gate {
             return Err(Denial::KeyExpired);
         }
         if let Some(model) = model {
-            for (level, config) in [(&key.level, &k.level), (&key.team.level, &*team)] {
+            let levels = [(&key.level, &k.level), (&key.team.level, &*team)];
+            let user_level = user
+                .as_ref()
+                .zip(user_config.as_deref())
+                .map(|(u, c)| (&u.level, c));
+            for (level, config) in levels.into_iter().chain(user_level) {
                 if !config.allows_model(model) {
                     return Err(Denial::ModelNotAllowed {
                         level: level.clone(),
@@ -385,16 +464,26 @@ impl Gate {
                 level: key.team.level.clone(),
             });
         }
-        Ok(vec![k.level.level(&key.level), team.level(&key.team.level)])
+        let mut chain = vec![k.level.level(&key.level), team.level(&key.team.level)];
+        if let (Some(user), Some(config)) = (&user, &user_config) {
+            chain.push(config.level(&user.level));
+        }
+        Ok(chain)
     }
 
-    /// Models a key may use among `served`: its list within its team's.
+    /// Models a key may use among `served`: its list within its team's and its user's.
     pub fn allowed_models(&self, key: &KeyEntry, served: &[String]) -> Vec<String> {
+        let user = self.user_of(key);
         let k = read(&key.config);
         let team = read(&key.team.config);
+        let user = user.as_ref().map(|u| read(&u.config));
         served
             .iter()
-            .filter(|m| k.level.allows_model(m) && team.allows_model(m))
+            .filter(|m| {
+                k.level.allows_model(m)
+                    && team.allows_model(m)
+                    && user.as_ref().is_none_or(|u| u.allows_model(m))
+            })
             .cloned()
             .collect()
     }
@@ -411,6 +500,10 @@ impl Gate {
                 LevelKind::Key => {
                     let key = index.keys_by_id.get(id)?;
                     (key.level.clone(), read(&key.config).level.reset_at)
+                }
+                LevelKind::User => {
+                    let user = index.users.get(id)?;
+                    (user.level.clone(), read(&user.config).reset_at)
                 }
             }
         };
@@ -430,6 +523,7 @@ impl Gate {
                 LevelKind::Key => read(&index.keys_by_id.get(&*level.id)?.config)
                     .level
                     .clone(),
+                LevelKind::User => read(&index.users.get(&*level.id)?.config).clone(),
             };
             config
         };
@@ -442,7 +536,7 @@ impl Gate {
         })
     }
 
-    /// Every team and key budget whose window has ended by now.
+    /// Every team, key and user budget whose window has ended by now.
     pub fn due_resets(&self) -> Vec<DueReset> {
         let now = self.clock.now_secs();
         let index = read(&self.index);
@@ -464,7 +558,16 @@ impl Gate {
                 next,
             })
         });
-        teams.chain(keys).collect()
+        let users = index.users.values().filter_map(|user| {
+            let (due_at, next) = read(&user.config).due(now)?;
+            Some(DueReset {
+                owner: BudgetOwner::User,
+                id: user.user_id.clone(),
+                due_at,
+                next,
+            })
+        });
+        teams.chain(keys).chain(users).collect()
     }
 
     /// A reset storage has made: the level's next window, spend from zero.
@@ -483,6 +586,12 @@ impl Gate {
                     config.level.reset_at = Some(reset.next);
                     config.level.window = config.level.window.max(window);
                     key.level.clone()
+                }),
+                BudgetOwner::User => index.users.get(&reset.id).map(|user| {
+                    let mut config = write(&user.config);
+                    config.reset_at = Some(reset.next);
+                    config.window = config.window.max(window);
+                    user.level.clone()
                 }),
             };
             match found {

@@ -197,6 +197,7 @@ impl RedisAdmission {
         let kind = match level.kind {
             LevelKind::Key => "key",
             LevelKind::Team => "team",
+            LevelKind::User => "user",
         };
         format!("{}:{kind}:{}", self.prefix, level.id)
     }
@@ -268,6 +269,11 @@ impl RedisAdmission {
                 .key(&level.id.id)
                 .await
                 .map(|r| r.map(|k| k.budget)),
+            LevelKind::User => self
+                .storage
+                .user(&level.id.id)
+                .await
+                .map(|r| r.map(|u| u.budget)),
         }
         .map_err(|err| {
             tracing::warn!(level = %level.id, %err, "cannot read a level's spend from storage");

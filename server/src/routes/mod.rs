@@ -9,6 +9,7 @@ mod proxy;
 mod session;
 mod spend;
 mod teams;
+mod users;
 
 use crate::{auth::Admin, error::ApiError, state::AppState};
 use axum::{extract::DefaultBodyLimit, middleware, Router};
@@ -21,6 +22,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const API_PREFIXES: &[&str] = &[
     "/team/",
     "/key/",
+    "/user/",
     "/spend/",
     "/session/",
     "/health",
@@ -44,6 +46,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let admin = OpenApiRouter::new()
         .merge(teams::router())
         .merge(keys::router())
+        .merge(users::router())
         .merge(spend::router())
         .merge(models::router())
         .route_layer(middleware::from_extractor_with_state::<Admin, AppState>(

@@ -33,6 +33,7 @@ use utoipa_swagger_ui::SwaggerUi;
     tags(
         (name = "teams", description = "Teams, their budgets and limits"),
         (name = "keys", description = "Virtual keys, issued in a team"),
+        (name = "users", description = "Users: a role, and a budget over all of their keys"),
         (name = "spend", description = "The request log and spend over time"),
         (name = "models", description = "The models served and their prices"),
         (name = "session", description = "The console's sign-in"),

@@ -26,7 +26,7 @@ pub async fn reset_due(ctx: Ctx<'_>) -> Result<usize, Error> {
     Ok(reset)
 }
 
-/// Reads a team or key again from storage into the request path (or drops it, if gone).
+/// Reads a team, key or user again from storage into the request path (or drops it, if gone).
 pub async fn reload(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Result<(), Error> {
     match owner {
         BudgetOwner::Team => match ctx.storage.team(id).await? {
@@ -37,16 +37,27 @@ pub async fn reload(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Result<(), Er
             Some(row) => ctx.gate.put_key(&row, false).await,
             None => ctx.gate.remove_key(id).await,
         },
+        BudgetOwner::User => match ctx.storage.user(id).await? {
+            Some(row) => ctx.gate.put_user(&row, false).await,
+            None => ctx.gate.remove_user(id).await,
+        },
     }
     Ok(())
 }
 
-/// Reads every team and key again, with its spend (the shared counters keep theirs when they
+/// Reads every team, user and key again, with its spend (the shared counters keep theirs when they
 /// are ahead), and drops those deleted meanwhile: after this instance missed change notices.
 pub async fn reload_all(ctx: Ctx<'_>) -> Result<(), Error> {
     let teams = ctx.storage.teams().await?;
+    let users = ctx.storage.all_users().await?;
     let keys = ctx.storage.all_keys().await?;
-    let (held_teams, held_keys) = ctx.gate.ids();
+    let (held_teams, held_users, held_keys) = ctx.gate.ids();
+    let stored_users: HashSet<&str> = users.iter().map(|u| u.user_id.as_str()).collect();
+    for id in held_users {
+        if !stored_users.contains(id.as_str()) {
+            ctx.gate.remove_user(&id).await;
+        }
+    }
     let stored_keys: HashSet<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
     let stored_teams: HashSet<&str> = teams.iter().map(|t| t.team_id.as_str()).collect();
     for id in held_keys {
@@ -59,6 +70,6 @@ pub async fn reload_all(ctx: Ctx<'_>) -> Result<(), Error> {
             ctx.gate.remove_team(&id).await;
         }
     }
-    ctx.gate.load(&teams, &keys).await;
+    ctx.gate.load(&teams, &users, &keys).await;
     Ok(())
 }

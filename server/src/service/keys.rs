@@ -1,7 +1,7 @@
 //! Virtual keys: issued to a team's member, shown once, stored as a hash; a key's models stay
 //! within its team's.
 
-use super::{duration::Period, fields, secrets, teams, timestamp, validate, Ctx, Error};
+use super::{duration::Period, fields, secrets, teams, timestamp, users, validate, Ctx, Error};
 use crate::{
     gate::admission::LevelKind,
     storage::{BudgetOwner, DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
@@ -94,6 +94,9 @@ pub async fn generate(
         req.aliases.unwrap_or_default(),
         &[("the key", &models), ("its team", &team.models)],
     )?;
+    if let Some(user_id) = &req.user_id {
+        users::ensure(ctx, user_id, now).await?;
+    }
     let secret = secrets::new_virtual_key()?;
     let row = KeyRow {
         key_id: secret.key_id,
@@ -201,6 +204,9 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
     }
     if let Some(None) = req.aliases {
         aliases = Some(Default::default());
+    }
+    if let Some(Some(user_id)) = &req.user_id {
+        users::ensure(ctx, user_id, now).await?;
     }
     let patch = KeyPatch {
         budget,

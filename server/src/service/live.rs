@@ -25,6 +25,7 @@ pub fn followed(team_ids: Option<&str>, keys: Option<&str>) -> Result<Vec<LevelI
             match kind {
                 LevelKind::Team => validate::team_id(param, id)?,
                 LevelKind::Key => validate::token(param, id)?,
+                LevelKind::User => validate::user_id(param, id)?,
             }
             let level = LevelId::new(kind, id);
             if !levels.contains(&level) {
@@ -65,6 +66,8 @@ pub fn views(changed: Vec<(LevelId, Figures)>) -> (Vec<TeamFigures>, Vec<KeyFigu
                 figures,
             }),
             LevelKind::Key => keys.push(KeyFigures { token: id, figures }),
+            // Not followed by the console (yet).
+            LevelKind::User => {}
         }
     }
     (teams, keys)

@@ -17,6 +17,7 @@ pub mod session;
 pub mod spend;
 pub mod teams;
 pub mod usage;
+pub mod users;
 pub mod validate;
 
 pub use error::Error;

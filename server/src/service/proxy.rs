@@ -132,6 +132,11 @@ pub async fn find_key(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Arc<KeyE
         };
         ctx.gate.put_team(&team, false).await;
     }
+    if let Some(user_id) = row.user_id.as_deref().filter(|id| !ctx.gate.has_user(id)) {
+        if let Some(user) = ctx.storage.user(user_id).await.map_err(unavailable)? {
+            ctx.gate.put_user(&user, false).await;
+        }
+    }
     ctx.gate.put_key(&row, false).await;
     ctx.gate.key_by_hash(&hash).ok_or(invalid)
 }
@@ -225,7 +230,11 @@ pub async fn forward(
             .find(|(level, _)| level.kind == kind)
             .map_or(0, |(_, window)| *window)
     };
-    let (key_window, team_window) = (window(LevelKind::Key), window(LevelKind::Team));
+    let (key_window, team_window, user_window) = (
+        window(LevelKind::Key),
+        window(LevelKind::Team),
+        window(LevelKind::User),
+    );
     let call = Call {
         reservation: Reservation::new(grant, ctx.gate.admission.clone()),
         log: SpendLog {
@@ -242,6 +251,7 @@ pub async fn forward(
             status: 0,
             key_window,
             team_window,
+            user_window,
         },
         deployment,
         bound,

@@ -80,6 +80,7 @@ pub struct BudgetPatch {
 pub enum BudgetOwner {
     Team,
     Key,
+    User,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +143,40 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<i64>>,
 }
 
+/// A user (LiteLLM's): a role, and a budget, limits and models over all of the user's keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub user_alias: Option<String>,
+    pub user_email: Option<String>,
+    pub user_role: String,
+    pub models: Vec<String>,
+    pub budget: BudgetRow,
+    pub metadata: Map<String, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The fields of a user to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub user_alias: Option<Option<String>>,
+    pub user_email: Option<Option<String>>,
+    pub user_role: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub budget: BudgetPatch,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// Which users a page of `/user/list` holds (oldest first).
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub role: Option<String>,
+    pub user_ids: Option<Vec<String>>,
+    /// Lowercase text the e-mail must contain.
+    pub email: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
     pub team_id: Option<String>,
@@ -174,10 +209,11 @@ pub struct SpendLog {
     pub latency_ms: i64,
     /// The HTTP status the caller got.
     pub status: i64,
-    /// The budget windows of the key and the team the request was admitted in: its cost
-    /// counts toward their spend only while those windows last.
+    /// The budget windows of the key, the team and the user the request was admitted in: its
+    /// cost counts toward their spend only while those windows last.
     pub key_window: i64,
     pub team_window: i64,
+    pub user_window: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -308,6 +344,26 @@ pub trait Storage: Send + Sync {
     async fn delete_keys(&self, key_ids: &[String]) -> StorageResult<DeleteOutcome>;
 
     async fn all_keys(&self) -> StorageResult<Vec<KeyRow>>;
+
+    async fn insert_user(&self, user: &UserRow) -> StorageResult<()>;
+    async fn user(&self, user_id: &str) -> StorageResult<Option<UserRow>>;
+    async fn all_users(&self) -> StorageResult<Vec<UserRow>>;
+    /// One page of the users `query` selects, oldest first, each with how many keys it holds,
+    /// and how many it selects in all.
+    async fn users_page(
+        &self,
+        query: &UserQuery,
+        offset: u64,
+        limit: u64,
+    ) -> StorageResult<(Vec<(UserRow, u64)>, u64)>;
+    async fn update_user(
+        &self,
+        user_id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> StorageResult<Option<UserRow>>;
+    /// Deletes the users and their keys in one transaction, or nothing.
+    async fn delete_users(&self, user_ids: &[String]) -> StorageResult<DeleteOutcome>;
 
     /// Writes the logs and adds the cost of those not written before to their key's and team's
     /// spend (in the window each was admitted in), in one transaction, or nothing.

@@ -3,7 +3,7 @@
 //! bound — `QueryBuilder` writes each database's own placeholders — and what differs between the
 //! databases (how to name a day, which column keeps insertion order) comes in as arguments.
 
-use super::{Aliases, BudgetOwner, BudgetRow, KeyRow, StorageError, TeamRow};
+use super::{Aliases, BudgetOwner, BudgetRow, KeyRow, StorageError, TeamRow, UserRow};
 use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 
@@ -95,14 +95,54 @@ impl From<KeyRecord> for KeyRow {
     }
 }
 
-/// A newly logged request's cost, to add to its key's and team's spend.
+#[derive(FromRow)]
+pub(super) struct UserRecord {
+    user_id: String,
+    user_alias: Option<String>,
+    user_email: Option<String>,
+    user_role: String,
+    models: Json<Vec<String>>,
+    #[sqlx(flatten)]
+    budget: BudgetRow,
+    metadata: Json<Map<String, Value>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<UserRecord> for UserRow {
+    fn from(r: UserRecord) -> Self {
+        Self {
+            user_id: r.user_id,
+            user_alias: r.user_alias,
+            user_email: r.user_email,
+            user_role: r.user_role,
+            models: r.models.0,
+            budget: r.budget,
+            metadata: r.metadata.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A user and how many keys it holds.
+#[derive(FromRow)]
+pub(super) struct UserKeys {
+    #[sqlx(flatten)]
+    pub user: UserRecord,
+    pub key_count: i64,
+}
+
+/// A newly logged request's cost, to add to its key's, team's and user's spend.
 #[derive(FromRow)]
 pub(super) struct Charged {
     pub key_id: String,
     pub team_id: String,
+    pub user_id: Option<String>,
     pub cost: i64,
     pub key_window: i64,
     pub team_window: i64,
+    pub user_window: i64,
 }
 
 /// `%text%` for LIKE, with `\`, `%` and `_` in `text` matched as themselves.
@@ -123,6 +163,7 @@ pub(super) fn owner_table(owner: BudgetOwner) -> (&'static str, &'static str) {
     match owner {
         BudgetOwner::Team => ("teams", "team_id"),
         BudgetOwner::Key => ("api_keys", "key_id"),
+        BudgetOwner::User => ("users", "user_id"),
     }
 }
 
@@ -135,11 +176,12 @@ macro_rules! sql_storage {
             use super::super::{
                 sql::{
                     classify, like_pattern, owner_table, Charged, KeyRecord, TeamRecord,
-                    BUDGET_COLUMNS,
+                    UserKeys, UserRecord, BUDGET_COLUMNS,
                 },
                 BudgetOwner, BudgetPatch, BudgetRow, DailySpend, DeleteOutcome, GroupSpend,
                 KeyFilter, KeyPatch, KeyRow, RefusalCount, SpendFilter, SpendGrouping, SpendLog,
-                Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow,
+                Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow, UserPatch,
+                UserQuery, UserRow,
             };
             use async_trait::async_trait;
             use sqlx::{query_builder::Separated, types::Json, Encode, QueryBuilder, Type};
@@ -442,18 +484,154 @@ macro_rules! sql_storage {
                     Ok(rows.into_iter().map(Into::into).collect())
                 }
 
+                async fn insert_user(&self, u: &UserRow) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(format!(
+                        "INSERT INTO users (user_id, user_alias, user_email, user_role, models, \
+                         {BUDGET_COLUMNS}, metadata, created_at, updated_at) "
+                    ));
+                    q.push_values([u], |mut v, u| {
+                        v.push_bind(&u.user_id)
+                            .push_bind(&u.user_alias)
+                            .push_bind(&u.user_email)
+                            .push_bind(&u.user_role)
+                            .push_bind(Json(&u.models));
+                        bind_budget(&mut v, &u.budget);
+                        v.push_bind(Json(&u.metadata))
+                            .push_bind(u.created_at)
+                            .push_bind(u.updated_at);
+                    });
+                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    Ok(())
+                }
+
+                async fn user(&self, user_id: &str) -> StorageResult<Option<UserRow>> {
+                    let mut q = QueryBuilder::<Db>::new("SELECT * FROM users WHERE user_id = ");
+                    q.push_bind(user_id);
+                    let row = q
+                        .build_query_as::<UserRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn all_users(&self) -> StorageResult<Vec<UserRow>> {
+                    let rows = sqlx::query_as::<_, UserRecord>("SELECT * FROM users")
+                        .fetch_all(&self.pool)
+                        .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn users_page(
+                    &self,
+                    query: &UserQuery,
+                    offset: u64,
+                    limit: u64,
+                ) -> StorageResult<(Vec<(UserRow, u64)>, u64)> {
+                    fn selected<'a>(select: &str, query: &'a UserQuery) -> QueryBuilder<'a, Db> {
+                        let mut q = QueryBuilder::<Db>::new(select);
+                        q.push(" WHERE 1 = 1");
+                        if let Some(role) = &query.role {
+                            q.push(" AND user_role = ").push_bind(role);
+                        }
+                        if let Some(ids) = &query.user_ids {
+                            q.push(" AND user_id IN (");
+                            let mut list = q.separated(", ");
+                            for id in ids {
+                                list.push_bind(id);
+                            }
+                            // An empty list selects nobody.
+                            if ids.is_empty() {
+                                list.push("NULL");
+                            }
+                            q.push(")");
+                        }
+                        if let Some(pattern) = &query.email {
+                            q.push(" AND LOWER(COALESCE(user_email, '')) LIKE ")
+                                .push_bind(pattern)
+                                .push(" ESCAPE '\\'");
+                        }
+                        q
+                    }
+                    let query = UserQuery {
+                        email: query.email.as_deref().map(like_pattern),
+                        ..query.clone()
+                    };
+                    let total: i64 = selected("SELECT COUNT(*) FROM users", &query)
+                        .build_query_scalar()
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let mut q = selected(
+                        "SELECT users.*, (SELECT COUNT(*) FROM api_keys \
+                         WHERE api_keys.user_id = users.user_id) AS key_count FROM users",
+                        &query,
+                    );
+                    q.push(concat!(" ORDER BY created_at, ", $order, " LIMIT "))
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .push(" OFFSET ")
+                        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+                    let rows = q.build_query_as::<UserKeys>().fetch_all(&self.pool).await?;
+                    Ok((
+                        rows.into_iter()
+                            .map(|r| (r.user.into(), u64::try_from(r.key_count).unwrap_or(0)))
+                            .collect(),
+                        u64::try_from(total).unwrap_or(0),
+                    ))
+                }
+
+                async fn update_user(
+                    &self,
+                    user_id: &str,
+                    p: &UserPatch,
+                    now: i64,
+                ) -> StorageResult<Option<UserRow>> {
+                    let mut q = QueryBuilder::<Db>::new("UPDATE users SET updated_at = ");
+                    q.push_bind(now);
+                    set(&mut q, "user_alias", p.user_alias.clone());
+                    set(&mut q, "user_email", p.user_email.clone());
+                    set(&mut q, "user_role", p.user_role.clone());
+                    set(&mut q, "models", p.models.clone().map(Json));
+                    set_budget(&mut q, &p.budget);
+                    set(&mut q, "metadata", p.metadata.clone().map(Json));
+                    q.push(" WHERE user_id = ").push_bind(user_id);
+                    q.push(" RETURNING *");
+                    let row = q
+                        .build_query_as::<UserRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn delete_users(&self, user_ids: &[String]) -> StorageResult<DeleteOutcome> {
+                    let mut tx = self.pool.begin().await?;
+                    for id in user_ids {
+                        let mut q = QueryBuilder::<Db>::new("DELETE FROM users WHERE user_id = ");
+                        q.push_bind(id);
+                        if q.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                            tx.rollback().await?;
+                            return Ok(DeleteOutcome::Missing(id.clone()));
+                        }
+                        let mut q =
+                            QueryBuilder::<Db>::new("DELETE FROM api_keys WHERE user_id = ");
+                        q.push_bind(id);
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(DeleteOutcome::Deleted)
+                }
+
                 async fn record_spend(&self, logs: &[SpendLog]) -> StorageResult<()> {
                     let mut tx = self.pool.begin().await?;
                     // What each key and team is owed, per window: only rows written now count,
                     // so a batch committed twice adds nothing the second time.
                     let mut keys: BTreeMap<(&str, i64), i64> = BTreeMap::new();
                     let mut teams: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+                    let mut users: BTreeMap<(&str, i64), i64> = BTreeMap::new();
                     let mut charged = Vec::new();
                     for chunk in logs.chunks(500) {
                         let mut q = QueryBuilder::<Db>::new(
                             "INSERT INTO spend_logs (request_id, ts_ms, key_id, team_id, \
                              user_id, model, prompt_tokens, completion_tokens, cost, \
-                             latency_ms, status, key_window, team_window) ",
+                             latency_ms, status, key_window, team_window, user_window) ",
                         );
                         q.push_values(chunk, |mut row, log| {
                             row.push_bind(&log.request_id)
@@ -468,11 +646,13 @@ macro_rules! sql_storage {
                                 .push_bind(log.latency_ms)
                                 .push_bind(log.status)
                                 .push_bind(log.key_window)
-                                .push_bind(log.team_window);
+                                .push_bind(log.team_window)
+                                .push_bind(log.user_window);
                         });
                         q.push(
                             " ON CONFLICT (request_id) DO NOTHING \
-                             RETURNING key_id, team_id, cost, key_window, team_window",
+                             RETURNING key_id, team_id, user_id, cost, key_window, team_window, \
+                             user_window",
                         );
                         charged.extend(q.build_query_as::<Charged>().fetch_all(&mut *tx).await?);
                     }
@@ -481,8 +661,16 @@ macro_rules! sql_storage {
                         *key = key.saturating_add(c.cost);
                         let team = teams.entry((c.team_id.as_str(), c.team_window)).or_default();
                         *team = team.saturating_add(c.cost);
+                        if let Some(user_id) = &c.user_id {
+                            let user = users.entry((user_id.as_str(), c.user_window)).or_default();
+                            *user = user.saturating_add(c.cost);
+                        }
                     }
-                    for (owner, owed) in [(BudgetOwner::Key, &keys), (BudgetOwner::Team, &teams)] {
+                    for (owner, owed) in [
+                        (BudgetOwner::Key, &keys),
+                        (BudgetOwner::Team, &teams),
+                        (BudgetOwner::User, &users),
+                    ] {
                         let (table, column) = owner_table(owner);
                         for ((id, window), cost) in owed {
                             if *cost == 0 {
@@ -558,7 +746,7 @@ macro_rules! sql_storage {
                     let mut q = filtered(
                         "SELECT request_id, ts_ms, key_id, team_id, user_id, model, \
                          prompt_tokens, completion_tokens, cost, latency_ms, status, key_window, \
-                         team_window FROM spend_logs",
+                         team_window, user_window FROM spend_logs",
                         filter,
                     );
                     q.push(" ORDER BY ts_ms DESC, id DESC LIMIT ")

@@ -31,7 +31,7 @@ async fn api_clients_get_json_for_unknown_paths_browsers_get_the_page() {
     let url = |path: &str| format!("{}{path}", app.base);
     let answers = [
         app.client
-            .post(url("/user/new"))
+            .post(url("/team/member_add"))
             .bearer_auth(crate::helpers::ADMIN_KEY)
             .send(),
         app.client

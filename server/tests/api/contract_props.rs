@@ -38,14 +38,17 @@ async fn backends() -> Vec<(&'static str, Arc<dyn Admission>)> {
 /// Shared admission in Redis, under a prefix of its own, loading unknown levels from an empty
 /// database.
 async fn redis_backend(url: &str) -> Arc<dyn Admission> {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    // A database of each backend's own (tests migrating one file at once would race), kept
+    // for as long as the tests run.
+    static DIRS: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+    let dir = tempfile::tempdir().expect("temp dir");
     let storage = server::storage::connect(&format!(
         "sqlite://{}",
         dir.path().join("empty.db").display()
     ))
     .await
     .expect("storage");
+    DIRS.lock().expect("dirs").push(dir);
     RedisAdmission::connect(url, &redis_prefix(), storage)
         .await
         .expect("Redis admission")

@@ -150,10 +150,8 @@ async fn a_block_reaches_every_instance() {
 
     assert_eq!(apps[0].block_team("t").await.status, StatusCode::OK);
     let blocked = until(&apps[2], &key, StatusCode::UNAUTHORIZED).await;
-    assert_eq!(
-        apps[1].chat(&key, ask()).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    // Each instance hears of it on its own: the other one too, soon.
+    until(&apps[1], &key, StatusCode::UNAUTHORIZED).await;
     assert_eq!(apps[0].unblock_team("t").await.status, StatusCode::OK);
     let unblocked = until(&apps[2], &key, StatusCode::OK).await;
     eprintln!(
@@ -334,4 +332,42 @@ async fn a_page_on_one_instance_sees_spend_made_on_another() {
     assert_eq!(events.budgets().await[0]["spend"], 0.0);
     assert_eq!(apps[2].chat(&key, ask()).await.status, StatusCode::OK);
     assert_eq!(events.budgets().await[0]["spend"], COST);
+}
+
+#[tokio::test]
+async fn a_users_limit_is_one_limit_for_the_fleet_over_all_the_users_keys() {
+    let Some(apps) = fleet().await else { return };
+    assert_eq!(
+        apps[0].new_team(json!({"team_id": "t"})).await.status,
+        StatusCode::OK
+    );
+    let user = apps[1]
+        .post(
+            "/user/new",
+            json!({"user_id": "u", "rpm_limit": 4, "auto_create_key": false}),
+        )
+        .await;
+    assert_eq!(user.status, StatusCode::OK, "{}", user.body);
+    let mut keys = Vec::new();
+    for app in &apps[..2] {
+        let key = app
+            .generate_key(json!({"team_id": "t", "user_id": "u"}))
+            .await;
+        assert_eq!(key.status, StatusCode::OK, "{}", key.body);
+        keys.push(key.body["key"].as_str().expect("key").to_string());
+    }
+    let mut replies = Vec::new();
+    for i in 0..9 {
+        replies.push(apps[i % 3].chat(&keys[i % 2], ask()).await);
+    }
+    assert_eq!(count(&replies, StatusCode::OK), 4);
+    assert_eq!(count(&replies, StatusCode::TOO_MANY_REQUESTS), 5);
+    // Deleted on one instance, the user's keys stop everywhere.
+    let deleted = apps[2]
+        .post("/user/delete", json!({"user_ids": ["u"]}))
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    for (app, key) in apps.iter().zip(keys.iter().cycle()) {
+        until(app, key, StatusCode::UNAUTHORIZED).await;
+    }
 }

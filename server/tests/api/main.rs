@@ -18,3 +18,4 @@ mod openapi;
 mod outages;
 mod proxy;
 mod teams;
+mod users;

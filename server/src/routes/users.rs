@@ -1,0 +1,89 @@
+//! `/user/*`: LiteLLM's users, with their shapes.
+
+use crate::{
+    error::ApiError,
+    extract::{ApiJson, ApiQuery},
+    service::users,
+    state::AppState,
+};
+use app::types::{
+    NewUser, UserCreated, UserDelete, UserInfo, UserInfoQuery, UserList, UserListQuery, UserUpdate,
+    UserUpdated,
+};
+use axum::{extract::State, Json};
+use chrono::Utc;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+type Db = State<AppState>;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(info))
+        .routes(routes!(list))
+        .routes(routes!(update))
+        .routes(routes!(delete))
+}
+
+/// Creates a user and, unless `auto_create_key` is false, issues the user a key in the team
+/// named by `teams` (the secret is in this answer only).
+#[utoipa::path(post, path = "/user/new", tag = "users", request_body = NewUser,
+    responses((status = 200, description = "The new user, with the key's secret", body = UserCreated)))]
+async fn create(
+    State(db): Db,
+    ApiJson(req): ApiJson<NewUser>,
+) -> Result<Json<UserCreated>, ApiError> {
+    users::create(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// A user with their keys and teams.
+#[utoipa::path(get, path = "/user/info", tag = "users", params(UserInfoQuery),
+    responses((status = 200, description = "The user", body = UserInfo)))]
+async fn info(
+    State(db): Db,
+    ApiQuery(q): ApiQuery<UserInfoQuery>,
+) -> Result<Json<UserInfo>, ApiError> {
+    users::info(db.ctx(), &q.user_id)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// A page of users (`page`, `page_size`), filtered by `role`, `user_ids`, `user_email`.
+#[utoipa::path(get, path = "/user/list", tag = "users", params(UserListQuery),
+    responses((status = 200, description = "The users", body = UserList)))]
+async fn list(
+    State(db): Db,
+    ApiQuery(q): ApiQuery<UserListQuery>,
+) -> Result<Json<UserList>, ApiError> {
+    users::list(db.ctx(), q)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Changes the fields present; `null` clears one.
+#[utoipa::path(post, path = "/user/update", tag = "users", request_body = UserUpdate,
+    responses((status = 200, description = "The user as changed", body = UserUpdated)))]
+async fn update(
+    State(db): Db,
+    ApiJson(req): ApiJson<UserUpdate>,
+) -> Result<Json<UserUpdated>, ApiError> {
+    users::update(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Deletes the users and their keys, all or none; answers how many users (LiteLLM's shape).
+#[utoipa::path(post, path = "/user/delete", tag = "users", request_body = UserDelete,
+    responses((status = 200, description = "How many users were deleted", body = u64)))]
+async fn delete(State(db): Db, ApiJson(req): ApiJson<UserDelete>) -> Result<Json<u64>, ApiError> {
+    users::delete(db.ctx(), req.user_ids)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
