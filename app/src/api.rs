@@ -6,9 +6,11 @@
 //! again.
 
 use crate::types::{
-    DailySpend, ErrorBody, GeneratedKey, KeyInfo, KeysDeleted, Login, ModelList, NewKey, NewTeam,
+    DailySpend, ErrorBody, GeneratedKey, KeyInfo, KeysDeleted, Login, MemberAdd, MemberDeleted,
+    MemberUpdate, MembersAdded, ModelList, NewKey, NewOrganization, NewTeam, NewUser, Organization,
     Refusals, RefusalsQuery, Session, SpendLogList, SpendLogQuery, SpendSummary, Team, TeamInfo,
-    TeamList, TeamListQuery, TeamUpdate, TeamUpdated, TeamsDeleted,
+    TeamList, TeamListQuery, TeamMembership, TeamUpdate, TeamUpdated, TeamsDeleted, UserCreated,
+    UserList,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::json;
@@ -188,6 +190,39 @@ pub async fn set_team_blocked(team_id: String, blocked: bool) -> ApiResult<Team>
 
 pub async fn delete_team(team_id: String) -> ApiResult<TeamsDeleted> {
     post("/team/delete", &json!({ "team_ids": [team_id] })).await
+}
+
+pub async fn list_organizations() -> ApiResult<Vec<Organization>> {
+    get("/organization/list", &[]).await
+}
+
+pub async fn create_organization(organization: NewOrganization) -> ApiResult<Organization> {
+    post("/organization/new", &organization).await
+}
+
+/// The first page of users (100), oldest first.
+pub async fn list_users() -> ApiResult<UserList> {
+    get("/user/list", &[("page_size", "100".to_string())]).await
+}
+
+pub async fn create_user(user: NewUser) -> ApiResult<UserCreated> {
+    post("/user/new", &user).await
+}
+
+pub async fn add_member(add: MemberAdd) -> ApiResult<MembersAdded> {
+    post("/team/member_add", &add).await
+}
+
+pub async fn update_member(update: MemberUpdate) -> ApiResult<TeamMembership> {
+    post("/team/member_update", &update).await
+}
+
+pub async fn delete_member(team_id: String, user_id: String) -> ApiResult<MemberDeleted> {
+    post(
+        "/team/member_delete",
+        &json!({ "team_id": team_id, "user_id": user_id }),
+    )
+    .await
 }
 
 pub async fn generate_key(key: NewKey) -> ApiResult<GeneratedKey> {

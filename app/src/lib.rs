@@ -63,6 +63,8 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/overview">"Overview"</A>
                     <A href="/" exact=true>"Teams"</A>
+                    <A href="/organizations">"Organizations"</A>
+                    <A href="/users">"Users"</A>
                     <A href="/usage">"Usage"</A>
                     <A href="/logs">"Logs"</A>
                 </nav>
@@ -76,6 +78,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:id") view=pages::team::TeamPage ssr=SsrMode::Async/>
                     <Route path=path!("/overview") view=pages::overview::OverviewPage ssr=SsrMode::Async/>
                     <Route path=path!("/usage") view=pages::usage::UsagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/organizations") view=pages::organizations::OrganizationsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/users") view=pages::users::UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs") view=pages::logs::LogsPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs/:request_id") view=pages::logs::LogEntryPage ssr=SsrMode::Async/>
                 </Routes>

@@ -63,10 +63,11 @@ pub struct BudgetUpdate {
 /// named in the error), and `budget()` to read them as one [`NewBudget`] or [`BudgetUpdate`].
 /// A new limit is declared here once for every level.
 macro_rules! budget_fields {
-    (new: $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+    (new $(max_budget = $rename:literal)?: $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
         $(#[$meta])*
         pub struct $name {
             $($body)*
+            $(#[serde(rename = $rename)])?
             pub max_budget: Option<f64>,
             pub tpm_limit: Option<u64>,
             pub rpm_limit: Option<u64>,
@@ -88,11 +89,12 @@ macro_rules! budget_fields {
             }
         }
     };
-    (update: $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+    (update $(max_budget = $rename:literal)?: $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
         $(#[$meta])*
         pub struct $name {
             $($body)*
             #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+            $(#[serde(rename = $rename)])?
             pub max_budget: Option<Option<f64>>,
             #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
             pub tpm_limit: Option<Option<u64>>,
@@ -124,6 +126,8 @@ macro_rules! budget_fields {
 pub struct Team {
     pub team_id: String,
     pub team_alias: Option<String>,
+    /// The organization whose budget, limits and models bound the team's.
+    pub organization_id: Option<String>,
     /// Models the team may use; empty means every configured model.
     pub models: Vec<String>,
     /// A name the team's callers may ask for, to the model served for it (LiteLLM's).
@@ -133,8 +137,134 @@ pub struct Team {
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub metadata: Metadata,
     pub blocked: bool,
+    /// The team's members and their roles there (LiteLLM's).
+    pub members_with_roles: Vec<MemberRole>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A member as LiteLLM's `members_with_roles` lists it, and as `/team/member_add`,
+/// `/team/new` and `/team/update` take one: `user_id` or `user_email` names the user (made an
+/// `internal_user` when new); `role` is `admin` or `user` (the default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberRole {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_email: Option<String>,
+    #[serde(default = "member_role")]
+    pub role: String,
+}
+
+fn member_role() -> String {
+    "user".to_string()
+}
+
+/// One member or a list of them (`/team/member_add`'s `member`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum Members {
+    One(MemberRole),
+    Many(Vec<MemberRole>),
+}
+
+impl Members {
+    pub fn into_vec(self) -> Vec<MemberRole> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+/// A user's membership of a team: the role there, and the budget, limits and models over the
+/// user's keys in the team. LiteLLM's fields, with its `litellm_budget_table` as well.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TeamMembership {
+    pub team_id: String,
+    pub user_id: String,
+    pub user_email: Option<String>,
+    pub role: String,
+    /// Models the user may use in this team, within the team's; empty: all of the team's.
+    pub allowed_models: Vec<String>,
+    pub max_budget_in_team: Option<f64>,
+    pub spend: f64,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<String>,
+    pub litellm_budget_table: Budget,
+}
+
+budget_fields! {
+    new max_budget = "max_budget_in_team":
+    /// `POST /team/member_add`: the members, and the budget and limits each gets in the team.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct MemberAdd {
+        pub team_id: String,
+        pub member: Members,
+        pub allowed_models: Option<Vec<String>>,
+    }
+}
+
+/// `POST /team/member_add` answers with the team (members included) and what changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MembersAdded {
+    #[serde(flatten)]
+    pub team: Team,
+    /// The users added (made when new).
+    pub updated_users: Vec<User>,
+    pub updated_team_memberships: Vec<TeamMembership>,
+}
+
+budget_fields! {
+    update max_budget = "max_budget_in_team":
+    /// `POST /team/member_update`: `user_id` or `user_email` names the member; only the other
+    /// fields present change; `null` clears a limit.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct MemberUpdate {
+        pub team_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user_email: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub role: Option<String>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub allowed_models: Option<Option<Vec<String>>>,
+    }
+}
+
+/// `POST /team/member_delete`: `user_id` or `user_email` names the member.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberDelete {
+    pub team_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_email: Option<String>,
+}
+
+/// `POST /team/member_delete` answers with the team as it is now, and the member's keys in
+/// the team, which went with the membership.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MemberDeleted {
+    #[serde(flatten)]
+    pub team: Team,
+    pub deleted_keys: Vec<String>,
 }
 
 budget_fields! {
@@ -147,11 +277,16 @@ budget_fields! {
         /// Generated (a UUID) when absent.
         pub team_id: Option<String>,
         pub team_alias: Option<String>,
+        /// The organization the team belongs to: its models, budget and limits must lie within
+        /// the organization's.
+        pub organization_id: Option<String>,
         pub models: Option<Vec<String>>,
         pub model_aliases: Option<Aliases>,
         #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Metadata>,
         pub blocked: Option<bool>,
+        /// Members to add with the team (LiteLLM's).
+        pub members_with_roles: Option<Vec<MemberRole>>,
     }
 }
 
@@ -165,6 +300,9 @@ budget_fields! {
         pub team_id: String,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         pub team_alias: Option<Option<String>>,
+        /// Moves the team into an organization (`null`: out of it).
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub organization_id: Option<Option<String>>,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
         pub models: Option<Option<Vec<String>>>,
         #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
@@ -174,6 +312,11 @@ budget_fields! {
         pub metadata: Option<Option<Metadata>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub blocked: Option<bool>,
+        /// The team's members from now on: those not there are added, roles are set; a member
+        /// left out is removed, unless they still hold keys in the team (then nothing changes:
+        /// `/team/member_delete` removes a member with their keys).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub members_with_roles: Option<Vec<MemberRole>>,
     }
 }
 
@@ -185,6 +328,145 @@ pub struct TeamUpdated {
     #[serde(flatten)]
     pub team: Team,
     pub data: Team,
+}
+
+/// An organization as every `/organization/*` endpoint shows it (LiteLLM's fields): a budget,
+/// limits and models over all of its teams, its members and its teams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Organization {
+    pub organization_id: String,
+    pub organization_alias: Option<String>,
+    /// Models its teams may use; empty means every model.
+    pub models: Vec<String>,
+    #[serde(flatten)]
+    pub budget: Budget,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub metadata: Metadata,
+    /// LiteLLM's name for the same budget and limits.
+    pub litellm_budget_table: Budget,
+    pub members: Vec<OrgMembership>,
+    pub teams: Vec<Team>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A user in an organization, with a role there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OrgMembership {
+    pub organization_id: String,
+    pub user_id: String,
+    pub user_email: Option<String>,
+    /// `org_admin`, `internal_user` or `internal_user_viewer`.
+    pub user_role: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+budget_fields! {
+    new:
+    /// `POST /organization/new`.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct NewOrganization {
+        /// Generated (a UUID) when absent.
+        pub organization_id: Option<String>,
+        pub organization_alias: Option<String>,
+        pub models: Option<Vec<String>>,
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+        pub metadata: Option<Metadata>,
+    }
+}
+
+budget_fields! {
+    update:
+    /// `PATCH /organization/update`: only the fields present change; `null` clears a field.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct OrganizationUpdate {
+        pub organization_id: String,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub organization_alias: Option<Option<String>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub models: Option<Option<Vec<String>>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+        pub metadata: Option<Option<Metadata>>,
+    }
+}
+
+/// `GET /organization/info` query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationInfoQuery {
+    pub organization_id: String,
+}
+
+/// `DELETE /organization/delete`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationDelete {
+    pub organization_ids: Vec<String>,
+}
+
+/// A user named in `/organization/member_add`: `user_id` or `user_email`, and a role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrgMemberRole {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_email: Option<String>,
+    /// `org_admin`, `internal_user` (the default) or `internal_user_viewer`.
+    #[serde(default = "org_member_role")]
+    pub role: String,
+}
+
+fn org_member_role() -> String {
+    "internal_user".to_string()
+}
+
+/// One organization member or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum OrgMembers {
+    One(OrgMemberRole),
+    Many(Vec<OrgMemberRole>),
+}
+
+impl OrgMembers {
+    pub fn into_vec(self) -> Vec<OrgMemberRole> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+/// `POST /organization/member_add`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrgMemberAdd {
+    pub organization_id: String,
+    pub member: OrgMembers,
+}
+
+/// `POST /organization/member_add` answers with what changed (LiteLLM's shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OrgMembersAdded {
+    pub organization_id: String,
+    pub updated_users: Vec<User>,
+    pub updated_organization_memberships: Vec<OrgMembership>,
 }
 
 /// `{"team_id": ...}` for `/team/block` and `/team/unblock`.
@@ -306,16 +588,20 @@ impl TeamListQuery {
     }
 }
 
-/// One key of a team, as `/team/info` lists it under `members`.
+/// One key of a team, or a member without a key, as `/team/info` lists them under `members`
+/// (the spec's `{user_id, key}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamMember {
     pub user_id: Option<String>,
-    /// The masked key, e.g. `sk-3fk2a9x0qz1m...Xy7Q`; the full key is never shown again.
-    pub key: String,
-    pub token: String,
+    /// The masked key, e.g. `sk-3fk2a9x0qz1m...Xy7Q` (the full key is never shown again);
+    /// null for a member who holds no key in the team.
+    pub key: Option<String>,
+    pub token: Option<String>,
     pub key_alias: Option<String>,
     pub blocked: bool,
+    /// The user's role in the team; null for a key without a user.
+    pub role: Option<String>,
 }
 
 /// `GET /team/info`: the team's fields at the top level (the spec) plus LiteLLM's
@@ -328,6 +614,8 @@ pub struct TeamInfo {
     pub members: Vec<TeamMember>,
     pub team_info: Team,
     pub keys: Vec<KeyInfo>,
+    /// Each member's role, budget, limits and models in the team (LiteLLM's).
+    pub team_memberships: Vec<TeamMembership>,
 }
 
 /// A virtual key as every endpoint but `/key/generate` returns it: never the secret.
@@ -430,7 +718,7 @@ pub struct User {
     pub budget: Budget,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub metadata: Metadata,
-    /// The teams whose keys the user holds.
+    /// The teams the user is a member of.
     pub teams: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -452,7 +740,7 @@ budget_fields! {
         pub models: Option<Vec<String>>,
         #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
         pub metadata: Option<Metadata>,
-        /// Teams to issue the user's key in: the first one gets it.
+        /// Teams the user joins (as a `user` member); the first one gets the key.
         pub teams: Option<Vec<String>>,
         /// LiteLLM's deprecated single team: used when `teams` is absent.
         pub team_id: Option<String>,
@@ -486,7 +774,18 @@ pub struct UserCreated {
 #[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct UserInfoQuery {
-    pub user_id: String,
+    /// Required with the admin key; a user's own key may leave it out.
+    pub user_id: Option<String>,
+}
+
+/// `GET /key/info` query: the key by its secret, its `token` or its SHA-256; a virtual key may
+/// leave it out to read itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct KeyInfoQuery {
+    pub key: Option<String>,
 }
 
 /// `GET /user/info` (LiteLLM's shape).

@@ -137,8 +137,10 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   await page.getByRole('button', { name: 'Done' }).click();
   await expect(page.getByTestId('new-key')).toHaveCount(0);
 
+  // The key's row (alice is also in the Members table now).
+  const keyTable = page.getByRole('region', { name: 'Keys' });
   // Afterwards only the masked form is shown.
-  const keyRow = page.getByRole('row', { name: /alice@example.com/ });
+  const keyRow = keyTable.getByRole('row', { name: /alice@example.com/ });
   await expect(keyRow).toContainText('...');
   await expect(keyRow).toContainText('laptop');
   expect(await page.content()).not.toContain(key);
@@ -154,12 +156,12 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
   // reload.
   await expect(page.locator('.card', { has: page.getByRole('heading', { name: 'Budget' }) }))
     .toContainText('$0.000005 / $1.00');
-  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('$0.000005');
+  await expect(keyTable.getByRole('row', { name: /alice@example.com/ })).toContainText('$0.000005');
   await admin(request, '/key/block', { key });
-  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('Blocked');
+  await expect(keyTable.getByRole('row', { name: /alice@example.com/ })).toContainText('Blocked');
   await expect(page.getByRole('button', { name: 'Unblock key laptop' })).toBeVisible();
   await admin(request, '/key/unblock', { key });
-  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('Active');
+  await expect(keyTable.getByRole('row', { name: /alice@example.com/ })).toContainText('Active');
 
   // The spend shows on the team page and in its chart once written (the writer commits
   // every 200 ms): reload until it does.
@@ -169,7 +171,7 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
     await expect(page.getByRole('figure').getByRole('table')).toContainText('$0.000005');
   }).toPass({ timeout: 10_000 });
   await expect(page.locator('.forecast')).toContainText('At the current rate ($0.000001/day)');
-  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('$0.000005');
+  await expect(keyTable.getByRole('row', { name: /alice@example.com/ })).toContainText('$0.000005');
   // The figures table folds away again under the chart.
   await page.getByText('Daily figures').click();
   await expect(page.getByRole('figure').getByRole('table')).toBeHidden();
@@ -195,12 +197,12 @@ test('issue a key, copy it once, use it through the proxy and see the spend', as
 
   // Block and revoke from the keys table.
   await page.getByRole('button', { name: 'Block key laptop' }).click();
-  await expect(page.getByRole('row', { name: /alice@example.com/ })).toContainText('Blocked');
+  await expect(keyTable.getByRole('row', { name: /alice@example.com/ })).toContainText('Blocked');
   expect((await chat('gpt-4o-mini')).status()).toBe(401);
   await page.getByRole('button', { name: 'Revoke key laptop' }).click();
   await page.getByRole('button', { name: 'Yes, revoke' }).click();
   await expect(page.getByRole('status')).toContainText('Key revoked.');
-  await expect(page.getByRole('row', { name: /alice@example.com/ })).toHaveCount(0);
+  await expect(keyTable.getByRole('row', { name: /alice@example.com/ })).toHaveCount(0);
 
   // The usage page charts the team's spend.
   await page.getByRole('link', { name: 'Usage' }).click();
@@ -281,5 +283,112 @@ test('the teams table follows spend and blocks made elsewhere, without a reload'
   await row.getByRole('button', { name: 'Unblock Live Team' }).click();
   await expect(page.getByRole('status')).toContainText(`Team ${id} unblocked.`);
   await expect(row).toContainText('Active');
+  expect(errors).toEqual([]);
+});
+
+test('add a member with a role and a budget in the team, change them, and remove them', async ({ page, request }) => {
+  const errors = pageErrors(page);
+  const id = `members-${Date.now()}`;
+  await admin(request, '/team/new', { team_id: id, team_alias: 'Member Team', max_budget: 10 });
+  await signIn(page);
+  await open(page, `/teams/${id}`);
+  const section = page.getByRole('region', { name: 'Members' });
+  await expect(section).toContainText('No members yet');
+
+  const form = page.getByRole('form', { name: 'Add a member' });
+  // A bad budget is refused next to its field, and nobody is added.
+  await form.getByLabel('User id or e-mail').fill('grace@example.com');
+  await form.getByLabel('Budget in team (USD)').fill('-3');
+  await form.getByRole('button', { name: 'Add member' }).click();
+  await expect(form).toContainText('max_budget');
+  await expect(section.getByRole('row')).toHaveCount(0);
+  await form.getByLabel('Budget in team (USD)').fill('2.5');
+  await form.getByLabel('Role').selectOption('admin');
+  await form.getByRole('button', { name: 'Add member' }).click();
+
+  // Added by e-mail: a user is made for her, an admin of the team with her own budget there.
+  const row = section.getByRole('row', { name: /grace@example.com/ });
+  await expect(row).toBeVisible();
+  await expect(row.getByLabel(/^Role of /)).toHaveValue('admin');
+  await expect(row.getByLabel(/^Budget in team of /)).toHaveValue('2.5');
+  const info = await (await request.get(`/team/info?team_id=${id}`, {
+    headers: { Authorization: `Bearer ${process.env.E2E_ADMIN_KEY}` },
+  })).json();
+  expect(info.members_with_roles).toEqual([
+    expect.objectContaining({ user_email: 'grace@example.com', role: 'admin' }),
+  ]);
+  expect(info.team_memberships[0].max_budget_in_team).toBe(2.5);
+  await screenshots(page, 'team-members');
+  await expectAccessible(page);
+
+  // Role and budget change in place.
+  await row.getByLabel(/^Role of /).selectOption('user');
+  await expect(page.getByRole('status')).toContainText('Member updated.');
+  await row.getByLabel(/^Budget in team of /).fill('4');
+  await row.getByRole('button', { name: /^Save budget of / }).click();
+  await expect(async () => {
+    const now = await (await request.get(`/team/info?team_id=${id}`, {
+      headers: { Authorization: `Bearer ${process.env.E2E_ADMIN_KEY}` },
+    })).json();
+    expect(now.team_memberships[0]).toEqual(expect.objectContaining({ role: 'user', max_budget_in_team: 4 }));
+  }).toPass({ timeout: 5_000 });
+  await expect(section.getByRole('row', { name: /grace@example.com/ }).getByLabel(/^Role of /)).toHaveValue('user');
+
+  // Removed after a confirmation.
+  await section.getByRole('button', { name: /^Remove member / }).click();
+  await page.getByRole('button', { name: 'Yes, remove' }).click();
+  await expect(page.getByRole('status')).toContainText('Member removed');
+  await expect(section).toContainText('No members yet');
+  expect(errors).toEqual([]);
+});
+
+test('create an organization and put a team in it', async ({ page, request }) => {
+  const errors = pageErrors(page);
+  const org = `org-${Date.now()}`;
+  const team = `orgteam-${Date.now()}`;
+  await admin(request, '/team/new', { team_id: team, team_alias: 'Org Team', max_budget: 5 });
+  await signIn(page);
+  await page.getByRole('link', { name: 'Organizations' }).click();
+  await expect(page.getByRole('heading', { name: 'Organizations', level: 1 })).toBeVisible();
+
+  const form = page.getByRole('form', { name: 'New organization' });
+  await form.getByLabel('Organization id').fill(org);
+  await form.getByLabel('Name').fill('Acme Org');
+  await form.getByLabel('Budget (USD)').fill('3');
+  await form.getByRole('button', { name: 'Create organization' }).click();
+  await expect(page.getByRole('status')).toContainText(`Organization ${org} created.`);
+  const row = page.getByRole('row', { name: /Acme Org/ });
+  await expect(row).toContainText('$0.00 / $3.00');
+  await expect(row).toContainText('none');
+
+  // The team's budget ($5) is above the organization's ($3): refused next to the field.
+  await open(page, `/teams/${team}`);
+  await page.getByRole('button', { name: 'Edit team' }).click();
+  const edit = page.getByRole('form', { name: 'Edit team' });
+  await edit.getByLabel('Organization id').fill(org);
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await expect(edit).toContainText(`organization '${org}'`);
+  await edit.getByLabel('Budget (USD)').fill('2');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await expect(edit).toHaveCount(0);
+
+  await page.getByRole('link', { name: 'Organizations' }).click();
+  await expect(page.getByRole('row', { name: /Acme Org/ }).getByRole('link', { name: 'Org Team' })).toBeVisible();
+  await screenshots(page, 'organizations');
+  await expectAccessible(page);
+
+  // The users page lists who the organization and teams brought in, and makes users.
+  await page.getByRole('link', { name: 'Users' }).click();
+  const users = page.getByRole('form', { name: 'New user' });
+  await users.getByLabel('User id').fill(`ada-${org}`);
+  await users.getByLabel('E-mail').fill('not-an-address');
+  await users.getByRole('button', { name: 'Create user' }).click();
+  await expect(users).toContainText('user_email must be an e-mail address');
+  await users.getByLabel('E-mail').fill('ada@example.com');
+  await users.getByLabel('Role').selectOption('proxy_admin_viewer');
+  await users.getByRole('button', { name: 'Create user' }).click();
+  await expect(page.getByRole('status')).toContainText(`User ada-${org} created.`);
+  await expect(page.getByRole('row', { name: new RegExp(`ada-${org}`) })).toContainText('proxy_admin_viewer');
+  await expectAccessible(page);
   expect(errors).toEqual([]);
 });

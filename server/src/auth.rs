@@ -1,5 +1,7 @@
 //! Who is calling: admin routes accept the master key as `Authorization: Bearer ...` or a
-//! console session cookie. A virtual key is recognised and refused with 403. Failed attempts
+//! console session cookie. A virtual key acts with its user's role, as in LiteLLM: a
+//! `proxy_admin`'s key may do everything, a `proxy_admin_viewer`'s may read everything, any
+//! other key may read its own key, its user and its teams (403 for the rest). Failed attempts
 //! are throttled per address and per account; a signed-in browser may change things only from
 //! Gatehouse's own origin.
 
@@ -107,8 +109,106 @@ pub fn throttled(state: &AppState, ip: IpAddr, account: Option<&str>) -> Result<
 /// The admin account's name for throttling.
 pub const ADMIN_ACCOUNT: &str = "admin";
 
-/// Proof that the caller is the admin; add it to a router with `from_extractor_with_state`.
+/// Proof that the caller may call this admin route; add it to a router with
+/// `from_extractor_with_state`. It leaves a [`Caller`] in the request's extensions.
 pub struct Admin;
+
+/// Who called an admin route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The master key, a signed-in session, or a key whose user may read or manage everything.
+    Admin,
+    /// A virtual key reading what is its own.
+    Key {
+        key_id: String,
+        team_id: String,
+        user_id: Option<String>,
+    },
+}
+
+fn allow(parts: &mut Parts, caller: Caller) -> Result<Admin, ApiError> {
+    parts.extensions.insert(caller);
+    Ok(Admin)
+}
+
+/// What a virtual key may do on an admin route: what its user's role allows.
+async fn key_caller(
+    parts: &mut Parts,
+    state: &AppState,
+    key: &crate::storage::KeyRow,
+) -> Result<Admin, ApiError> {
+    if key.blocked
+        || key
+            .expires_at
+            .is_some_and(|at| at <= chrono::Utc::now().timestamp())
+    {
+        return Err(ApiError::Unauthorized(
+            "This key is blocked or has expired.".to_string(),
+        ));
+    }
+    let role = match &key.user_id {
+        Some(user_id) => state.storage.user(user_id).await?.map(|u| u.user_role),
+        None => None,
+    };
+    let role = role.as_deref().unwrap_or("no user");
+    match role {
+        "proxy_admin" => return allow(parts, Caller::Admin),
+        "proxy_admin_viewer" if parts.method.is_safe() => return allow(parts, Caller::Admin),
+        "proxy_admin_viewer" => {
+            return Err(ApiError::Forbidden(
+                "This key's user is a proxy_admin_viewer: it may read, not change.".to_string(),
+            ))
+        }
+        _ => {}
+    }
+    let refused = || {
+        ApiError::Forbidden(format!(
+            "This key's user ({role}) may read its own key (/key/info), user (/user/info) and \
+             teams (/team/info) only; other admin routes need the admin key or a proxy_admin's \
+             key."
+        ))
+    };
+    if !parts.method.is_safe() {
+        return Err(refused());
+    }
+    let query =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
+    let own = match parts.uri.path() {
+        "/key/info" => match query.get("key") {
+            None => true,
+            Some(reference) => crate::service::keys::resolve(state.ctx(), "key", reference)
+                .await
+                .is_ok_and(|named| named.key_id == key.key_id),
+        },
+        "/user/info" => match query.get("user_id") {
+            None => key.user_id.is_some(),
+            Some(user_id) => key.user_id.as_ref() == Some(user_id),
+        },
+        "/team/info" => match (query.get("team_id"), &key.user_id) {
+            (Some(team_id), _) if *team_id == key.team_id => true,
+            (Some(team_id), Some(user_id)) => state
+                .storage
+                .member(&crate::storage::member_id(team_id, user_id))
+                .await?
+                .is_some(),
+            _ => false,
+        },
+        _ => false,
+    };
+    if !own {
+        return Err(refused());
+    }
+    allow(
+        parts,
+        Caller::Key {
+            key_id: key.key_id.clone(),
+            team_id: key.team_id.clone(),
+            user_id: key.user_id.clone(),
+        },
+    )
+}
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
@@ -120,19 +220,16 @@ impl FromRequestParts<AppState> for Admin {
             throttled(state, ip, Some(account))?;
             if state.master_key.matches(token) {
                 state.throttle.success(ip, Some(ADMIN_ACCOUNT));
-                return Ok(Admin);
+                return allow(parts, Caller::Admin);
             }
-            if secrets::is_virtual_key(token)
-                && state
+            if secrets::is_virtual_key(token) {
+                if let Some(key) = state
                     .storage
                     .key_by_hash(&secrets::sha256_hex(token))
                     .await?
-                    .is_some()
-            {
-                return Err(ApiError::Forbidden(
-                    "Virtual keys cannot call admin routes; use the admin (master) key."
-                        .to_string(),
-                ));
+                {
+                    return key_caller(parts, state, &key).await;
+                }
             }
             state.throttle.failure(ip, Some(account));
             return Err(ApiError::Unauthorized("Invalid admin key.".to_string()));
@@ -148,7 +245,7 @@ impl FromRequestParts<AppState> for Admin {
             if !parts.method.is_safe() && !state.origins.allows(&parts.headers) {
                 return Err(cross_site());
             }
-            return Ok(Admin);
+            return allow(parts, Caller::Admin);
         }
         Err(ApiError::Unauthorized(
             "No credentials: send `Authorization: Bearer <admin key>` or sign in.".to_string(),

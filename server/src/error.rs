@@ -96,6 +96,8 @@ impl ApiError {
                     LevelKind::Key => "key_model_access_denied",
                     LevelKind::Team => "team_model_access_denied",
                     LevelKind::User => "user_model_access_denied",
+                    LevelKind::Member => "team_member_model_access_denied",
+                    LevelKind::Organization => "organization_model_access_denied",
                 },
                 Denial::OverBudget { .. } => "budget_exceeded",
                 Denial::RateLimited { .. } => "rate_limit_error",
@@ -125,6 +127,8 @@ fn denial_message(denial: &Denial) -> String {
                 LevelKind::Key => ("key", String::new()),
                 LevelKind::Team => ("team", format!(" {level}.")),
                 LevelKind::User => ("user", format!(" {level}.")),
+                LevelKind::Member => ("team member", format!(" {level}.")),
+                LevelKind::Organization => ("organization", format!(" {level}.")),
             };
             format!(
                 "{kind} not allowed to access model. This {kind} can only access models=[{}]. \
@@ -160,6 +164,8 @@ fn denial_message(denial: &Denial) -> String {
                 LevelKind::Key => "api_key",
                 LevelKind::Team => "team",
                 LevelKind::User => "user",
+                LevelKind::Member => "team_member",
+                LevelKind::Organization => "organization",
             },
             level.id,
             kind.label()

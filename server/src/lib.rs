@@ -118,12 +118,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     };
     let throttle = Arc::new(Throttle::new(throttle::Limits::default(), clock.clone()));
     let gate = Arc::new(Gate::new(clock, admission, notices));
-    gate.load(
-        &storage.teams().await?,
-        &storage.all_users().await?,
-        &storage.all_keys().await?,
-    )
-    .await;
+    gate.load(&service::budgets::stored(&*storage).await?).await;
     if let Some(url) = &config.redis_url {
         // Listening before serving: no change made from now on is missed.
         let (subscribed, ready) = oneshot::channel();

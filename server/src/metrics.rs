@@ -191,11 +191,7 @@ fn escape(value: &str) -> String {
 
 /// The reason and level a refusal is counted under.
 pub fn refusal_labels(denial: &Denial) -> (&'static str, &'static str) {
-    let level = |kind: LevelKind| match kind {
-        LevelKind::Key => "key",
-        LevelKind::Team => "team",
-        LevelKind::User => "user",
-    };
+    let level = |kind: LevelKind| kind.name();
     match denial {
         Denial::KeyBlocked => ("blocked", "key"),
         Denial::KeyExpired => ("expired", "key"),

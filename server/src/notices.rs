@@ -24,24 +24,13 @@ pub struct Change {
 
 impl Change {
     fn encode(&self) -> String {
-        let kind = match self.owner {
-            BudgetOwner::Team => "team",
-            BudgetOwner::Key => "key",
-            BudgetOwner::User => "user",
-        };
-        format!("{kind}:{}", self.id)
+        format!("{}:{}", self.owner.name(), self.id)
     }
 
     fn decode(text: &str) -> Option<Self> {
         let (kind, id) = text.split_once(':')?;
-        let owner = match kind {
-            "team" => BudgetOwner::Team,
-            "key" => BudgetOwner::Key,
-            "user" => BudgetOwner::User,
-            _ => return None,
-        };
         Some(Self {
-            owner,
+            owner: BudgetOwner::from_name(kind)?,
             id: id.to_string(),
         })
     }

@@ -500,6 +500,69 @@ print(type(client.teams.list()).__name__)
     );
 }
 
+/// Users through LiteLLM's client, and team members and organizations (which it has no call
+/// for) with raw HTTP in LiteLLM's shapes and methods, as its users' scripts send them.
+#[test]
+fn litellms_python_client_manages_users_members_and_organizations() {
+    let server = Server::start(Some(ADMIN_KEY));
+    server.post("/team/new", json!({"team_id": "compat"}));
+    let script = format!(
+        r#"
+import os
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network at import
+import requests
+from litellm.proxy.client.users import UsersManagementClient
+
+base = "{base}"
+users = UsersManagementClient(base_url=base, api_key="sk-admin-xxx")
+made = users.create_user({{"user_id": "ada", "user_email": "ada@example.com",
+                                  "teams": ["compat"], "max_budget": 5}})
+print(made["user_id"], made["key"].startswith("sk-"), made["teams"])
+user = users.get_user("ada")
+print(user["user_info"]["max_budget"], len(user["keys"]))
+print([u["user_id"] for u in users.list_users()])
+
+admin = {{"Authorization": "Bearer sk-admin-xxx"}}
+def post(path, body):
+    reply = requests.post(base + path, headers=admin, json=body)
+    reply.raise_for_status()
+    return reply.json()
+added = post("/team/member_add", {{"team_id": "compat", "max_budget_in_team": 1.5,
+    "member": [{{"role": "admin", "user_id": "bob"}}, {{"role": "user", "user_email": "cy@example.com"}}]}})
+print(sorted((m["user_id"] or "", m["role"]) for m in added["members_with_roles"] if m["user_id"] in ("ada", "bob")))
+print([m["max_budget_in_team"] for m in added["updated_team_memberships"]])
+changed = post("/team/member_update", {{"team_id": "compat", "user_email": "cy@example.com",
+    "role": "admin", "max_budget_in_team": 2}})
+print(changed["role"], changed["max_budget_in_team"])
+info = requests.get(base + "/team/info", headers=admin, params={{"team_id": "compat"}}).json()
+print(len(info["team_info"]["members_with_roles"]), sum(m["key"] is None for m in info["members"]))
+gone = post("/team/member_delete", {{"team_id": "compat", "user_id": "ada"}})
+print(len(gone["deleted_keys"]), "ada" in [m["user_id"] for m in gone["members_with_roles"]])
+print(users.delete_user(["ada"]))
+
+org = post("/organization/new", {{"organization_alias": "Acme", "max_budget": 10, "models": ["gpt-4o*"]}})
+post("/team/update", {{"team_id": "compat", "organization_id": org["organization_id"]}})
+oid = org["organization_id"]
+info = requests.get(base + "/organization/info", headers=admin, params={{"organization_id": oid}}).json()
+print([t["team_id"] for t in info["teams"]], info["litellm_budget_table"]["max_budget"])
+patched = requests.patch(base + "/organization/update", headers=admin,
+                         json={{"organization_id": oid, "max_budget": 20}}).json()
+added = post("/organization/member_add", {{"organization_id": oid,
+    "member": {{"role": "org_admin", "user_id": "bob"}}}})
+print(patched["max_budget"], added["updated_organization_memberships"][0]["user_role"])
+print(len(requests.get(base + "/organization/list", headers=admin).json()))
+gone = requests.delete(base + "/organization/delete", headers=admin, json={{"organization_ids": [oid]}})
+print(gone.status_code, requests.get(base + "/team/info", headers=admin, params={{"team_id": "compat"}}).status_code)
+"#,
+        base = server.base
+    );
+    assert_eq!(
+        server.python(&script),
+        "ada True ['compat']\n5.0 1\n['ada']\n[('ada', 'user'), ('bob', 'admin')]\n\
+         [1.5, 1.5]\nadmin 2.0\n3 2\n1 False\n1\n['compat'] 10.0\n20.0 org_admin\n1\n200 404\n"
+    );
+}
+
 #[test]
 fn the_openai_sdk_calls_the_proxy() {
     let server = Server::start(Some(ADMIN_KEY));

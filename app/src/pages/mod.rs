@@ -2,9 +2,11 @@
 
 pub mod chart;
 pub mod logs;
+pub mod organizations;
 pub mod overview;
 pub mod sign_in;
 pub mod team;
 pub mod team_form;
 pub mod teams;
 pub mod usage;
+pub mod users;

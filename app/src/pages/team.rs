@@ -12,7 +12,10 @@ use crate::{
         chart::{forecast, SpendChart},
         team_form::TeamForm,
     },
-    types::{GeneratedKey, KeyInfo, NewKey, Team, TeamInfo},
+    types::{
+        GeneratedKey, KeyInfo, MemberAdd, MemberRole, MemberUpdate, Members, NewKey, Team,
+        TeamInfo, TeamMembership,
+    },
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
@@ -147,6 +150,7 @@ fn TeamView(
                 </div>
             </div>
             <SpendSection team=info.team.clone() keys=info.keys.clone()/>
+            <MembersSection team_id=info.team.team_id.clone() members=info.team_memberships.clone() reload=reload notice=notice/>
             <KeysSection team=info.team.clone() keys=info.keys.clone() live=live reload=reload notice=notice/>
         </section>
     }
@@ -226,7 +230,7 @@ fn KeysSection(
     let issued = RwSignal::new(None::<GeneratedKey>);
     view! {
         <section class="card" aria-labelledby="keys-title">
-            <h2 id="keys-title">"Members and keys"</h2>
+            <h2 id="keys-title">"Keys"</h2>
             {if keys.is_empty() {
                 view! { <p class="empty">"No keys yet: issue one below."</p> }.into_any()
             } else {
@@ -308,6 +312,198 @@ fn KeyRow(
                     confirm="Yes, revoke" group="Confirm revocation" on_confirm=revoke/>
             </td>
         </tr>
+    }
+}
+
+/// The team's members: each one's role and budget in the team (both changeable), removal, and
+/// the form that adds one.
+#[component]
+fn MembersSection(
+    team_id: String,
+    members: Vec<TeamMembership>,
+    reload: Callback<()>,
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="members-title">
+            <h2 id="members-title">"Members"</h2>
+            {if members.is_empty() {
+                view! { <p class="empty">"No members yet: add one below, or issue a key to a user."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap">
+                        <table>
+                            <thead>
+                                <tr>
+                                    <th scope="col">"User"</th><th scope="col">"E-mail"</th><th scope="col">"Role"</th>
+                                    <th scope="col">"Spend in team"</th><th scope="col">"Budget in team (USD)"</th><th scope="col">"Actions"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {members.into_iter().map(|member| view! { <MemberRow member=member reload=reload notice=notice/> }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+            <AddMember team_id=team_id reload=reload/>
+        </section>
+    }
+}
+
+#[component]
+fn MemberRow(
+    member: TeamMembership,
+    reload: Callback<()>,
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let user = member.user_id.clone();
+    let budget = RwSignal::new(
+        member
+            .max_budget_in_team
+            .map(|b| b.to_string())
+            .unwrap_or_default(),
+    );
+    let change = {
+        let (team_id, user_id) = (member.team_id.clone(), member.user_id.clone());
+        move |update: MemberUpdate| {
+            let update = MemberUpdate {
+                team_id: team_id.clone(),
+                user_id: Some(user_id.clone()),
+                ..update
+            };
+            spawn_local(async move {
+                match api::update_member(update).await {
+                    Ok(_) => notice.set(Some("Member updated.".to_string())),
+                    Err(err) => notice.set(Some(err.message)),
+                }
+                reload.run(());
+            });
+        }
+    };
+    let set_role = {
+        let change = change.clone();
+        move |ev| {
+            change(MemberUpdate {
+                role: Some(event_target_value(&ev)),
+                ..MemberUpdate::default()
+            })
+        }
+    };
+    let save_budget = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        match number::<f64>("max_budget", &budget.get_untracked()) {
+            Ok(max) => change(MemberUpdate {
+                max_budget: Some(max),
+                ..MemberUpdate::default()
+            }),
+            Err(err) => notice.set(Some(err.message)),
+        }
+    };
+    let remove = {
+        let (team_id, user_id) = (member.team_id.clone(), member.user_id.clone());
+        Callback::new(move |()| {
+            let (team_id, user_id) = (team_id.clone(), user_id.clone());
+            spawn_local(async move {
+                match api::delete_member(team_id, user_id).await {
+                    Ok(_) => notice.set(Some(
+                        "Member removed, with their keys in the team.".to_string(),
+                    )),
+                    Err(err) => notice.set(Some(err.message)),
+                }
+                reload.run(());
+            });
+        })
+    };
+    let role = member.role.clone();
+    view! {
+        <tr>
+            <td>{member.user_id.clone()}</td>
+            <td>{member.user_email.clone().unwrap_or_else(|| "—".into())}</td>
+            <td>
+                <select aria-label=format!("Role of {user}") on:change=set_role>
+                    <option value="user" selected=role == "user">"user"</option>
+                    <option value="admin" selected=role == "admin">"admin"</option>
+                </select>
+            </td>
+            <td>{usd(member.spend)}</td>
+            <td>
+                <form class="inline" on:submit=save_budget>
+                    <input type="text" inputmode="decimal" aria-label=format!("Budget in team of {user}") placeholder="none"
+                        prop:value=move || budget.get() on:input=move |ev| budget.set(event_target_value(&ev))/>
+                    <button type="submit" class="secondary" aria-label=format!("Save budget of {user}")>"Save"</button>
+                </form>
+            </td>
+            <td class="row-actions">
+                <ConfirmButton label="Remove" name=format!("Remove member {user}") question="Their keys in this team go too. "
+                    confirm="Yes, remove" group="Confirm removal" on_confirm=remove/>
+            </td>
+        </tr>
+    }
+}
+
+/// Adds a member by user id or e-mail, with a role and an optional budget in the team.
+#[component]
+fn AddMember(team_id: String, reload: Callback<()>) -> impl IntoView {
+    let user = RwSignal::new(String::new());
+    let role = RwSignal::new("user".to_string());
+    let budget = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<api::ApiError>);
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let who = user.get_untracked().trim().to_string();
+        let (user_id, user_email) = if who.contains('@') && !who.contains(':') {
+            (None, Some(who))
+        } else {
+            (optional(&who), None)
+        };
+        let add = number::<f64>("max_budget", &budget.get_untracked()).map(|max| MemberAdd {
+            team_id: team_id.clone(),
+            member: Members::One(MemberRole {
+                user_id,
+                user_email,
+                role: role.get_untracked(),
+            }),
+            allowed_models: None,
+            max_budget: max,
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+            budget_duration: None,
+        });
+        spawn_local(async move {
+            let result = match add {
+                Ok(add) => api::add_member(add).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(_) => {
+                    error.set(None);
+                    user.set(String::new());
+                    budget.set(String::new());
+                    reload.run(());
+                }
+                Err(err) => error.set(Some(err)),
+            }
+        });
+    };
+    view! {
+        <form class="form" on:submit=submit aria-label="Add a member">
+            <h3>"Add a member"</h3>
+            <div class="grid">
+                <TextField id="member-user" param="user_id" label="User id or e-mail" value=user error=error placeholder="alice@example.com"/>
+                <div class="field">
+                    <label for="member-role">"Role"</label>
+                    <select id="member-role" on:change=move |ev| role.set(event_target_value(&ev))>
+                        <option value="user" selected=true>"user"</option>
+                        <option value="admin">"admin"</option>
+                    </select>
+                </div>
+                <TextField id="member-budget" param="max_budget" label="Budget in team (USD)" value=budget error=error placeholder="No budget of their own" inputmode="decimal"/>
+            </div>
+            {move || error.get().filter(|e| !matches!(e.param.as_deref(), Some("user_id" | "max_budget"))).map(|e| view! { <p class="error" role="alert">{e.message}</p> })}
+            <div class="actions"><button type="submit">"Add member"</button></div>
+        </form>
     }
 }
 

@@ -23,6 +23,7 @@ const DURATIONS: &[(&str, &str)] = &[
 struct Fields {
     team_id: RwSignal<String>,
     team_alias: RwSignal<String>,
+    organization_id: RwSignal<String>,
     models: RwSignal<Vec<String>>,
     max_budget: RwSignal<String>,
     tpm_limit: RwSignal<String>,
@@ -45,6 +46,7 @@ impl Fields {
         Self {
             team_id: text(team.map(|t| t.team_id.clone())),
             team_alias: text(team.and_then(|t| t.team_alias.clone())),
+            organization_id: text(team.and_then(|t| t.organization_id.clone())),
             models: RwSignal::new(team.map(|t| t.models.clone()).unwrap_or_default()),
             max_budget: text(
                 team.and_then(|t| t.budget.max_budget)
@@ -94,6 +96,7 @@ impl Fields {
         Ok(NewTeam {
             team_id: optional(&self.team_id.get_untracked()),
             team_alias: optional(&self.team_alias.get_untracked()),
+            organization_id: optional(&self.organization_id.get_untracked()),
             models: Some(self.models.get_untracked()),
             model_aliases: None,
             max_budget: number("max_budget", &self.max_budget.get_untracked())?,
@@ -103,6 +106,7 @@ impl Fields {
             budget_duration: self.duration(),
             metadata: Some(self.metadata()),
             blocked: None,
+            members_with_roles: None,
         })
     }
 
@@ -111,6 +115,7 @@ impl Fields {
         Ok(TeamUpdate {
             team_id,
             team_alias: Some(new.team_alias),
+            organization_id: Some(new.organization_id),
             models: Some(new.models),
             model_aliases: None,
             max_budget: Some(new.max_budget),
@@ -120,6 +125,7 @@ impl Fields {
             budget_duration: Some(new.budget_duration),
             metadata: Some(new.metadata),
             blocked: None,
+            members_with_roles: None,
         })
     }
 }
@@ -206,6 +212,7 @@ pub fn TeamForm(
                         }
                     })}
                 <TextField id="team_alias" param="team_alias" label="Name" value=fields.team_alias error=error placeholder="Engineering Team"/>
+                <TextField id="organization_id" param="organization_id" label="Organization id" value=fields.organization_id error=error placeholder="No organization"/>
                 <TextField id="max_budget" param="max_budget" label="Budget (USD)" value=fields.max_budget error=error placeholder="No budget" inputmode="decimal"/>
                 <div class="field">
                     <label for="budget_duration">"Budget resets"</label>
@@ -325,6 +332,7 @@ pub fn TeamForm(
 const KNOWN_FIELDS: &[&str] = &[
     "team_id",
     "team_alias",
+    "organization_id",
     "max_budget",
     "budget_duration",
     "tpm_limit",

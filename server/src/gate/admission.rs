@@ -9,6 +9,7 @@
 //! into spend, so spend never passes a budget.
 
 use super::window::RateKind;
+use crate::storage::BudgetOwner;
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -16,7 +17,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LevelKind {
     Key,
+    Member,
     Team,
+    Organization,
     User,
 }
 
@@ -25,9 +28,37 @@ impl LevelKind {
     pub fn label(self) -> &'static str {
         match self {
             Self::Key => "Key",
+            Self::Member => "Member",
             Self::Team => "Team",
+            Self::Organization => "Organization",
             Self::User => "User",
         }
+    }
+
+    /// The stored rows that hold this level's budget.
+    pub fn owner(self) -> BudgetOwner {
+        match self {
+            Self::Key => BudgetOwner::Key,
+            Self::Member => BudgetOwner::Member,
+            Self::Team => BudgetOwner::Team,
+            Self::Organization => BudgetOwner::Organization,
+            Self::User => BudgetOwner::User,
+        }
+    }
+
+    pub fn of(owner: BudgetOwner) -> Self {
+        match owner {
+            BudgetOwner::Key => Self::Key,
+            BudgetOwner::Member => Self::Member,
+            BudgetOwner::Team => Self::Team,
+            BudgetOwner::Organization => Self::Organization,
+            BudgetOwner::User => Self::User,
+        }
+    }
+
+    /// Its lowercase name, as metrics and Redis keys use it.
+    pub fn name(self) -> &'static str {
+        self.owner().name()
     }
 }
 

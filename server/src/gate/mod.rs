@@ -13,7 +13,10 @@ pub mod window;
 use crate::{
     notices::{Change, Notices},
     service::duration::Period,
-    storage::{Aliases, BudgetOwner, BudgetRow, KeyRow, TeamRow, UserRow},
+    storage::{
+        member_id, Aliases, BudgetOwner, BudgetRow, KeyRow, MemberRow, OrganizationRow, TeamRow,
+        UserRow,
+    },
 };
 use admission::{Admission, Denial, Level, LevelId, LevelKind, Limits};
 use clock::Clock;
@@ -24,7 +27,7 @@ use std::{
 
 /// What any level holds: the models it allows, its block, its budget and limits.
 #[derive(Debug, Default, Clone)]
-struct LevelConfig {
+pub struct LevelConfig {
     models: Vec<String>,
     aliases: Aliases,
     blocked: bool,
@@ -32,6 +35,8 @@ struct LevelConfig {
     period: Option<Period>,
     reset_at: Option<i64>,
     window: i64,
+    /// The level above this one that is not a key's own: a team's organization.
+    parent: Option<LevelId>,
 }
 
 impl LevelConfig {
@@ -53,6 +58,7 @@ impl LevelConfig {
                 .and_then(|d| Period::parse("budget_duration", d).ok()),
             reset_at: budget.budget_reset_at,
             window: budget.budget_window,
+            parent: None,
         }
     }
 
@@ -111,21 +117,75 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub struct TeamEntry {
-    pub team_id: String,
+/// A level of the chain in memory: a team, user, member or key's own budget and limits.
+pub struct LevelEntry {
     pub level: LevelId,
     config: RwLock<LevelConfig>,
 }
 
-/// A user: the budget, limits and models over all of the user's keys.
-pub struct UserEntry {
-    pub user_id: String,
-    pub level: LevelId,
-    config: RwLock<LevelConfig>,
+/// A stored row that is a level of the chain (keys, which carry more, have their own).
+pub trait LevelRow {
+    fn level_id(&self) -> LevelId;
+    fn level_config(&self) -> LevelConfig;
+    fn budget(&self) -> &BudgetRow;
 }
 
-struct KeyConfig {
-    level: LevelConfig,
+impl LevelRow for TeamRow {
+    fn level_id(&self) -> LevelId {
+        LevelId::new(LevelKind::Team, &self.team_id)
+    }
+    fn level_config(&self) -> LevelConfig {
+        LevelConfig {
+            parent: self
+                .organization_id
+                .as_deref()
+                .map(|id| LevelId::new(LevelKind::Organization, id)),
+            ..LevelConfig::new(&self.models, &self.aliases, self.blocked, &self.budget)
+        }
+    }
+    fn budget(&self) -> &BudgetRow {
+        &self.budget
+    }
+}
+
+impl LevelRow for UserRow {
+    fn level_id(&self) -> LevelId {
+        LevelId::new(LevelKind::User, &self.user_id)
+    }
+    fn level_config(&self) -> LevelConfig {
+        LevelConfig::new(&self.models, &Aliases::new(), false, &self.budget)
+    }
+    fn budget(&self) -> &BudgetRow {
+        &self.budget
+    }
+}
+
+impl LevelRow for OrganizationRow {
+    fn level_id(&self) -> LevelId {
+        LevelId::new(LevelKind::Organization, &self.organization_id)
+    }
+    fn level_config(&self) -> LevelConfig {
+        LevelConfig::new(&self.models, &Aliases::new(), false, &self.budget)
+    }
+    fn budget(&self) -> &BudgetRow {
+        &self.budget
+    }
+}
+
+impl LevelRow for MemberRow {
+    fn level_id(&self) -> LevelId {
+        LevelId::new(LevelKind::Member, &self.member_id())
+    }
+    fn level_config(&self) -> LevelConfig {
+        LevelConfig::new(&self.models, &Aliases::new(), false, &self.budget)
+    }
+    fn budget(&self) -> &BudgetRow {
+        &self.budget
+    }
+}
+
+/// What a key holds beyond its level: whose it is and until when.
+struct KeyLinks {
     user_id: Option<String>,
     expires_at: Option<i64>,
 }
@@ -133,23 +193,76 @@ struct KeyConfig {
 pub struct KeyEntry {
     pub key_id: String,
     pub key_hash: String,
-    pub level: LevelId,
-    pub team: Arc<TeamEntry>,
-    config: RwLock<KeyConfig>,
+    /// The key's own level (also in the index, with every other level).
+    entry: Arc<LevelEntry>,
+    pub team: Arc<LevelEntry>,
+    links: RwLock<KeyLinks>,
 }
 
 impl KeyEntry {
+    pub fn level(&self) -> &LevelId {
+        &self.entry.level
+    }
+
+    pub fn team_id(&self) -> &str {
+        &self.team.level.id
+    }
+
     pub fn user_id(&self) -> Option<String> {
-        read(&self.config).user_id.clone()
+        read(&self.links).user_id.clone()
+    }
+
+    /// Whether the key lives on `level`: its own, its team's, its user's or its membership's.
+    /// (An organization's keys go with its teams.)
+    fn rests_on(&self, level: &LevelId) -> bool {
+        match level.kind {
+            LevelKind::Key => *self.level() == *level,
+            LevelKind::Team => self.team.level == *level,
+            LevelKind::Organization => false,
+            LevelKind::User => read(&self.links).user_id.as_deref() == Some(&*level.id),
+            LevelKind::Member => read(&self.links)
+                .user_id
+                .as_deref()
+                .is_some_and(|user| member_id(self.team_id(), user) == *level.id),
+        }
     }
 }
 
 #[derive(Default)]
 struct Index {
-    teams: HashMap<String, Arc<TeamEntry>>,
-    users: HashMap<String, Arc<UserEntry>>,
+    /// Every level: teams, users, members and keys.
+    levels: HashMap<LevelId, Arc<LevelEntry>>,
     keys_by_hash: HashMap<String, Arc<KeyEntry>>,
     keys_by_id: HashMap<String, Arc<KeyEntry>>,
+}
+
+/// Everything the request path holds, as read from storage.
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub organizations: Vec<OrganizationRow>,
+    pub teams: Vec<TeamRow>,
+    pub users: Vec<UserRow>,
+    pub members: Vec<MemberRow>,
+    pub keys: Vec<KeyRow>,
+}
+
+impl Stored {
+    pub fn ids(&self) -> std::collections::HashSet<LevelId> {
+        let organizations = self.organizations.iter().map(LevelRow::level_id);
+        let teams = self.teams.iter().map(LevelRow::level_id);
+        let users = self.users.iter().map(LevelRow::level_id);
+        let members = self.members.iter().map(LevelRow::level_id);
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| LevelId::new(LevelKind::Key, &k.key_id));
+        organizations
+            .chain(teams)
+            .chain(users)
+            .chain(members)
+            .chain(keys)
+            .collect()
+    }
 }
 
 /// Unknown keys remembered at most this long, and at most this many.
@@ -219,126 +332,96 @@ impl Gate {
         self.unknown().clear();
     }
 
-    /// The ids of every team, user and key held.
-    pub fn ids(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
-        let index = read(&self.index);
-        (
-            index.teams.keys().cloned().collect(),
-            index.users.keys().cloned().collect(),
-            index.keys_by_id.keys().cloned().collect(),
-        )
+    /// Every level held.
+    pub fn ids(&self) -> Vec<LevelId> {
+        read(&self.index).levels.keys().cloned().collect()
     }
 
-    pub fn has_team(&self, team_id: &str) -> bool {
-        read(&self.index).teams.contains_key(team_id)
-    }
-
-    pub fn has_user(&self, user_id: &str) -> bool {
-        read(&self.index).users.contains_key(user_id)
+    pub fn has(&self, level: &LevelId) -> bool {
+        read(&self.index).levels.contains_key(level)
     }
 
     /// Loads everything from storage at start, spend included.
-    pub async fn load(&self, teams: &[TeamRow], users: &[UserRow], keys: &[KeyRow]) {
-        for team in teams {
-            self.put_team(team, true).await;
+    pub async fn load(&self, stored: &Stored) {
+        for organization in &stored.organizations {
+            self.put_level(organization, true).await;
         }
-        for user in users {
-            self.put_user(user, true).await;
+        for team in &stored.teams {
+            self.put_level(team, true).await;
         }
-        for key in keys {
+        for user in &stored.users {
+            self.put_level(user, true).await;
+        }
+        for member in &stored.members {
+            self.put_level(member, true).await;
+        }
+        for key in &stored.keys {
             self.put_key(key, true).await;
         }
     }
 
-    /// Creates or reconfigures a team. Spend is taken from the row only when `with_spend`
-    /// (a new team, or the first load): the live counters are ahead of the database.
-    pub async fn put_team(&self, row: &TeamRow, with_spend: bool) {
-        let config = LevelConfig::new(&row.models, &row.aliases, row.blocked, &row.budget);
-        let team = {
+    /// Creates or reconfigures a team, user or member. Spend is taken from the row only when
+    /// `with_spend` (a new level, or the first load): the live counters are ahead of storage.
+    pub async fn put_level(&self, row: &impl LevelRow, with_spend: bool) {
+        let id = row.level_id();
+        let config = row.level_config();
+        let entry = {
             let mut index = write(&self.index);
             index
-                .teams
-                .entry(row.team_id.clone())
+                .levels
+                .entry(id.clone())
                 .or_insert_with(|| {
-                    Arc::new(TeamEntry {
-                        team_id: row.team_id.clone(),
-                        level: LevelId::new(LevelKind::Team, &row.team_id),
+                    Arc::new(LevelEntry {
+                        level: id,
                         config: RwLock::new(LevelConfig::default()),
                     })
                 })
                 .clone()
         };
-        *write(&team.config) = config;
+        *write(&entry.config) = config;
         if with_spend {
-            let b = &row.budget;
+            let b = row.budget();
             self.admission
-                .load(&team.level, b.spend, b.budget_window)
+                .load(&entry.level, b.spend, b.budget_window)
                 .await;
         }
     }
 
-    pub async fn remove_team(&self, team_id: &str) {
+    /// Drops a level, the memberships that name it (a team's or a user's) and every key that
+    /// rests on it (a team's keys, a user's, a member's).
+    pub async fn remove_level(&self, level: &LevelId) {
         let removed: Vec<LevelId> = {
             let mut index = write(&self.index);
-            let mut removed: Vec<LevelId> = index
+            let keys: Vec<Arc<KeyEntry>> = index
                 .keys_by_id
                 .values()
-                .filter(|k| k.team.team_id == team_id)
-                .map(|k| k.level.clone())
+                .filter(|k| k.rests_on(level))
+                .cloned()
                 .collect();
-            index.keys_by_hash.retain(|_, k| k.team.team_id != team_id);
-            index.keys_by_id.retain(|_, k| k.team.team_id != team_id);
-            if let Some(team) = index.teams.remove(team_id) {
-                removed.push(team.level.clone());
+            let mut removed = Vec::with_capacity(keys.len() + 1);
+            for key in keys {
+                index.keys_by_id.remove(&key.key_id);
+                index.keys_by_hash.remove(&key.key_hash);
+                index.levels.remove(key.level());
+                removed.push(key.level().clone());
             }
-            removed
-        };
-        for level in &removed {
-            self.admission.forget(level).await;
-        }
-    }
-
-    /// Creates or reconfigures a user, as [`Self::put_team`] does a team.
-    pub async fn put_user(&self, row: &UserRow, with_spend: bool) {
-        let config = LevelConfig::new(&row.models, &Aliases::new(), false, &row.budget);
-        let user = {
-            let mut index = write(&self.index);
-            index
-                .users
-                .entry(row.user_id.clone())
-                .or_insert_with(|| {
-                    Arc::new(UserEntry {
-                        user_id: row.user_id.clone(),
-                        level: LevelId::new(LevelKind::User, &row.user_id),
-                        config: RwLock::new(LevelConfig::default()),
-                    })
-                })
-                .clone()
-        };
-        *write(&user.config) = config;
-        if with_spend {
-            let b = &row.budget;
-            self.admission
-                .load(&user.level, b.spend, b.budget_window)
-                .await;
-        }
-    }
-
-    /// Drops a user and the user's keys.
-    pub async fn remove_user(&self, user_id: &str) {
-        let removed: Vec<LevelId> = {
-            let mut index = write(&self.index);
-            let owned = |k: &Arc<KeyEntry>| read(&k.config).user_id.as_deref() == Some(user_id);
-            let mut removed: Vec<LevelId> = index
-                .keys_by_id
-                .values()
-                .filter(|k| owned(k))
-                .map(|k| k.level.clone())
-                .collect();
-            index.keys_by_hash.retain(|_, k| !owned(k));
-            index.keys_by_id.retain(|_, k| !owned(k));
-            if let Some(user) = index.users.remove(user_id) {
-                removed.push(user.level.clone());
+            if let Some(entry) = index.levels.remove(level) {
+                removed.push(entry.level.clone());
+            }
+            let named = |member: &LevelId| {
+                let (team, user) = member.id.split_once('/').unwrap_or_default();
+                member.kind == LevelKind::Member
+                    && match level.kind {
+                        LevelKind::Team => team == &*level.id,
+                        LevelKind::User => user == &*level.id,
+                        _ => false,
+                    }
+            };
+            let memberships: Vec<LevelId> =
+                index.levels.keys().filter(|l| named(l)).cloned().collect();
+            for member in memberships {
+                index.levels.remove(&member);
+                removed.push(member);
             }
             removed
         };
@@ -348,8 +431,8 @@ impl Gate {
     }
 
     pub async fn put_key(&self, row: &KeyRow, with_spend: bool) {
-        let config = KeyConfig {
-            level: LevelConfig::new(&row.models, &row.aliases, row.blocked, &row.budget),
+        let config = LevelConfig::new(&row.models, &row.aliases, row.blocked, &row.budget);
+        let links = KeyLinks {
             user_id: row.user_id.clone(),
             expires_at: row.expires_at,
         };
@@ -358,66 +441,81 @@ impl Gate {
             match index.keys_by_id.get(&row.key_id).cloned() {
                 Some(key) => key,
                 None => {
-                    let Some(team) = index.teams.get(&row.team_id).cloned() else {
+                    let team_level = LevelId::new(LevelKind::Team, &row.team_id);
+                    let Some(team) = index.levels.get(&team_level).cloned() else {
                         tracing::error!(key_id = %row.key_id, "key without a team in memory");
                         return;
                     };
+                    let entry = Arc::new(LevelEntry {
+                        level: LevelId::new(LevelKind::Key, &row.key_id),
+                        config: RwLock::new(LevelConfig::default()),
+                    });
                     let key = Arc::new(KeyEntry {
                         key_id: row.key_id.clone(),
                         key_hash: row.key_hash.clone(),
-                        level: LevelId::new(LevelKind::Key, &row.key_id),
+                        entry: entry.clone(),
                         team,
-                        config: RwLock::new(KeyConfig {
-                            level: LevelConfig::default(),
+                        links: RwLock::new(KeyLinks {
                             user_id: None,
                             expires_at: None,
                         }),
                     });
+                    index.levels.insert(entry.level.clone(), entry);
                     index.keys_by_hash.insert(row.key_hash.clone(), key.clone());
                     index.keys_by_id.insert(row.key_id.clone(), key.clone());
                     key
                 }
             }
         };
-        *write(&key.config) = config;
+        *write(&key.entry.config) = config;
+        *write(&key.links) = links;
         if with_spend {
             let b = &row.budget;
             self.admission
-                .load(&key.level, b.spend, b.budget_window)
+                .load(key.level(), b.spend, b.budget_window)
                 .await;
         }
     }
 
     pub async fn remove_key(&self, key_id: &str) {
-        let removed = {
-            let mut index = write(&self.index);
-            let key = index.keys_by_id.remove(key_id);
-            if let Some(key) = &key {
-                index.keys_by_hash.remove(&key.key_hash);
-            }
-            key
-        };
-        if let Some(key) = removed {
-            self.admission.forget(&key.level).await;
-        }
+        self.remove_level(&LevelId::new(LevelKind::Key, key_id))
+            .await;
     }
 
     pub fn key_by_hash(&self, hash: &str) -> Option<Arc<KeyEntry>> {
         read(&self.index).keys_by_hash.get(hash).cloned()
     }
 
-    /// The user a key belongs to, if any. (The key's lock is let go before the index is read:
-    /// elsewhere the index is locked first.)
-    fn user_of(&self, key: &KeyEntry) -> Option<Arc<UserEntry>> {
-        let user_id = read(&key.config).user_id.clone()?;
-        read(&self.index).users.get(&user_id).cloned()
+    /// The levels a key's requests are checked against, in the order they are checked and
+    /// locked: the key, its membership in its team (when it has a user), its team, the team's
+    /// organization (when it has one), its user.
+    /// (The key's links are let go before the index is read: elsewhere the index is locked
+    /// first.)
+    fn chain_of(&self, key: &KeyEntry) -> Vec<Arc<LevelEntry>> {
+        let user_id = key.user_id();
+        let organization = read(&key.team.config).parent.clone();
+        let mut chain = Vec::with_capacity(5);
+        chain.push(key.entry.clone());
+        let index = read(&self.index);
+        let find = |kind: LevelKind, id: &str| index.levels.get(&LevelId::new(kind, id)).cloned();
+        if let Some(user_id) = &user_id {
+            chain.extend(find(LevelKind::Member, &member_id(key.team_id(), user_id)));
+        }
+        chain.push(key.team.clone());
+        if let Some(organization) = &organization {
+            chain.extend(index.levels.get(organization).cloned());
+        }
+        if let Some(user_id) = &user_id {
+            chain.extend(find(LevelKind::User, user_id));
+        }
+        chain
     }
 
     /// The model served for the name a caller asked for: the key's alias for it, else its
     /// team's, else the name itself. Aliases never widen access: [`Self::authorize`] checks the
     /// model they resolve to.
     pub fn resolve_model(&self, key: &KeyEntry, model: &str) -> String {
-        if let Some(served) = read(&key.config).level.aliases.get(model) {
+        if let Some(served) = read(&key.entry.config).aliases.get(model) {
             return served.clone();
         }
         if let Some(served) = read(&key.team.config).aliases.get(model) {
@@ -427,106 +525,73 @@ impl Gate {
     }
 
     /// The checks that need no counters, in the README's order: the key's block and expiry,
-    /// the key's and the team's models (when a model is named), the team's block. Answers the
-    /// chain of levels admission then checks: the key, then its team.
+    /// every level's models (when a model is named), the other levels' blocks. Answers the
+    /// chain of levels admission then checks (see [`Self::chain_of`]).
     pub fn authorize(&self, key: &KeyEntry, model: Option<&str>) -> Result<Vec<Level>, Denial> {
         let now_ms = self.clock.now_ms();
-        let user = self.user_of(key);
-        let k = read(&key.config);
-        let team = read(&key.team.config);
-        let user_config = user.as_ref().map(|u| read(&u.config));
-        if k.level.blocked {
+        let expires_at = read(&key.links).expires_at;
+        let chain = self.chain_of(key);
+        let configs: Vec<_> = chain.iter().map(|entry| read(&entry.config)).collect();
+        if configs[0].blocked {
             return Err(Denial::KeyBlocked);
         }
-        if k.expires_at
-            .is_some_and(|at| at.saturating_mul(1000) <= now_ms)
-        {
+        if expires_at.is_some_and(|at| at.saturating_mul(1000) <= now_ms) {
             return Err(Denial::KeyExpired);
         }
         if let Some(model) = model {
-            let levels = [(&key.level, &k.level), (&key.team.level, &*team)];
-            let user_level = user
-                .as_ref()
-                .zip(user_config.as_deref())
-                .map(|(u, c)| (&u.level, c));
-            for (level, config) in levels.into_iter().chain(user_level) {
+            for (entry, config) in chain.iter().zip(&configs) {
                 if !config.allows_model(model) {
                     return Err(Denial::ModelNotAllowed {
-                        level: level.clone(),
+                        level: entry.level.clone(),
                         model: model.to_string(),
                         allowed: config.models.clone(),
                     });
                 }
             }
         }
-        if team.blocked {
-            return Err(Denial::Blocked {
-                level: key.team.level.clone(),
-            });
+        for (entry, config) in chain.iter().zip(&configs).skip(1) {
+            if config.blocked {
+                return Err(Denial::Blocked {
+                    level: entry.level.clone(),
+                });
+            }
         }
-        let mut chain = vec![k.level.level(&key.level), team.level(&key.team.level)];
-        if let (Some(user), Some(config)) = (&user, &user_config) {
-            chain.push(config.level(&user.level));
-        }
-        Ok(chain)
+        Ok(chain
+            .iter()
+            .zip(&configs)
+            .map(|(entry, config)| config.level(&entry.level))
+            .collect())
     }
 
-    /// Models a key may use among `served`: its list within its team's and its user's.
+    /// Models a key may use among `served`: those every level of its chain allows.
     pub fn allowed_models(&self, key: &KeyEntry, served: &[String]) -> Vec<String> {
-        let user = self.user_of(key);
-        let k = read(&key.config);
-        let team = read(&key.team.config);
-        let user = user.as_ref().map(|u| read(&u.config));
+        let chain = self.chain_of(key);
+        let configs: Vec<_> = chain.iter().map(|entry| read(&entry.config)).collect();
         served
             .iter()
-            .filter(|m| {
-                k.level.allows_model(m)
-                    && team.allows_model(m)
-                    && user.as_ref().is_none_or(|u| u.allows_model(m))
-            })
+            .filter(|m| configs.iter().all(|config| config.allows_model(m)))
             .cloned()
             .collect()
     }
 
-    /// A team's or key's live spend and next reset: ahead of the database by up to one flush.
+    fn entry(&self, level: &LevelId) -> Option<Arc<LevelEntry>> {
+        read(&self.index).levels.get(level).cloned()
+    }
+
+    /// A level's live spend and next reset: ahead of the database by up to one flush.
     pub async fn budget(&self, kind: LevelKind, id: &str) -> Option<(i64, Option<i64>)> {
-        let (level, reset_at) = {
-            let index = read(&self.index);
-            match kind {
-                LevelKind::Team => {
-                    let team = index.teams.get(id)?;
-                    (team.level.clone(), read(&team.config).reset_at)
-                }
-                LevelKind::Key => {
-                    let key = index.keys_by_id.get(id)?;
-                    (key.level.clone(), read(&key.config).level.reset_at)
-                }
-                LevelKind::User => {
-                    let user = index.users.get(id)?;
-                    (user.level.clone(), read(&user.config).reset_at)
-                }
-            }
-        };
+        let entry = self.entry(&LevelId::new(kind, id))?;
+        let reset_at = read(&entry.config).reset_at;
         // Without the counters (Redis unreachable), the caller shows the database's figure.
-        let spend = self.admission.spend(&level).await?;
+        let spend = self.admission.spend(&entry.level).await?;
         Some((spend, reset_at))
     }
 
-    /// A team's or key's figures as the console shows them live: spend in the current window
-    /// (from the shared counters, so every instance's requests count), budget, next reset and
-    /// block. `None` for an unknown level, or while the counters cannot be read.
+    /// A level's figures as the console shows them live: spend in the current window (from
+    /// the shared counters, so every instance's requests count), budget, next reset and block.
+    /// `None` for an unknown level, or while the counters cannot be read.
     pub async fn figures(&self, level: &LevelId) -> Option<Figures> {
-        let config = {
-            let index = read(&self.index);
-            let config = match level.kind {
-                LevelKind::Team => read(&index.teams.get(&*level.id)?.config).clone(),
-                LevelKind::Key => read(&index.keys_by_id.get(&*level.id)?.config)
-                    .level
-                    .clone(),
-                LevelKind::User => read(&index.users.get(&*level.id)?.config).clone(),
-            };
-            config
-        };
+        let config = read(&self.entry(level)?.config).clone();
         let spend = self.admission.spend(level).await?;
         Some(Figures {
             spend,
@@ -536,69 +601,35 @@ impl Gate {
         })
     }
 
-    /// Every team, key and user budget whose window has ended by now.
+    /// Every budget whose window has ended by now.
     pub fn due_resets(&self) -> Vec<DueReset> {
         let now = self.clock.now_secs();
         let index = read(&self.index);
-        let teams = index.teams.values().filter_map(|team| {
-            let (due_at, next) = read(&team.config).due(now)?;
-            Some(DueReset {
-                owner: BudgetOwner::Team,
-                id: team.team_id.clone(),
-                due_at,
-                next,
+        index
+            .levels
+            .values()
+            .filter_map(|entry| {
+                let (due_at, next) = read(&entry.config).due(now)?;
+                Some(DueReset {
+                    owner: entry.level.kind.owner(),
+                    id: entry.level.id.to_string(),
+                    due_at,
+                    next,
+                })
             })
-        });
-        let keys = index.keys_by_id.values().filter_map(|key| {
-            let (due_at, next) = read(&key.config).level.due(now)?;
-            Some(DueReset {
-                owner: BudgetOwner::Key,
-                id: key.key_id.clone(),
-                due_at,
-                next,
-            })
-        });
-        let users = index.users.values().filter_map(|user| {
-            let (due_at, next) = read(&user.config).due(now)?;
-            Some(DueReset {
-                owner: BudgetOwner::User,
-                id: user.user_id.clone(),
-                due_at,
-                next,
-            })
-        });
-        teams.chain(keys).chain(users).collect()
+            .collect()
     }
 
     /// A reset storage has made: the level's next window, spend from zero.
     pub async fn apply_reset(&self, reset: &DueReset, window: i64) {
-        let level = {
-            let index = read(&self.index);
-            let found = match reset.owner {
-                BudgetOwner::Team => index.teams.get(&reset.id).map(|team| {
-                    let mut config = write(&team.config);
-                    config.reset_at = Some(reset.next);
-                    config.window = config.window.max(window);
-                    team.level.clone()
-                }),
-                BudgetOwner::Key => index.keys_by_id.get(&reset.id).map(|key| {
-                    let mut config = write(&key.config);
-                    config.level.reset_at = Some(reset.next);
-                    config.level.window = config.level.window.max(window);
-                    key.level.clone()
-                }),
-                BudgetOwner::User => index.users.get(&reset.id).map(|user| {
-                    let mut config = write(&user.config);
-                    config.reset_at = Some(reset.next);
-                    config.window = config.window.max(window);
-                    user.level.clone()
-                }),
-            };
-            match found {
-                Some(level) => level,
-                None => return,
-            }
+        let Some(entry) = self.entry(&LevelId::new(LevelKind::of(reset.owner), &reset.id)) else {
+            return;
         };
-        self.admission.reset(&level, window).await;
+        {
+            let mut config = write(&entry.config);
+            config.reset_at = Some(reset.next);
+            config.window = config.window.max(window);
+        }
+        self.admission.reset(&entry.level, window).await;
     }
 }

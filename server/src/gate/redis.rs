@@ -194,12 +194,7 @@ impl RedisAdmission {
     }
 
     fn state_key(&self, level: &LevelId) -> String {
-        let kind = match level.kind {
-            LevelKind::Key => "key",
-            LevelKind::Team => "team",
-            LevelKind::User => "user",
-        };
-        format!("{}:{kind}:{}", self.prefix, level.id)
+        format!("{}:{}:{}", self.prefix, level.kind.name(), level.id)
     }
 
     fn leases_key(&self) -> String {
@@ -274,6 +269,16 @@ impl RedisAdmission {
                 .user(&level.id.id)
                 .await
                 .map(|r| r.map(|u| u.budget)),
+            LevelKind::Member => self
+                .storage
+                .member(&level.id.id)
+                .await
+                .map(|r| r.map(|m| m.budget)),
+            LevelKind::Organization => self
+                .storage
+                .organization(&level.id.id)
+                .await
+                .map(|r| r.map(|o| o.budget)),
         }
         .map_err(|err| {
             tracing::warn!(level = %level.id, %err, "cannot read a level's spend from storage");

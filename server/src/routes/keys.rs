@@ -1,16 +1,17 @@
 //! `/key/*`: virtual keys, issued to team members.
 
 use crate::{
+    auth::Caller,
     error::ApiError,
     extract::{ApiJson, ApiQuery},
     service::keys,
     state::AppState,
 };
 use app::types::{
-    GeneratedKey, KeyDelete, KeyInfo, KeyInfoResponse, KeyList, KeyListQuery, KeyRef, KeyUpdate,
-    KeysDeleted, NewKey,
+    GeneratedKey, KeyDelete, KeyInfo, KeyInfoQuery, KeyInfoResponse, KeyList, KeyListQuery, KeyRef,
+    KeyUpdate, KeysDeleted, NewKey,
 };
-use axum::{extract::State, Json};
+use axum::{extract::State, Extension, Json};
 use chrono::Utc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -41,13 +42,24 @@ async fn generate(
 }
 
 /// A key, named by its secret or its token.
-#[utoipa::path(get, path = "/key/info", tag = "keys", params(KeyRef),
+#[utoipa::path(get, path = "/key/info", tag = "keys", params(KeyInfoQuery),
     responses((status = 200, description = "The key", body = KeyInfoResponse)))]
 async fn info(
     State(db): Db,
-    ApiQuery(q): ApiQuery<KeyRef>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<KeyInfoQuery>,
 ) -> Result<Json<KeyInfoResponse>, ApiError> {
-    let info = keys::info(db.ctx(), &q.key).await?;
+    let reference = match (q.key, caller) {
+        (Some(key), _) => key,
+        (None, Caller::Key { key_id, .. }) => key_id,
+        (None, Caller::Admin) => {
+            return Err(ApiError::from(crate::service::Error::invalid(
+                "key",
+                "key names the key: its secret, its token or its SHA-256",
+            )))
+        }
+    };
+    let info = keys::info(db.ctx(), &reference).await?;
     Ok(Json(KeyInfoResponse {
         key: info.token.clone(),
         info,

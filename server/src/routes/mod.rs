@@ -5,6 +5,7 @@ mod keys;
 mod metrics;
 mod models;
 pub mod openapi;
+mod organizations;
 mod proxy;
 mod session;
 mod spend;
@@ -23,6 +24,7 @@ pub const API_PREFIXES: &[&str] = &[
     "/team/",
     "/key/",
     "/user/",
+    "/organization/",
     "/spend/",
     "/session/",
     "/health",
@@ -47,6 +49,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(teams::router())
         .merge(keys::router())
         .merge(users::router())
+        .merge(organizations::router())
         .merge(spend::router())
         .merge(models::router())
         .route_layer(middleware::from_extractor_with_state::<Admin, AppState>(

@@ -34,6 +34,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "teams", description = "Teams, their budgets and limits"),
         (name = "keys", description = "Virtual keys, issued in a team"),
         (name = "users", description = "Users: a role, and a budget over all of their keys"),
+        (name = "organizations", description = "Organizations: a budget, limits and models over all of their teams"),
         (name = "spend", description = "The request log and spend over time"),
         (name = "models", description = "The models served and their prices"),
         (name = "session", description = "The console's sign-in"),

@@ -3,12 +3,13 @@
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery},
-    service::{live, teams},
+    service::{live, members, teams},
     state::AppState,
 };
 use app::types::{
-    NewTeam, Team, TeamDelete, TeamEventsQuery, TeamFigures, TeamInfo, TeamInfoQuery, TeamList,
-    TeamListQuery, TeamRef, TeamUpdate, TeamUpdated, TeamsDeleted,
+    MemberAdd, MemberDelete, MemberDeleted, MemberUpdate, MembersAdded, NewTeam, Team, TeamDelete,
+    TeamEventsQuery, TeamFigures, TeamInfo, TeamInfoQuery, TeamList, TeamListQuery, TeamMembership,
+    TeamRef, TeamUpdate, TeamUpdated, TeamsDeleted,
 };
 use axum::{
     extract::State,
@@ -32,6 +33,49 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete))
         .routes(routes!(block))
         .routes(routes!(unblock))
+        .routes(routes!(member_add))
+        .routes(routes!(member_update))
+        .routes(routes!(member_delete))
+}
+
+/// Adds one member or a list (`member`), each with the budget, limits and models given;
+/// users that do not exist are made (`internal_user`).
+#[utoipa::path(post, path = "/team/member_add", tag = "teams", request_body = MemberAdd,
+    responses((status = 200, description = "The team and the members added", body = MembersAdded)))]
+async fn member_add(
+    State(db): Db,
+    ApiJson(req): ApiJson<MemberAdd>,
+) -> Result<Json<MembersAdded>, ApiError> {
+    members::add(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Changes a member's role, budget in the team (`max_budget_in_team`), limits or models.
+#[utoipa::path(post, path = "/team/member_update", tag = "teams", request_body = MemberUpdate,
+    responses((status = 200, description = "The membership as changed", body = TeamMembership)))]
+async fn member_update(
+    State(db): Db,
+    ApiJson(req): ApiJson<MemberUpdate>,
+) -> Result<Json<TeamMembership>, ApiError> {
+    members::update(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Removes a member from the team, with the member's keys in the team.
+#[utoipa::path(post, path = "/team/member_delete", tag = "teams", request_body = MemberDelete,
+    responses((status = 200, description = "The team, and the keys deleted", body = MemberDeleted)))]
+async fn member_delete(
+    State(db): Db,
+    ApiJson(req): ApiJson<MemberDelete>,
+) -> Result<Json<MemberDeleted>, ApiError> {
+    members::delete(db.ctx(), req)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 /// Creates a team.

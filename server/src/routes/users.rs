@@ -1,6 +1,7 @@
 //! `/user/*`: LiteLLM's users, with their shapes.
 
 use crate::{
+    auth::Caller,
     error::ApiError,
     extract::{ApiJson, ApiQuery},
     service::users,
@@ -10,7 +11,7 @@ use app::types::{
     NewUser, UserCreated, UserDelete, UserInfo, UserInfoQuery, UserList, UserListQuery, UserUpdate,
     UserUpdated,
 };
-use axum::{extract::State, Json};
+use axum::{extract::State, Extension, Json};
 use chrono::Utc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -44,9 +45,26 @@ async fn create(
     responses((status = 200, description = "The user", body = UserInfo)))]
 async fn info(
     State(db): Db,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<UserInfoQuery>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    users::info(db.ctx(), &q.user_id)
+    let user_id = match (q.user_id, caller) {
+        (Some(user_id), _) => user_id,
+        (
+            None,
+            Caller::Key {
+                user_id: Some(user_id),
+                ..
+            },
+        ) => user_id,
+        (None, _) => {
+            return Err(ApiError::from(crate::service::Error::invalid(
+                "user_id",
+                "user_id names the user",
+            )))
+        }
+    };
+    users::info(db.ctx(), &user_id)
         .await
         .map(Json)
         .map_err(ApiError::from)

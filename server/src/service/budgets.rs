@@ -2,8 +2,13 @@
 //! the whole fleet: the first instance to ask wins) and the request path follows.
 
 use super::{Ctx, Error};
-use crate::storage::BudgetOwner;
-use std::collections::HashSet;
+use crate::{
+    gate::{
+        admission::{LevelId, LevelKind},
+        Stored,
+    },
+    storage::{BudgetOwner, Storage, StorageError},
+};
 
 /// Starts the next window of every budget whose window has ended; answers how many this call
 /// reset. A budget another instance reset first is read again instead, so it is never reset
@@ -26,50 +31,56 @@ pub async fn reset_due(ctx: Ctx<'_>) -> Result<usize, Error> {
     Ok(reset)
 }
 
-/// Reads a team, key or user again from storage into the request path (or drops it, if gone).
+/// Reads a team, key, user or member again from storage into the request path (or drops
+/// it, if gone).
 pub async fn reload(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Result<(), Error> {
+    let gone = LevelId::new(LevelKind::of(owner), id);
     match owner {
         BudgetOwner::Team => match ctx.storage.team(id).await? {
-            Some(row) => ctx.gate.put_team(&row, false).await,
-            None => ctx.gate.remove_team(id).await,
+            Some(row) => ctx.gate.put_level(&row, false).await,
+            None => ctx.gate.remove_level(&gone).await,
+        },
+        BudgetOwner::User => match ctx.storage.user(id).await? {
+            Some(row) => ctx.gate.put_level(&row, false).await,
+            None => ctx.gate.remove_level(&gone).await,
+        },
+        BudgetOwner::Organization => match ctx.storage.organization(id).await? {
+            Some(row) => ctx.gate.put_level(&row, false).await,
+            None => ctx.gate.remove_level(&gone).await,
+        },
+        BudgetOwner::Member => match ctx.storage.member(id).await? {
+            Some(row) => ctx.gate.put_level(&row, false).await,
+            None => ctx.gate.remove_level(&gone).await,
         },
         BudgetOwner::Key => match ctx.storage.key(id).await? {
             Some(row) => ctx.gate.put_key(&row, false).await,
-            None => ctx.gate.remove_key(id).await,
-        },
-        BudgetOwner::User => match ctx.storage.user(id).await? {
-            Some(row) => ctx.gate.put_user(&row, false).await,
-            None => ctx.gate.remove_user(id).await,
+            None => ctx.gate.remove_level(&gone).await,
         },
     }
     Ok(())
 }
 
-/// Reads every team, user and key again, with its spend (the shared counters keep theirs when they
-/// are ahead), and drops those deleted meanwhile: after this instance missed change notices.
+/// Everything the request path holds, read from storage.
+pub async fn stored(storage: &dyn Storage) -> Result<Stored, StorageError> {
+    Ok(Stored {
+        organizations: storage.organizations().await?,
+        teams: storage.teams().await?,
+        users: storage.all_users().await?,
+        members: storage.members(None, None).await?,
+        keys: storage.all_keys().await?,
+    })
+}
+
+/// Reads every level again, with its spend (the shared counters keep theirs when they are
+/// ahead), and drops those deleted meanwhile: after this instance missed change notices.
 pub async fn reload_all(ctx: Ctx<'_>) -> Result<(), Error> {
-    let teams = ctx.storage.teams().await?;
-    let users = ctx.storage.all_users().await?;
-    let keys = ctx.storage.all_keys().await?;
-    let (held_teams, held_users, held_keys) = ctx.gate.ids();
-    let stored_users: HashSet<&str> = users.iter().map(|u| u.user_id.as_str()).collect();
-    for id in held_users {
-        if !stored_users.contains(id.as_str()) {
-            ctx.gate.remove_user(&id).await;
+    let stored = stored(ctx.storage).await?;
+    let ids = stored.ids();
+    for level in ctx.gate.ids() {
+        if !ids.contains(&level) {
+            ctx.gate.remove_level(&level).await;
         }
     }
-    let stored_keys: HashSet<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
-    let stored_teams: HashSet<&str> = teams.iter().map(|t| t.team_id.as_str()).collect();
-    for id in held_keys {
-        if !stored_keys.contains(id.as_str()) {
-            ctx.gate.remove_key(&id).await;
-        }
-    }
-    for id in held_teams {
-        if !stored_teams.contains(id.as_str()) {
-            ctx.gate.remove_team(&id).await;
-        }
-    }
-    ctx.gate.load(&teams, &users, &keys).await;
+    ctx.gate.load(&stored).await;
     Ok(())
 }

@@ -66,6 +66,19 @@ pub fn budget_patch(b: &BudgetUpdate, now: DateTime<Utc>) -> Result<BudgetPatch,
     })
 }
 
+/// `row` with `patch`'s limits applied (spend and windows as they are).
+pub fn patched(row: &BudgetRow, patch: &BudgetPatch) -> BudgetRow {
+    BudgetRow {
+        max_budget: patch.max_budget.unwrap_or(row.max_budget),
+        tpm_limit: patch.tpm_limit.unwrap_or(row.tpm_limit),
+        rpm_limit: patch.rpm_limit.unwrap_or(row.rpm_limit),
+        max_parallel_requests: patch
+            .max_parallel_requests
+            .unwrap_or(row.max_parallel_requests),
+        ..row.clone()
+    }
+}
+
 /// The budget as the API shows it; `live` is the request path's spend and next reset, ahead of
 /// the database.
 pub fn budget_view(row: &BudgetRow, live: Option<(i64, Option<i64>)>) -> Budget {

@@ -1,7 +1,9 @@
 //! Virtual keys: issued to a team's member, shown once, stored as a hash; a key's models stay
 //! within its team's.
 
-use super::{duration::Period, fields, secrets, teams, timestamp, users, validate, Ctx, Error};
+use super::{
+    duration::Period, fields, members, secrets, teams, timestamp, users, validate, Ctx, Error,
+};
 use crate::{
     gate::admission::LevelKind,
     storage::{BudgetOwner, DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
@@ -32,10 +34,11 @@ pub async fn key_view(ctx: Ctx<'_>, row: &KeyRow) -> KeyInfo {
 pub fn member_view(row: &KeyRow) -> TeamMember {
     TeamMember {
         user_id: row.user_id.clone(),
-        key: secrets::masked_key(&row.key_id, &row.key_hint),
-        token: row.key_id.clone(),
+        key: Some(secrets::masked_key(&row.key_id, &row.key_hint)),
+        token: Some(row.key_id.clone()),
         key_alias: row.key_alias.clone(),
         blocked: row.blocked,
+        role: None,
     }
 }
 
@@ -88,7 +91,7 @@ pub async fn generate(
         validate::label("key_alias", alias)?;
     }
     let models = validate::models("models", req.models.unwrap_or_default())?;
-    validate::models_within_team(&models, &team.team_id, &team.models)?;
+    validate::models_within_team("models", &models, &team.team_id, &team.models)?;
     let aliases = validate::aliases(
         "aliases",
         req.aliases.unwrap_or_default(),
@@ -96,6 +99,7 @@ pub async fn generate(
     )?;
     if let Some(user_id) = &req.user_id {
         users::ensure(ctx, user_id, now).await?;
+        members::ensure(ctx, &team.team_id, user_id, now).await?;
     }
     let secret = secrets::new_virtual_key()?;
     let row = KeyRow {
@@ -191,7 +195,7 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
     if models.is_some() || matches!(req.aliases, Some(Some(_))) {
         let team = teams::existing(ctx, "team_id", &key.team_id).await?;
         if let Some(models) = &models {
-            validate::models_within_team(models, &team.team_id, &team.models)?;
+            validate::models_within_team("models", models, &team.team_id, &team.models)?;
         }
         let models = models.as_ref().unwrap_or(&key.models);
         if let Some(Some(new)) = req.aliases.clone() {
@@ -207,6 +211,7 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
     }
     if let Some(Some(user_id)) = &req.user_id {
         users::ensure(ctx, user_id, now).await?;
+        members::ensure(ctx, &key.team_id, user_id, now).await?;
     }
     let patch = KeyPatch {
         budget,

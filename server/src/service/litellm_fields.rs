@@ -55,16 +55,21 @@ pub fn decision(field: &str) -> Option<Decision> {
             Refuse("automatic key rotation is not supported: issue a new key and delete the old")
         }
         "router_settings" => Refuse("router settings are set in the config file only"),
-        "organization_id" => Refuse("organizations are not supported yet"),
-        "members_with_roles"
-        | "members"
-        | "admins"
-        | "team_member_budget"
+        "max_budget_in_organization" => Refuse(
+            "an organization's members have no budget of their own here: the organization's \
+             budget holds over its teams; give the user a team membership with \
+             max_budget_in_team",
+        ),
+        "members" | "admins" => {
+            Refuse("name a team's members and their roles in members_with_roles")
+        }
+        "team_member_budget"
+        | "team_member_budget_duration"
         | "team_member_rpm_limit"
         | "team_member_tpm_limit"
         | "team_member_key_duration" => Refuse(
-            "team members are not supported yet: issue each member a key in the team \
-                 (user_id names the member) with its own limits",
+            "a member's budget and limits are set per member: max_budget_in_team, tpm_limit \
+             and rpm_limit on /team/member_add or /team/member_update",
         ),
         _ => return None,
     })
@@ -84,7 +89,7 @@ mod tests {
             "budget_id",
             "guardrails",
             "allowed_routes",
-            "organization_id",
+            "max_budget_in_organization",
             "team_member_budget",
         ] {
             assert!(

@@ -25,7 +25,9 @@ pub fn followed(team_ids: Option<&str>, keys: Option<&str>) -> Result<Vec<LevelI
             match kind {
                 LevelKind::Team => validate::team_id(param, id)?,
                 LevelKind::Key => validate::token(param, id)?,
-                LevelKind::User => validate::user_id(param, id)?,
+                LevelKind::User | LevelKind::Member | LevelKind::Organization => {
+                    validate::user_id(param, id)?
+                }
             }
             let level = LevelId::new(kind, id);
             if !levels.contains(&level) {
@@ -67,7 +69,7 @@ pub fn views(changed: Vec<(LevelId, Figures)>) -> (Vec<TeamFigures>, Vec<KeyFigu
             }),
             LevelKind::Key => keys.push(KeyFigures { token: id, figures }),
             // Not followed by the console (yet).
-            LevelKind::User => {}
+            LevelKind::User | LevelKind::Member | LevelKind::Organization => {}
         }
     }
     (teams, keys)

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     gate::{
-        admission::{Denial, LevelKind, RateInfo, Reservation, Unreachable},
+        admission::{Denial, LevelId, LevelKind, RateInfo, Reservation, Unreachable},
         Gate, KeyEntry,
     },
     providers::{
@@ -23,7 +23,7 @@ use crate::{
     },
     service::secrets,
     spend::{Durability, SpendSink},
-    storage::{SpendLog, Storage},
+    storage::{member_id, SpendLog, Storage},
 };
 use axum::body::Bytes;
 use futures_util::StreamExt;
@@ -126,15 +126,23 @@ pub async fn find_key(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Arc<KeyE
         ctx.gate.remember_unknown(&hash);
         return Err(invalid);
     };
-    if !ctx.gate.has_team(&row.team_id) {
+    if !ctx.gate.has(&LevelId::new(LevelKind::Team, &row.team_id)) {
         let Some(team) = ctx.storage.team(&row.team_id).await.map_err(unavailable)? else {
             return Err(invalid);
         };
-        ctx.gate.put_team(&team, false).await;
+        ctx.gate.put_level(&team, false).await;
     }
-    if let Some(user_id) = row.user_id.as_deref().filter(|id| !ctx.gate.has_user(id)) {
-        if let Some(user) = ctx.storage.user(user_id).await.map_err(unavailable)? {
-            ctx.gate.put_user(&user, false).await;
+    if let Some(user_id) = row.user_id.as_deref() {
+        if !ctx.gate.has(&LevelId::new(LevelKind::User, user_id)) {
+            if let Some(user) = ctx.storage.user(user_id).await.map_err(unavailable)? {
+                ctx.gate.put_level(&user, false).await;
+            }
+        }
+        let member = member_id(&row.team_id, user_id);
+        if !ctx.gate.has(&LevelId::new(LevelKind::Member, &member)) {
+            if let Some(member) = ctx.storage.member(&member).await.map_err(unavailable)? {
+                ctx.gate.put_level(&member, false).await;
+            }
         }
     }
     ctx.gate.put_key(&row, false).await;
@@ -230,18 +238,25 @@ pub async fn forward(
             .find(|(level, _)| level.kind == kind)
             .map_or(0, |(_, window)| *window)
     };
-    let (key_window, team_window, user_window) = (
+    let (key_window, team_window, user_window, member_window, organization_window) = (
         window(LevelKind::Key),
         window(LevelKind::Team),
         window(LevelKind::User),
+        window(LevelKind::Member),
+        window(LevelKind::Organization),
     );
+    let organization_id = grant
+        .levels
+        .iter()
+        .find(|(level, _)| level.kind == LevelKind::Organization)
+        .map(|(level, _)| level.id.to_string());
     let call = Call {
         reservation: Reservation::new(grant, ctx.gate.admission.clone()),
         log: SpendLog {
             request_id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
             ts_ms: ctx.gate.clock.now_ms(),
             key_id: key.key_id.clone(),
-            team_id: key.team.team_id.clone(),
+            team_id: key.team_id().to_string(),
             user_id: key.user_id(),
             model,
             prompt_tokens: 0,
@@ -252,6 +267,9 @@ pub async fn forward(
             key_window,
             team_window,
             user_window,
+            member_window,
+            organization_id,
+            organization_window,
         },
         deployment,
         bound,

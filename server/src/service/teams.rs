@@ -3,32 +3,35 @@
 use super::{
     fields,
     keys::{key_view, member_view},
-    timestamp, validate, Ctx, Error,
+    members, organizations, timestamp, validate, Ctx, Error,
 };
 use crate::{
-    gate::admission::LevelKind,
+    gate::admission::{LevelId, LevelKind},
     storage::{
         BudgetOwner, DeleteOutcome, KeyFilter, StorageError, TeamOrder, TeamPatch, TeamQuery,
         TeamRow,
     },
 };
-use app::types::{NewTeam, Team, TeamInfo, TeamList, TeamListQuery, TeamUpdate};
+use app::types::{NewTeam, Team, TeamInfo, TeamList, TeamListQuery, TeamMember, TeamUpdate};
 use chrono::{DateTime, Utc};
 
 /// The team as the API shows it, with the live spend of the request path.
-pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Team {
+pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Result<Team, Error> {
     let live = ctx.gate.budget(LevelKind::Team, &row.team_id).await;
-    Team {
+    let members = ctx.storage.members(Some(&row.team_id), None).await?;
+    Ok(Team {
         team_id: row.team_id.clone(),
         team_alias: row.team_alias.clone(),
+        organization_id: row.organization_id.clone(),
         models: row.models.clone(),
         model_aliases: row.aliases.clone(),
         budget: fields::budget_view(&row.budget, live),
         metadata: row.metadata.clone(),
         blocked: row.blocked,
+        members_with_roles: members.iter().map(members::role_view).collect(),
         created_at: timestamp(row.created_at),
         updated_at: timestamp(row.updated_at),
-    }
+    })
 }
 
 fn not_found(team_id: &str) -> Error {
@@ -62,7 +65,14 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
         req.model_aliases.unwrap_or_default(),
         &[("the team", &models)],
     )?;
+    let members_with_roles = req.members_with_roles.unwrap_or_default();
+    members::check_list(&members_with_roles)?;
+    if let Some(id) = &req.organization_id {
+        let organization = organizations::existing(ctx, "organization_id", id).await?;
+        organizations::check_team(&organization, &models, &budget)?;
+    }
     let row = TeamRow {
+        organization_id: req.organization_id,
         budget,
         team_alias: req.team_alias,
         models,
@@ -75,9 +85,10 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     };
     match ctx.storage.insert_team(&row).await {
         Ok(()) => {
-            ctx.gate.put_team(&row, true).await;
+            ctx.gate.put_level(&row, true).await;
             ctx.gate.changed(BudgetOwner::Team, &row.team_id).await;
-            Ok(team_view(ctx, &row).await)
+            members::set_list(ctx, &row.team_id, &members_with_roles, now).await?;
+            team_view(ctx, &row).await
         }
         Err(StorageError::AlreadyExists) => Err(Error::Conflict(format!(
             "Team '{}' already exists; choose another team_id or use /team/update",
@@ -93,7 +104,7 @@ pub async fn list(ctx: Ctx<'_>, query: TeamListQuery) -> Result<TeamList, Error>
     if !query.is_paged() {
         let rows = ctx.storage.teams().await?;
         return Ok(TeamList {
-            teams: views(ctx, &rows).await,
+            teams: views(ctx, &rows).await?,
             total_count: None,
             current_page: None,
             total_pages: None,
@@ -118,7 +129,7 @@ pub async fn list(ctx: Ctx<'_>, query: TeamListQuery) -> Result<TeamList, Error>
     };
     let (rows, total) = ctx.storage.teams_page(&selection, offset, size).await?;
     Ok(TeamList {
-        teams: views(ctx, &rows).await,
+        teams: views(ctx, &rows).await?,
         total_count: Some(total),
         current_page: Some(page),
         total_pages: Some(total.div_ceil(size)),
@@ -128,12 +139,12 @@ pub async fn list(ctx: Ctx<'_>, query: TeamListQuery) -> Result<TeamList, Error>
 /// The longest `search` text /team/list takes.
 const MAX_SEARCH: usize = 256;
 
-async fn views(ctx: Ctx<'_>, rows: &[TeamRow]) -> Vec<Team> {
+async fn views(ctx: Ctx<'_>, rows: &[TeamRow]) -> Result<Vec<Team>, Error> {
     let mut teams = Vec::with_capacity(rows.len());
     for row in rows {
-        teams.push(team_view(ctx, row).await);
+        teams.push(team_view(ctx, row).await?);
     }
-    teams
+    Ok(teams)
 }
 
 /// `/team/list?sort=`: the order and whether it is descending (`-spend`).
@@ -166,16 +177,51 @@ pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, Error> {
         ..KeyFilter::default()
     };
     let (keys, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
-    let team = team_view(ctx, &team).await;
+    let rows = ctx.storage.members(Some(&team.team_id), None).await?;
+    let team = team_view(ctx, &team).await?;
     let mut views = Vec::with_capacity(keys.len());
     for key in &keys {
         views.push(key_view(ctx, key).await);
     }
+    // The spec's list: each key with its user, then each member who holds no key.
+    let role_of = |user_id: &Option<String>| {
+        rows.iter()
+            .find(|m| Some(&m.user_id) == user_id.as_ref())
+            .map(|m| m.role.clone())
+    };
+    let mut listed: Vec<TeamMember> = keys
+        .iter()
+        .map(|key| {
+            let mut member = member_view(key);
+            member.role = role_of(&member.user_id);
+            member
+        })
+        .collect();
+    for row in &rows {
+        if !keys
+            .iter()
+            .any(|k| k.user_id.as_ref() == Some(&row.user_id))
+        {
+            listed.push(TeamMember {
+                user_id: Some(row.user_id.clone()),
+                key: None,
+                token: None,
+                key_alias: None,
+                blocked: false,
+                role: Some(row.role.clone()),
+            });
+        }
+    }
+    let mut memberships = Vec::with_capacity(rows.len());
+    for row in &rows {
+        memberships.push(members::membership_view(ctx, row).await);
+    }
     Ok(TeamInfo {
-        members: keys.iter().map(member_view).collect(),
+        members: listed,
         keys: views,
         team_info: team.clone(),
         team,
+        team_memberships: memberships,
     })
 }
 
@@ -200,14 +246,47 @@ pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result
             )?)
         }
     };
+    if let Some(list) = &req.members_with_roles {
+        members::check_list(list)?;
+        existing(ctx, "team_id", &req.team_id).await?;
+    }
+    let bound_changes = req.organization_id.is_some()
+        || models.is_some()
+        || [
+            budget.max_budget.is_some(),
+            budget.tpm_limit.is_some(),
+            budget.rpm_limit.is_some(),
+            budget.max_parallel_requests.is_some(),
+        ]
+        .contains(&true);
+    if bound_changes {
+        let team = existing(ctx, "team_id", &req.team_id).await?;
+        let organization_id = req
+            .organization_id
+            .clone()
+            .unwrap_or(team.organization_id.clone());
+        if let Some(id) = organization_id {
+            let organization = organizations::existing(ctx, "organization_id", &id).await?;
+            organizations::check_team(
+                &organization,
+                models.as_ref().unwrap_or(&team.models),
+                &fields::patched(&team.budget, &budget),
+            )?;
+        }
+    }
     let patch = TeamPatch {
         budget,
         team_alias: req.team_alias,
+        organization_id: req.organization_id,
         models,
         aliases,
         metadata: req.metadata.map(Option::unwrap_or_default),
         blocked: req.blocked,
     };
+    if let Some(list) = &req.members_with_roles {
+        // First: a member who may not be left out refuses the whole update.
+        members::set_list(ctx, &req.team_id, list, now).await?;
+    }
     apply(ctx, &req.team_id, &patch, now).await
 }
 
@@ -236,9 +315,9 @@ async fn apply(
         .update_team(team_id, patch, now.timestamp())
         .await?
         .ok_or_else(|| not_found(team_id))?;
-    ctx.gate.put_team(&row, false).await;
+    ctx.gate.put_level(&row, false).await;
     ctx.gate.changed(BudgetOwner::Team, &row.team_id).await;
-    Ok(team_view(ctx, &row).await)
+    team_view(ctx, &row).await
 }
 
 /// Deletes the teams and their keys, all or none.
@@ -259,7 +338,9 @@ pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, 
     match ctx.storage.delete_teams(&unique).await? {
         DeleteOutcome::Deleted => {
             for id in &unique {
-                ctx.gate.remove_team(id).await;
+                ctx.gate
+                    .remove_level(&LevelId::new(LevelKind::Team, id))
+                    .await;
                 ctx.gate.changed(BudgetOwner::Team, id).await;
             }
             Ok(unique)

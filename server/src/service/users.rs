@@ -2,9 +2,9 @@
 //! user's keys together. A key's `user_id` always names a user: `/key/generate` creates the
 //! user it names when there is none (an `internal_user` without limits).
 
-use super::{fields, keys, teams, timestamp, validate, Ctx, Error};
+use super::{fields, keys, members, teams, timestamp, validate, Ctx, Error};
 use crate::{
-    gate::admission::LevelKind,
+    gate::admission::{LevelId, LevelKind},
     storage::{BudgetOwner, DeleteOutcome, KeyFilter, StorageError, UserPatch, UserQuery, UserRow},
 };
 use app::types::{
@@ -33,7 +33,7 @@ fn role(value: &str) -> Result<String, Error> {
     }
 }
 
-fn email(value: &str) -> Result<(), Error> {
+pub fn email(value: &str) -> Result<(), Error> {
     validate::label("user_email", value)?;
     if value.contains('@') {
         Ok(())
@@ -49,22 +49,82 @@ fn not_found(user_id: &str) -> Error {
     Error::NotFound(format!("User {user_id} not found"))
 }
 
-/// The teams a user holds keys in, in order of first key.
+/// The teams a user is a member of, oldest membership first.
+pub async fn team_ids(ctx: Ctx<'_>, user_id: &str) -> Result<Vec<String>, Error> {
+    let rows = ctx.storage.members(None, Some(user_id)).await?;
+    Ok(rows.into_iter().map(|m| m.team_id).collect())
+}
+
+/// The user's teams and keys.
 async fn teams_of(ctx: Ctx<'_>, user_id: &str) -> Result<(Vec<String>, Vec<KeyInfo>), Error> {
     let filter = KeyFilter {
         user_id: Some(user_id.to_string()),
         ..KeyFilter::default()
     };
     let (rows, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
-    let mut teams: Vec<String> = Vec::new();
     let mut views = Vec::with_capacity(rows.len());
     for row in &rows {
-        if !teams.contains(&row.team_id) {
-            teams.push(row.team_id.clone());
-        }
         views.push(keys::key_view(ctx, row).await);
     }
-    Ok((teams, views))
+    Ok((team_ids(ctx, user_id).await?, views))
+}
+
+/// A user named in a request by `user_id` or `user_email` (at least one), each well formed;
+/// `param` names the field that holds the reference.
+pub fn check_reference(
+    param: &str,
+    user_id: Option<&str>,
+    user_email: Option<&str>,
+) -> Result<(), Error> {
+    if user_id.is_none() && user_email.is_none() {
+        return Err(Error::invalid(
+            param,
+            "each member needs a user_id or a user_email",
+        ));
+    }
+    if let Some(user_id) = user_id {
+        validate::user_id("user_id", user_id)?;
+    }
+    if let Some(address) = user_email {
+        email(address)?;
+    }
+    Ok(())
+}
+
+/// The user a request names: by id (made when new, with the e-mail given), else by e-mail
+/// (made under a new id when nobody has it). Checked by [`check_reference`] first.
+pub async fn find_or_make(
+    ctx: Ctx<'_>,
+    user_id: Option<&str>,
+    user_email: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<UserRow, Error> {
+    let found = match (user_id, user_email) {
+        (Some(user_id), _) => ctx.storage.user(user_id).await?,
+        (None, Some(address)) => by_email(ctx, address).await?,
+        (None, None) => None,
+    };
+    if let Some(user) = found {
+        return Ok(user);
+    }
+    let user_id = user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    ensure_with_email(ctx, &user_id, user_email, now).await?;
+    existing(ctx, &user_id).await
+}
+
+/// The user with this e-mail address (compared without case), if any.
+pub async fn by_email(ctx: Ctx<'_>, address: &str) -> Result<Option<UserRow>, Error> {
+    let query = UserQuery {
+        email: Some(address.to_lowercase()),
+        ..UserQuery::default()
+    };
+    // The database matches a part of the address; the exact one is among the first page.
+    let (rows, _) = ctx.storage.users_page(&query, 0, 100).await?;
+    Ok(rows.into_iter().map(|(row, _)| row).find(|row| {
+        row.user_email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(address))
+    }))
 }
 
 /// The user as the API shows it, with the live spend of the request path.
@@ -94,13 +154,23 @@ pub async fn existing(ctx: Ctx<'_>, user_id: &str) -> Result<UserRow, Error> {
 
 /// A user that has no limits: what a key's `user_id` creates when it names nobody yet.
 pub async fn ensure(ctx: Ctx<'_>, user_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    ensure_with_email(ctx, user_id, None, now).await
+}
+
+/// [`ensure`], with the e-mail address a new user gets.
+pub async fn ensure_with_email(
+    ctx: Ctx<'_>,
+    user_id: &str,
+    user_email: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     if ctx.storage.user(user_id).await?.is_some() {
         return Ok(());
     }
     let row = UserRow {
         user_id: user_id.to_string(),
         user_alias: None,
-        user_email: None,
+        user_email: user_email.map(str::to_string),
         user_role: DEFAULT_ROLE.to_string(),
         models: Vec::new(),
         budget: fields::new_budget(&Default::default(), now)?,
@@ -114,7 +184,7 @@ pub async fn ensure(ctx: Ctx<'_>, user_id: &str, now: DateTime<Utc>) -> Result<(
         Err(err) => return Err(err.into()),
     }
     if let Some(row) = ctx.storage.user(user_id).await? {
-        ctx.gate.put_user(&row, true).await;
+        ctx.gate.put_level(&row, true).await;
         ctx.gate.changed(BudgetOwner::User, user_id).await;
     }
     Ok(())
@@ -141,17 +211,16 @@ pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<Us
     if team_ids.is_empty() {
         team_ids.extend(req.team_id.clone());
     }
-    if team_ids.len() > 1 {
-        return Err(Error::invalid(
-            "teams",
-            "teams may name one team (the key's) until team members are supported; give the \
-             user a key in each other team with /key/generate",
-        ));
+    let mut team_rows = Vec::with_capacity(team_ids.len());
+    for team_id in &team_ids {
+        if !team_rows
+            .iter()
+            .any(|t: &crate::storage::TeamRow| t.team_id == *team_id)
+        {
+            team_rows.push(teams::existing(ctx, "teams", team_id).await?);
+        }
     }
-    let team = match team_ids.first() {
-        Some(team_id) => Some(teams::existing(ctx, "teams", team_id).await?),
-        None => None,
-    };
+    let team = team_rows.first().cloned();
     let auto_create_key = req.auto_create_key.unwrap_or(true);
     // The key's fields are checked before anything is made: bad input changes nothing.
     if let Some(alias) = &req.key_alias {
@@ -188,8 +257,15 @@ pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<Us
         }
         Err(err) => return Err(err.into()),
     }
-    ctx.gate.put_user(&row, true).await;
+    ctx.gate.put_level(&row, true).await;
     ctx.gate.changed(BudgetOwner::User, &row.user_id).await;
+    for team in &team_rows {
+        if let Err(err) = members::ensure(ctx, &team.team_id, &row.user_id, now).await {
+            // All or nothing: the user goes again (the team went meanwhile, say).
+            let _ = delete(ctx, vec![row.user_id.clone()]).await;
+            return Err(err);
+        }
+    }
     let key = match (auto_create_key, &team) {
         (true, Some(team)) => {
             let new = NewKey {
@@ -210,7 +286,7 @@ pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<Us
         }
         _ => None,
     };
-    let teams = team.map(|t| t.team_id).into_iter().collect();
+    let teams = team_rows.into_iter().map(|t| t.team_id).collect();
     Ok(UserCreated {
         key: key.as_ref().map(|k| k.key.clone()),
         token: key.as_ref().map(|k| k.info.token.clone()),
@@ -226,7 +302,7 @@ pub async fn info(ctx: Ctx<'_>, user_id: &str) -> Result<UserInfo, Error> {
     let mut team_views = Vec::with_capacity(team_ids.len());
     for team_id in &team_ids {
         if let Some(team) = ctx.storage.team(team_id).await? {
-            team_views.push(teams::team_view(ctx, &team).await);
+            team_views.push(teams::team_view(ctx, &team).await?);
         }
     }
     Ok(UserInfo {
@@ -277,7 +353,7 @@ pub async fn list(ctx: Ctx<'_>, query: UserListQuery) -> Result<UserList, Error>
         .await?;
     let mut users = Vec::with_capacity(rows.len());
     for (row, key_count) in &rows {
-        let (teams, _) = teams_of(ctx, &row.user_id).await?;
+        let teams = team_ids(ctx, &row.user_id).await?;
         users.push(UserListEntry {
             user: user_view(ctx, row, teams).await,
             key_count: *key_count,
@@ -321,9 +397,9 @@ pub async fn update(
         .update_user(&user_id, &patch, now.timestamp())
         .await?
         .ok_or_else(|| not_found(&user_id))?;
-    ctx.gate.put_user(&row, false).await;
+    ctx.gate.put_level(&row, false).await;
     ctx.gate.changed(BudgetOwner::User, &row.user_id).await;
-    let (teams, _) = teams_of(ctx, &user_id).await?;
+    let teams = team_ids(ctx, &user_id).await?;
     let user = user_view(ctx, &row, teams).await;
     Ok(UserUpdated {
         data: user.clone(),
@@ -350,7 +426,9 @@ pub async fn delete(ctx: Ctx<'_>, user_ids: Vec<String>) -> Result<u64, Error> {
         DeleteOutcome::Deleted => {
             for id in &unique {
                 // The user's keys go from the request path with the user.
-                ctx.gate.remove_user(id).await;
+                ctx.gate
+                    .remove_level(&LevelId::new(LevelKind::User, id))
+                    .await;
                 ctx.gate.changed(BudgetOwner::User, id).await;
             }
             Ok(unique.len() as u64)

@@ -173,20 +173,33 @@ pub fn page(page: Option<u64>, size: Option<u64>) -> Result<(u64, u64, u64), Err
 
 /// A key's models must lie within its team's (see [`super::model_list`]).
 pub fn models_within_team(
+    param: &str,
     key_models: &[String],
     team_id: &str,
     team_models: &[String],
 ) -> Result<(), Error> {
-    match key_models
+    models_within(param, key_models, "team", team_id, team_models)
+}
+
+/// A level's models must lie within those of the level above it, `owner` (`team`,
+/// `organization`) `id`.
+pub fn models_within(
+    param: &str,
+    models: &[String],
+    owner: &str,
+    id: &str,
+    owner_models: &[String],
+) -> Result<(), Error> {
+    match models
         .iter()
-        .find(|m| !super::model_list::covers(team_models, m))
+        .find(|m| !super::model_list::covers(owner_models, m))
     {
         None => Ok(()),
         Some(model) => Err(Error::invalid(
-            "models",
+            param,
             format!(
-                "Model '{model}' is not available to team '{team_id}'; the team's models are: {}",
-                team_models.join(", ")
+                "Model '{model}' is not available to {owner} '{id}'; the {owner}'s models are: {}",
+                owner_models.join(", ")
             ),
         )),
     }

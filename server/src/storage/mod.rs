@@ -81,12 +81,46 @@ pub enum BudgetOwner {
     Team,
     Key,
     User,
+    Member,
+    Organization,
+}
+
+impl BudgetOwner {
+    pub const ALL: [Self; 5] = [
+        Self::Team,
+        Self::Key,
+        Self::User,
+        Self::Member,
+        Self::Organization,
+    ];
+
+    /// Its name in logs, notices and Redis keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Team => "team",
+            Self::Key => "key",
+            Self::User => "user",
+            Self::Member => "member",
+            Self::Organization => "organization",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|owner| owner.name() == name)
+    }
+}
+
+/// A member's id: its team's (or organization's) and its user's (neither ever holds `/`).
+pub fn member_id(team_id: &str, user_id: &str) -> String {
+    format!("{team_id}/{user_id}")
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeamRow {
     pub team_id: String,
     pub team_alias: Option<String>,
+    /// The organization whose budget, limits and models bound the team's.
+    pub organization_id: Option<String>,
     pub models: Vec<String>,
     /// LiteLLM's `model_aliases`: a requested name to the model served for it.
     pub aliases: Aliases,
@@ -101,6 +135,7 @@ pub struct TeamRow {
 #[derive(Debug, Clone, Default)]
 pub struct TeamPatch {
     pub team_alias: Option<Option<String>>,
+    pub organization_id: Option<Option<String>>,
     pub models: Option<Vec<String>>,
     pub aliases: Option<Aliases>,
     pub budget: BudgetPatch,
@@ -168,6 +203,71 @@ pub struct UserPatch {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// A user in a team (LiteLLM's team member): a role there, and a budget and limits over the
+/// user's keys in that team.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRow {
+    pub team_id: String,
+    pub user_id: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// The models the user may use in this team (LiteLLM's `allowed_models`); empty: all.
+    pub models: Vec<String>,
+    pub budget: BudgetRow,
+    /// The user's, read with the member.
+    pub user_email: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl MemberRow {
+    pub fn member_id(&self) -> String {
+        member_id(&self.team_id, &self.user_id)
+    }
+}
+
+/// The fields of a member to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct MemberPatch {
+    pub role: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub budget: BudgetPatch,
+}
+
+/// An organization (LiteLLM's): a budget, limits and models over all of its teams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrganizationRow {
+    pub organization_id: String,
+    pub organization_alias: Option<String>,
+    pub models: Vec<String>,
+    pub budget: BudgetRow,
+    pub metadata: Map<String, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The fields of an organization to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationPatch {
+    pub organization_alias: Option<Option<String>>,
+    pub models: Option<Vec<String>>,
+    pub budget: BudgetPatch,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// A user in an organization, with a role there (`org_admin`, `internal_user`,
+/// `internal_user_viewer`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgMemberRow {
+    pub organization_id: String,
+    pub user_id: String,
+    pub user_role: String,
+    /// The user's, read with the member.
+    pub user_email: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// Which users a page of `/user/list` holds (oldest first).
 #[derive(Debug, Clone, Default)]
 pub struct UserQuery {
@@ -209,11 +309,15 @@ pub struct SpendLog {
     pub latency_ms: i64,
     /// The HTTP status the caller got.
     pub status: i64,
-    /// The budget windows of the key, the team and the user the request was admitted in: its
-    /// cost counts toward their spend only while those windows last.
+    /// The budget windows of the key, the team, the user and the member the request was
+    /// admitted in: its cost counts toward their spend only while those windows last.
     pub key_window: i64,
     pub team_window: i64,
     pub user_window: i64,
+    pub member_window: i64,
+    /// The team's organization when the request was admitted, and its window.
+    pub organization_id: Option<String>,
+    pub organization_window: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -364,6 +468,47 @@ pub trait Storage: Send + Sync {
     ) -> StorageResult<Option<UserRow>>;
     /// Deletes the users and their keys in one transaction, or nothing.
     async fn delete_users(&self, user_ids: &[String]) -> StorageResult<DeleteOutcome>;
+
+    /// Fails with [`StorageError::AlreadyExists`] for a user already in the team and
+    /// [`StorageError::MissingReference`] when the team or the user does not exist.
+    async fn insert_member(&self, member: &MemberRow) -> StorageResult<()>;
+    async fn member(&self, member_id: &str) -> StorageResult<Option<MemberRow>>;
+    /// The members of a team, or the teams of a user (both when both are given), oldest first.
+    async fn members(
+        &self,
+        team_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> StorageResult<Vec<MemberRow>>;
+    async fn update_member(
+        &self,
+        member_id: &str,
+        patch: &MemberPatch,
+        now: i64,
+    ) -> StorageResult<Option<MemberRow>>;
+    /// Deletes the member and the user's keys in that team, in one transaction; answers the
+    /// ids of the keys deleted, `None` for an unknown member.
+    async fn delete_member(&self, member_id: &str) -> StorageResult<Option<Vec<String>>>;
+
+    async fn insert_organization(&self, organization: &OrganizationRow) -> StorageResult<()>;
+    async fn organization(&self, organization_id: &str) -> StorageResult<Option<OrganizationRow>>;
+    /// Every organization, oldest first.
+    async fn organizations(&self) -> StorageResult<Vec<OrganizationRow>>;
+    async fn update_organization(
+        &self,
+        organization_id: &str,
+        patch: &OrganizationPatch,
+        now: i64,
+    ) -> StorageResult<Option<OrganizationRow>>;
+    /// Deletes the organizations, their teams and those teams' keys in one transaction, or
+    /// nothing.
+    async fn delete_organizations(
+        &self,
+        organization_ids: &[String],
+    ) -> StorageResult<DeleteOutcome>;
+    /// Fails with [`StorageError::AlreadyExists`] for a user in the organization already.
+    async fn insert_org_member(&self, member: &OrgMemberRow) -> StorageResult<()>;
+    /// The members of an organization, oldest first.
+    async fn org_members(&self, organization_id: &str) -> StorageResult<Vec<OrgMemberRow>>;
 
     /// Writes the logs and adds the cost of those not written before to their key's and team's
     /// spend (in the window each was admitted in), in one transaction, or nothing.

@@ -3,7 +3,10 @@
 //! bound — `QueryBuilder` writes each database's own placeholders — and what differs between the
 //! databases (how to name a day, which column keeps insertion order) comes in as arguments.
 
-use super::{Aliases, BudgetOwner, BudgetRow, KeyRow, StorageError, TeamRow, UserRow};
+use super::{
+    Aliases, BudgetOwner, BudgetRow, KeyRow, MemberRow, OrgMemberRow, OrganizationRow,
+    StorageError, TeamRow, UserRow,
+};
 use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 
@@ -29,6 +32,7 @@ pub(super) const BUDGET_COLUMNS: &str =
 pub(super) struct TeamRecord {
     team_id: String,
     team_alias: Option<String>,
+    organization_id: Option<String>,
     models: Json<Vec<String>>,
     aliases: Json<Aliases>,
     #[sqlx(flatten)]
@@ -44,6 +48,7 @@ impl From<TeamRecord> for TeamRow {
         Self {
             team_id: r.team_id,
             team_alias: r.team_alias,
+            organization_id: r.organization_id,
             models: r.models.0,
             aliases: r.aliases.0,
             budget: r.budget,
@@ -125,6 +130,87 @@ impl From<UserRecord> for UserRow {
     }
 }
 
+#[derive(FromRow)]
+pub(super) struct MemberRecord {
+    team_id: String,
+    user_id: String,
+    role: String,
+    models: Json<Vec<String>>,
+    #[sqlx(flatten)]
+    budget: BudgetRow,
+    user_email: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// Members with their user's e-mail.
+pub(super) const MEMBERS: &str = "SELECT team_members.*, users.user_email FROM team_members \
+     JOIN users ON users.user_id = team_members.user_id";
+
+impl From<MemberRecord> for MemberRow {
+    fn from(r: MemberRecord) -> Self {
+        Self {
+            team_id: r.team_id,
+            user_id: r.user_id,
+            role: r.role,
+            models: r.models.0,
+            budget: r.budget,
+            user_email: r.user_email,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct OrganizationRecord {
+    organization_id: String,
+    organization_alias: Option<String>,
+    models: Json<Vec<String>>,
+    #[sqlx(flatten)]
+    budget: BudgetRow,
+    metadata: Json<Map<String, Value>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<OrganizationRecord> for OrganizationRow {
+    fn from(r: OrganizationRecord) -> Self {
+        Self {
+            organization_id: r.organization_id,
+            organization_alias: r.organization_alias,
+            models: r.models.0,
+            budget: r.budget,
+            metadata: r.metadata.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct OrgMemberRecord {
+    organization_id: String,
+    user_id: String,
+    user_role: String,
+    user_email: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<OrgMemberRecord> for OrgMemberRow {
+    fn from(r: OrgMemberRecord) -> Self {
+        Self {
+            organization_id: r.organization_id,
+            user_id: r.user_id,
+            user_role: r.user_role,
+            user_email: r.user_email,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 /// A user and how many keys it holds.
 #[derive(FromRow)]
 pub(super) struct UserKeys {
@@ -143,6 +229,9 @@ pub(super) struct Charged {
     pub key_window: i64,
     pub team_window: i64,
     pub user_window: i64,
+    pub member_window: i64,
+    pub organization_id: Option<String>,
+    pub organization_window: i64,
 }
 
 /// `%text%` for LIKE, with `\`, `%` and `_` in `text` matched as themselves.
@@ -164,6 +253,8 @@ pub(super) fn owner_table(owner: BudgetOwner) -> (&'static str, &'static str) {
         BudgetOwner::Team => ("teams", "team_id"),
         BudgetOwner::Key => ("api_keys", "key_id"),
         BudgetOwner::User => ("users", "user_id"),
+        BudgetOwner::Member => ("team_members", "member_id"),
+        BudgetOwner::Organization => ("organizations", "organization_id"),
     }
 }
 
@@ -175,13 +266,15 @@ macro_rules! sql_storage {
             use super::$storage;
             use super::super::{
                 sql::{
-                    classify, like_pattern, owner_table, Charged, KeyRecord, TeamRecord,
-                    UserKeys, UserRecord, BUDGET_COLUMNS,
+                    classify, like_pattern, owner_table, Charged, KeyRecord, MemberRecord,
+                    OrgMemberRecord, OrganizationRecord, TeamRecord, UserKeys, UserRecord,
+                    BUDGET_COLUMNS, MEMBERS,
                 },
                 BudgetOwner, BudgetPatch, BudgetRow, DailySpend, DeleteOutcome, GroupSpend,
-                KeyFilter, KeyPatch, KeyRow, RefusalCount, SpendFilter, SpendGrouping, SpendLog,
-                Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow, UserPatch,
-                UserQuery, UserRow,
+                KeyFilter, KeyPatch, KeyRow, MemberPatch, MemberRow, OrgMemberRow,
+                OrganizationPatch, OrganizationRow, RefusalCount, SpendFilter, SpendGrouping,
+                SpendLog, Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow,
+                UserPatch, UserQuery, UserRow,
             };
             use async_trait::async_trait;
             use sqlx::{query_builder::Separated, types::Json, Encode, QueryBuilder, Type};
@@ -221,6 +314,33 @@ macro_rules! sql_storage {
             }
 
             impl $storage {
+                /// The row of `select` (a `SELECT ... FROM ...`) whose `column` is `value`.
+                async fn one<R, T>(
+                    &self,
+                    select: &str,
+                    column: &str,
+                    value: &str,
+                ) -> StorageResult<Option<T>>
+                where
+                    R: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
+                    T: From<R>,
+                {
+                    let mut q = QueryBuilder::<Db>::new(select);
+                    q.push(" WHERE ").push(column).push(" = ").push_bind(value);
+                    let row = q.build_query_as::<R>().fetch_optional(&self.pool).await?;
+                    Ok(row.map(Into::into))
+                }
+
+                /// Every row `sql` selects.
+                async fn all<R, T>(&self, sql: &'static str) -> StorageResult<Vec<T>>
+                where
+                    R: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
+                    T: From<R>,
+                {
+                    let rows = sqlx::query_as::<_, R>(sql).fetch_all(&self.pool).await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
                 /// Deletes each id in one transaction; rolls back at the first missing one.
                 async fn delete_all(
                     &self,
@@ -246,12 +366,13 @@ macro_rules! sql_storage {
             impl Storage for $storage {
                 async fn insert_team(&self, t: &TeamRow) -> StorageResult<()> {
                     let mut q = QueryBuilder::<Db>::new(format!(
-                        "INSERT INTO teams (team_id, team_alias, models, aliases, {BUDGET_COLUMNS}, \
-                         metadata, blocked, created_at, updated_at) "
+                        "INSERT INTO teams (team_id, team_alias, organization_id, models, aliases, \
+                         {BUDGET_COLUMNS}, metadata, blocked, created_at, updated_at) "
                     ));
                     q.push_values([t], |mut v, t| {
                         v.push_bind(&t.team_id)
                             .push_bind(&t.team_alias)
+                            .push_bind(&t.organization_id)
                             .push_bind(Json(&t.models))
                             .push_bind(Json(&t.aliases));
                         bind_budget(&mut v, &t.budget);
@@ -265,23 +386,16 @@ macro_rules! sql_storage {
                 }
 
                 async fn team(&self, team_id: &str) -> StorageResult<Option<TeamRow>> {
-                    let mut q = QueryBuilder::<Db>::new("SELECT * FROM teams WHERE team_id = ");
-                    q.push_bind(team_id);
-                    let row = q
-                        .build_query_as::<TeamRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.one::<TeamRecord, _>("SELECT * FROM teams", "team_id", team_id)
+                        .await
                 }
 
                 async fn teams(&self) -> StorageResult<Vec<TeamRow>> {
-                    let rows = sqlx::query_as::<_, TeamRecord>(concat!(
+                    self.all::<TeamRecord, _>(concat!(
                         "SELECT * FROM teams ORDER BY created_at, ",
                         $order
                     ))
-                    .fetch_all(&self.pool)
-                    .await?;
-                    Ok(rows.into_iter().map(Into::into).collect())
+                    .await
                 }
 
                 async fn teams_page(
@@ -342,6 +456,7 @@ macro_rules! sql_storage {
                     let mut q = QueryBuilder::<Db>::new("UPDATE teams SET updated_at = ");
                     q.push_bind(now);
                     set(&mut q, "team_alias", p.team_alias.clone());
+                    set(&mut q, "organization_id", p.organization_id.clone());
                     set(&mut q, "models", p.models.clone().map(Json));
                     set(&mut q, "aliases", p.aliases.clone().map(Json));
                     set_budget(&mut q, &p.budget);
@@ -389,24 +504,13 @@ macro_rules! sql_storage {
                 }
 
                 async fn key(&self, key_id: &str) -> StorageResult<Option<KeyRow>> {
-                    let mut q = QueryBuilder::<Db>::new("SELECT * FROM api_keys WHERE key_id = ");
-                    q.push_bind(key_id);
-                    let row = q
-                        .build_query_as::<KeyRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.one::<KeyRecord, _>("SELECT * FROM api_keys", "key_id", key_id)
+                        .await
                 }
 
                 async fn key_by_hash(&self, key_hash: &str) -> StorageResult<Option<KeyRow>> {
-                    let mut q =
-                        QueryBuilder::<Db>::new("SELECT * FROM api_keys WHERE key_hash = ");
-                    q.push_bind(key_hash);
-                    let row = q
-                        .build_query_as::<KeyRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.one::<KeyRecord, _>("SELECT * FROM api_keys", "key_hash", key_hash)
+                        .await
                 }
 
                 async fn keys(
@@ -478,10 +582,7 @@ macro_rules! sql_storage {
                 }
 
                 async fn all_keys(&self) -> StorageResult<Vec<KeyRow>> {
-                    let rows = sqlx::query_as::<_, KeyRecord>("SELECT * FROM api_keys")
-                        .fetch_all(&self.pool)
-                        .await?;
-                    Ok(rows.into_iter().map(Into::into).collect())
+                    self.all::<KeyRecord, _>("SELECT * FROM api_keys").await
                 }
 
                 async fn insert_user(&self, u: &UserRow) -> StorageResult<()> {
@@ -505,20 +606,12 @@ macro_rules! sql_storage {
                 }
 
                 async fn user(&self, user_id: &str) -> StorageResult<Option<UserRow>> {
-                    let mut q = QueryBuilder::<Db>::new("SELECT * FROM users WHERE user_id = ");
-                    q.push_bind(user_id);
-                    let row = q
-                        .build_query_as::<UserRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.one::<UserRecord, _>("SELECT * FROM users", "user_id", user_id)
+                        .await
                 }
 
                 async fn all_users(&self) -> StorageResult<Vec<UserRow>> {
-                    let rows = sqlx::query_as::<_, UserRecord>("SELECT * FROM users")
-                        .fetch_all(&self.pool)
-                        .await?;
-                    Ok(rows.into_iter().map(Into::into).collect())
+                    self.all::<UserRecord, _>("SELECT * FROM users").await
                 }
 
                 async fn users_page(
@@ -619,6 +712,200 @@ macro_rules! sql_storage {
                     Ok(DeleteOutcome::Deleted)
                 }
 
+                async fn insert_member(&self, m: &MemberRow) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(format!(
+                        "INSERT INTO team_members (member_id, team_id, user_id, role, models, \
+                         {BUDGET_COLUMNS}, created_at, updated_at) "
+                    ));
+                    let member_id = m.member_id();
+                    q.push_values([m], |mut v, m| {
+                        v.push_bind(&member_id)
+                            .push_bind(&m.team_id)
+                            .push_bind(&m.user_id)
+                            .push_bind(&m.role)
+                            .push_bind(Json(&m.models));
+                        bind_budget(&mut v, &m.budget);
+                        v.push_bind(m.created_at).push_bind(m.updated_at);
+                    });
+                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    Ok(())
+                }
+
+                async fn member(&self, member_id: &str) -> StorageResult<Option<MemberRow>> {
+                    self.one::<MemberRecord, _>(MEMBERS, "team_members.member_id", member_id)
+                        .await
+                }
+
+                async fn members(
+                    &self,
+                    team_id: Option<&str>,
+                    user_id: Option<&str>,
+                ) -> StorageResult<Vec<MemberRow>> {
+                    let mut q = QueryBuilder::<Db>::new(MEMBERS);
+                    q.push(" WHERE 1 = 1");
+                    if let Some(team_id) = team_id {
+                        q.push(" AND team_members.team_id = ").push_bind(team_id);
+                    }
+                    if let Some(user_id) = user_id {
+                        q.push(" AND team_members.user_id = ").push_bind(user_id);
+                    }
+                    q.push(concat!(" ORDER BY team_members.created_at, team_members.", $order));
+                    let rows = q.build_query_as::<MemberRecord>().fetch_all(&self.pool).await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn update_member(
+                    &self,
+                    member_id: &str,
+                    p: &MemberPatch,
+                    now: i64,
+                ) -> StorageResult<Option<MemberRow>> {
+                    let mut q = QueryBuilder::<Db>::new("UPDATE team_members SET updated_at = ");
+                    q.push_bind(now);
+                    set(&mut q, "role", p.role.clone());
+                    set(&mut q, "models", p.models.clone().map(Json));
+                    set_budget(&mut q, &p.budget);
+                    q.push(" WHERE member_id = ").push_bind(member_id);
+                    if q.build().execute(&self.pool).await?.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    self.member(member_id).await
+                }
+
+                async fn delete_member(&self, member_id: &str) -> StorageResult<Option<Vec<String>>> {
+                    let mut tx = self.pool.begin().await?;
+                    let mut q = QueryBuilder::<Db>::new(
+                        "DELETE FROM team_members WHERE member_id = ",
+                    );
+                    q.push_bind(member_id);
+                    q.push(" RETURNING team_id, user_id");
+                    let Some((team_id, user_id)) = q
+                        .build_query_as::<(String, String)>()
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    let mut q = QueryBuilder::<Db>::new("DELETE FROM api_keys WHERE team_id = ");
+                    q.push_bind(&team_id).push(" AND user_id = ").push_bind(&user_id);
+                    q.push(" RETURNING key_id");
+                    let keys: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(Some(keys))
+                }
+
+                async fn insert_organization(&self, o: &OrganizationRow) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(format!(
+                        "INSERT INTO organizations (organization_id, organization_alias, models, \
+                         {BUDGET_COLUMNS}, metadata, created_at, updated_at) "
+                    ));
+                    q.push_values([o], |mut v, o| {
+                        v.push_bind(&o.organization_id)
+                            .push_bind(&o.organization_alias)
+                            .push_bind(Json(&o.models));
+                        bind_budget(&mut v, &o.budget);
+                        v.push_bind(Json(&o.metadata))
+                            .push_bind(o.created_at)
+                            .push_bind(o.updated_at);
+                    });
+                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    Ok(())
+                }
+
+                async fn organization(&self, id: &str) -> StorageResult<Option<OrganizationRow>> {
+                    self.one::<OrganizationRecord, _>(
+                        "SELECT * FROM organizations",
+                        "organization_id",
+                        id,
+                    )
+                    .await
+                }
+
+                async fn organizations(&self) -> StorageResult<Vec<OrganizationRow>> {
+                    self.all::<OrganizationRecord, _>(concat!(
+                        "SELECT * FROM organizations ORDER BY created_at, ",
+                        $order
+                    ))
+                    .await
+                }
+
+                async fn update_organization(
+                    &self,
+                    id: &str,
+                    p: &OrganizationPatch,
+                    now: i64,
+                ) -> StorageResult<Option<OrganizationRow>> {
+                    let mut q = QueryBuilder::<Db>::new("UPDATE organizations SET updated_at = ");
+                    q.push_bind(now);
+                    set(&mut q, "organization_alias", p.organization_alias.clone());
+                    set(&mut q, "models", p.models.clone().map(Json));
+                    set_budget(&mut q, &p.budget);
+                    set(&mut q, "metadata", p.metadata.clone().map(Json));
+                    q.push(" WHERE organization_id = ").push_bind(id);
+                    q.push(" RETURNING *");
+                    let row = q
+                        .build_query_as::<OrganizationRecord>()
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn delete_organizations(&self, ids: &[String]) -> StorageResult<DeleteOutcome> {
+                    let mut tx = self.pool.begin().await?;
+                    for id in ids {
+                        // The teams go first (their keys and members with them), then the
+                        // organization (its members with it).
+                        let mut q =
+                            QueryBuilder::<Db>::new("DELETE FROM teams WHERE organization_id = ");
+                        q.push_bind(id);
+                        q.build().execute(&mut *tx).await?;
+                        let mut q = QueryBuilder::<Db>::new(
+                            "DELETE FROM organizations WHERE organization_id = ",
+                        );
+                        q.push_bind(id);
+                        if q.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                            tx.rollback().await?;
+                            return Ok(DeleteOutcome::Missing(id.clone()));
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(DeleteOutcome::Deleted)
+                }
+
+                async fn insert_org_member(&self, m: &OrgMemberRow) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO organization_members (member_id, organization_id, user_id, \
+                         user_role, created_at, updated_at) ",
+                    );
+                    let member_id = super::super::member_id(&m.organization_id, &m.user_id);
+                    q.push_values([m], |mut v, m| {
+                        v.push_bind(&member_id)
+                            .push_bind(&m.organization_id)
+                            .push_bind(&m.user_id)
+                            .push_bind(&m.user_role)
+                            .push_bind(m.created_at)
+                            .push_bind(m.updated_at);
+                    });
+                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    Ok(())
+                }
+
+                async fn org_members(&self, id: &str) -> StorageResult<Vec<OrgMemberRow>> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT organization_members.*, users.user_email FROM organization_members \
+                         JOIN users ON users.user_id = organization_members.user_id \
+                         WHERE organization_members.organization_id = ",
+                    );
+                    q.push_bind(id);
+                    q.push(concat!(
+                        " ORDER BY organization_members.created_at, organization_members.",
+                        $order
+                    ));
+                    let rows = q.build_query_as::<OrgMemberRecord>().fetch_all(&self.pool).await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
                 async fn record_spend(&self, logs: &[SpendLog]) -> StorageResult<()> {
                     let mut tx = self.pool.begin().await?;
                     // What each key and team is owed, per window: only rows written now count,
@@ -626,12 +913,15 @@ macro_rules! sql_storage {
                     let mut keys: BTreeMap<(&str, i64), i64> = BTreeMap::new();
                     let mut teams: BTreeMap<(&str, i64), i64> = BTreeMap::new();
                     let mut users: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+                    let mut members: BTreeMap<(String, i64), i64> = BTreeMap::new();
+                    let mut orgs: BTreeMap<(&str, i64), i64> = BTreeMap::new();
                     let mut charged = Vec::new();
                     for chunk in logs.chunks(500) {
                         let mut q = QueryBuilder::<Db>::new(
                             "INSERT INTO spend_logs (request_id, ts_ms, key_id, team_id, \
                              user_id, model, prompt_tokens, completion_tokens, cost, \
-                             latency_ms, status, key_window, team_window, user_window) ",
+                             latency_ms, status, key_window, team_window, user_window, \
+                             member_window, organization_id, organization_window) ",
                         );
                         q.push_values(chunk, |mut row, log| {
                             row.push_bind(&log.request_id)
@@ -647,12 +937,15 @@ macro_rules! sql_storage {
                                 .push_bind(log.status)
                                 .push_bind(log.key_window)
                                 .push_bind(log.team_window)
-                                .push_bind(log.user_window);
+                                .push_bind(log.user_window)
+                                .push_bind(log.member_window)
+                                .push_bind(&log.organization_id)
+                                .push_bind(log.organization_window);
                         });
                         q.push(
                             " ON CONFLICT (request_id) DO NOTHING \
                              RETURNING key_id, team_id, user_id, cost, key_window, team_window, \
-                             user_window",
+                             user_window, member_window, organization_id, organization_window",
                         );
                         charged.extend(q.build_query_as::<Charged>().fetch_all(&mut *tx).await?);
                     }
@@ -664,12 +957,26 @@ macro_rules! sql_storage {
                         if let Some(user_id) = &c.user_id {
                             let user = users.entry((user_id.as_str(), c.user_window)).or_default();
                             *user = user.saturating_add(c.cost);
+                            let member = members
+                                .entry((super::super::member_id(&c.team_id, user_id), c.member_window))
+                                .or_default();
+                            *member = member.saturating_add(c.cost);
                         }
                     }
+                    for c in &charged {
+                        if let Some(org) = &c.organization_id {
+                            let owed = orgs.entry((org.as_str(), c.organization_window)).or_default();
+                            *owed = owed.saturating_add(c.cost);
+                        }
+                    }
+                    let members: BTreeMap<(&str, i64), i64> =
+                        members.iter().map(|((id, w), c)| ((id.as_str(), *w), *c)).collect();
                     for (owner, owed) in [
                         (BudgetOwner::Key, &keys),
                         (BudgetOwner::Team, &teams),
                         (BudgetOwner::User, &users),
+                        (BudgetOwner::Member, &members),
+                        (BudgetOwner::Organization, &orgs),
                     ] {
                         let (table, column) = owner_table(owner);
                         for ((id, window), cost) in owed {
@@ -746,7 +1053,8 @@ macro_rules! sql_storage {
                     let mut q = filtered(
                         "SELECT request_id, ts_ms, key_id, team_id, user_id, model, \
                          prompt_tokens, completion_tokens, cost, latency_ms, status, key_window, \
-                         team_window, user_window FROM spend_logs",
+                         team_window, user_window, member_window, organization_id, \
+                         organization_window FROM spend_logs",
                         filter,
                     );
                     q.push(" ORDER BY ts_ms DESC, id DESC LIMIT ")

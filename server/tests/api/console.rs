@@ -31,11 +31,11 @@ async fn api_clients_get_json_for_unknown_paths_browsers_get_the_page() {
     let url = |path: &str| format!("{}{path}", app.base);
     let answers = [
         app.client
-            .post(url("/team/member_add"))
+            .post(url("/team/bulk_member_add"))
             .bearer_auth(crate::helpers::ADMIN_KEY)
             .send(),
         app.client
-            .post(url("/organization/new"))
+            .post(url("/customer/new"))
             .header(header::CONTENT_TYPE, "application/json")
             .body("{}")
             .send(),

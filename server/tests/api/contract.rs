@@ -2,7 +2,7 @@
 //! requests cannot open a budget, every answered request is charged, upstream faults cost
 //! nothing and leak nothing.
 
-use crate::helpers::{Reply, TestApp, INPUT_PRICE, OUTPUT_PRICE, UPSTREAM_SECRET};
+use crate::helpers::{refused, TestApp, INPUT_PRICE, OUTPUT_PRICE, UPSTREAM_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -29,12 +29,6 @@ async fn spend(app: &TestApp, team_id: &str) -> f64 {
     app.team_info(team_id).await.body["spend"]
         .as_f64()
         .expect("spend")
-}
-
-fn refused(reply: &Reply, status: StatusCode, kind: &str) -> String {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(reply.body["error"]["type"], kind, "{}", reply.body);
-    reply.error_message()
 }
 
 /// What a request of the tests' price costs, USD.

@@ -155,7 +155,7 @@ fn request() -> impl Strategy<Value = Request> {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        proptest::collection::vec(proptest::option::of(0i64..2_000_000), 1..=4),
+        proptest::collection::vec(proptest::option::of(0i64..2_000_000), 1..=5),
         spec(),
         proptest::collection::vec(request(), 1..40),
     )
@@ -172,12 +172,15 @@ fn chain(case: &Case, run: usize) -> Vec<Level> {
         .enumerate()
         .map(|(i, max)| Level {
             // Unique per run, so runs sharing a backend never share counters.
+            // The chain's kinds in its order: key, member, team, organization, user.
             id: LevelId::new(
-                if i % 2 == 0 {
-                    LevelKind::Key
-                } else {
-                    LevelKind::Team
-                },
+                [
+                    LevelKind::Key,
+                    LevelKind::Member,
+                    LevelKind::Team,
+                    LevelKind::Organization,
+                    LevelKind::User,
+                ][i % 5],
                 &format!("run{run}-level{i}"),
             ),
             limits: Limits {

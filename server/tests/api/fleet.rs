@@ -371,3 +371,50 @@ async fn a_users_limit_is_one_limit_for_the_fleet_over_all_the_users_keys() {
         until(app, key, StatusCode::UNAUTHORIZED).await;
     }
 }
+
+#[tokio::test]
+async fn an_organizations_and_a_members_limits_hold_for_the_fleet() {
+    let Some(apps) = fleet().await else { return };
+    let org = apps[0]
+        .post(
+            "/organization/new",
+            json!({"organization_id": "o", "rpm_limit": 5}),
+        )
+        .await;
+    assert_eq!(org.status, StatusCode::OK, "{}", org.body);
+    for team in ["a", "b"] {
+        let made = apps[1]
+            .new_team(json!({"team_id": team, "organization_id": "o"}))
+            .await;
+        assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    }
+    let member = apps[2]
+        .post(
+            "/team/member_add",
+            json!({"team_id": "a", "member": {"user_id": "m"}, "rpm_limit": 2}),
+        )
+        .await;
+    assert_eq!(member.status, StatusCode::OK, "{}", member.body);
+    let mut keys = Vec::new();
+    for (app, body) in apps.iter().zip([
+        json!({"team_id": "a", "user_id": "m"}),
+        json!({"team_id": "b"}),
+    ]) {
+        let reply = app.generate_key(body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        keys.push(reply.body["key"].as_str().expect("key").to_string());
+    }
+    // The member's 2 a minute, fleet-wide, through three instances.
+    let mut member_replies = Vec::new();
+    for i in 0..4 {
+        member_replies.push(apps[i % 3].chat(&keys[0], ask()).await);
+    }
+    assert_eq!(count(&member_replies, StatusCode::OK), 2);
+    // The organization's 5 a minute over both teams: 3 more pass, from team b.
+    let mut org_replies = Vec::new();
+    for i in 0..6 {
+        org_replies.push(apps[i % 3].chat(&keys[1], ask()).await);
+    }
+    assert_eq!(count(&org_replies, StatusCode::OK), 3);
+    assert_eq!(count(&org_replies, StatusCode::TOO_MANY_REQUESTS), 3);
+}

@@ -760,3 +760,21 @@ async fn fault_chat(
         other => error(StatusCode::NOT_FOUND, &format!("no behaviour {other}")),
     }
 }
+
+/// A small chat request for `model`: five output tokens at most.
+pub fn ask(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5})
+}
+
+/// The body of a reply that must be 200.
+pub fn ok(reply: &Reply) -> &Value {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    &reply.body
+}
+
+/// The message of a refusal that must have this status and `error.type`.
+pub fn refused(reply: &Reply, status: StatusCode, kind: &str) -> String {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["error"]["type"], kind, "{}", reply.body);
+    reply.error_message()
+}

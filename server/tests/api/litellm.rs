@@ -2,13 +2,9 @@
 //! and LiteLLM's special names, model aliases of keys and teams, `max_parallel_requests` on
 //! keys and teams (in process and in Redis), and LiteLLM's wording of refusals.
 
-use crate::helpers::{Reply, TestApp};
+use crate::helpers::{ask, refused, Reply, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn ask(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5})
-}
 
 async fn key_in(app: &TestApp, team: Value, key: Value) -> Reply {
     let created = app.new_team(team.clone()).await;
@@ -22,12 +18,6 @@ async fn secret(app: &TestApp, team: Value, key: Value) -> String {
     let reply = key_in(app, team, key).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.body["key"].as_str().expect("key").to_string()
-}
-
-fn refused(reply: &Reply, status: StatusCode, kind: &str) -> String {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(reply.body["error"]["type"], kind, "{}", reply.body);
-    reply.error_message()
 }
 
 async fn models_of(app: &TestApp, key: &str) -> Vec<String> {
@@ -385,12 +375,11 @@ async fn litellm_fields_are_ignored_or_refused_by_name_never_dropped_silently() 
         assert!(reply.error_message().contains(says), "{}", reply.body);
     }
     let members = app
-        .update_team(
-            json!({"team_id": "t", "members_with_roles": [{"user_id": "u", "role": "user"}]}),
-        )
+        .update_team(json!({"team_id": "t", "team_member_budget": 5}))
         .await;
     assert_eq!(members.status, StatusCode::BAD_REQUEST, "{}", members.body);
-    assert_eq!(members.body["error"]["param"], "members_with_roles");
+    assert_eq!(members.body["error"]["param"], "team_member_budget");
+    assert!(members.error_message().contains("max_budget_in_team"));
     // A field neither has is refused as unknown, as before.
     let unknown = app
         .generate_key(json!({"team_id": "t", "max_budgett": 1}))

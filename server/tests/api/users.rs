@@ -1,24 +1,9 @@
 //! LiteLLM's users through a real gateway: `/user/*` with LiteLLM's shapes, and a user's
 //! budget, limits and models holding over all of the user's keys together.
 
-use crate::helpers::{Reply, TestApp};
-use reqwest::StatusCode;
+use crate::helpers::{ask, ok, refused, TestApp};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-fn ask(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5})
-}
-
-fn ok(reply: &Reply) -> &Value {
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    &reply.body
-}
-
-fn refused(reply: &Reply, status: StatusCode, kind: &str) -> String {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(reply.body["error"]["type"], kind, "{}", reply.body);
-    reply.error_message()
-}
 
 async fn key_for(app: &TestApp, team_id: &str, user_id: &str) -> String {
     let reply = app
@@ -253,5 +238,125 @@ async fn a_users_budget_models_and_limits_hold_over_all_of_the_users_keys() {
         &app.chat(&one, ask("gpt-4o")).await,
         StatusCode::BAD_REQUEST,
         "budget_exceeded",
+    );
+}
+
+/// As in LiteLLM, a user's key acts with the user's role on management routes.
+#[tokio::test]
+async fn a_users_key_acts_with_the_users_role() {
+    let app = TestApp::spawn().await;
+    ok(&app.new_team(json!({"team_id": "ml"})).await);
+    ok(&app.new_team(json!({"team_id": "other"})).await);
+    let key_of = |body: &Value| body["key"].as_str().expect("key").to_string();
+    let admin = key_of(ok(&app
+        .post(
+            "/user/new",
+            json!({"user_id": "root", "user_role": "proxy_admin", "teams": ["ml"]}),
+        )
+        .await));
+    let viewer = key_of(ok(&app
+        .post(
+            "/user/new",
+            json!({"user_id": "auditor", "user_role": "proxy_admin_viewer", "teams": ["ml"]}),
+        )
+        .await));
+    let own = key_of(ok(&app
+        .post("/user/new", json!({"user_id": "ada", "teams": ["ml"]}))
+        .await));
+    let colleague = app
+        .generate_key(json!({"team_id": "ml", "user_id": "bob"}))
+        .await;
+    let colleague = ok(&colleague)["token"].as_str().expect("token").to_string();
+    let call = |method: Method, path: &str, key: &str, body: Option<Value>| {
+        let (path, key) = (path.to_string(), key.to_string());
+        let app = &app;
+        async move { app.send(method, &path, Some(&key), body).await.status }
+    };
+
+    // A proxy_admin's key manages.
+    assert_eq!(
+        call(
+            Method::POST,
+            "/team/new",
+            &admin,
+            Some(json!({"team_id": "made"}))
+        )
+        .await,
+        StatusCode::OK
+    );
+    // A proxy_admin_viewer's key reads everything and changes nothing.
+    assert_eq!(
+        call(Method::GET, "/team/list", &viewer, None).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(Method::GET, "/user/info?user_id=ada", &viewer, None).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            Method::POST,
+            "/team/new",
+            &viewer,
+            Some(json!({"team_id": "no"}))
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    // An internal_user's key reads its own key (named or not), user and team, and no more.
+    let me = app.send(Method::GET, "/key/info", Some(&own), None).await;
+    assert_eq!(ok(&me)["info"]["user_id"], "ada");
+    let by_secret = format!("/key/info?key={own}");
+    assert_eq!(
+        call(Method::GET, &by_secret, &own, None).await,
+        StatusCode::OK
+    );
+    let whoami = app.send(Method::GET, "/user/info", Some(&own), None).await;
+    assert_eq!(ok(&whoami)["user_id"], "ada");
+    assert_eq!(
+        call(Method::GET, "/team/info?team_id=ml", &own, None).await,
+        StatusCode::OK
+    );
+    for path in [
+        format!("/key/info?key={colleague}"),
+        "/user/info?user_id=bob".to_string(),
+        "/team/info?team_id=other".to_string(),
+        "/team/list".to_string(),
+        "/user/list".to_string(),
+        "/key/list".to_string(),
+    ] {
+        let reply = app.send(Method::GET, &path, Some(&own), None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            reply.body
+        );
+        assert!(!reply.body.to_string().contains(&own), "the key is echoed");
+    }
+    assert_eq!(
+        call(
+            Method::POST,
+            "/key/generate",
+            &own,
+            Some(json!({"team_id": "ml"}))
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    // The admin key still needs to name the key and the user.
+    let unnamed = app.get("/key/info").await;
+    assert_eq!(unnamed.status, StatusCode::BAD_REQUEST, "{}", unnamed.body);
+    assert_eq!(app.get("/user/info").await.status, StatusCode::BAD_REQUEST);
+    // A role change holds from the next request: ada's key now manages.
+    ok(&app
+        .post(
+            "/user/update",
+            json!({"user_id": "ada", "user_role": "proxy_admin"}),
+        )
+        .await);
+    assert_eq!(
+        call(Method::GET, "/team/list", &own, None).await,
+        StatusCode::OK
     );
 }

@@ -1,0 +1,109 @@
+//! `/organization/*`: LiteLLM's organizations, with its shapes and methods.
+
+use crate::{
+    error::ApiError,
+    extract::{ApiJson, ApiQuery},
+    service::organizations,
+    state::AppState,
+};
+use app::types::{
+    NewOrganization, OrgMemberAdd, OrgMembersAdded, Organization, OrganizationDelete,
+    OrganizationInfoQuery, OrganizationUpdate,
+};
+use axum::{extract::State, Json};
+use chrono::Utc;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+type Db = State<AppState>;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(info))
+        .routes(routes!(list))
+        .routes(routes!(update))
+        .routes(routes!(delete))
+        .routes(routes!(member_add))
+}
+
+/// Creates an organization: a budget, limits and models over all of its teams.
+#[utoipa::path(post, path = "/organization/new", tag = "organizations",
+    request_body = NewOrganization,
+    responses((status = 200, description = "The new organization", body = Organization)))]
+async fn create(
+    State(db): Db,
+    ApiJson(req): ApiJson<NewOrganization>,
+) -> Result<Json<Organization>, ApiError> {
+    organizations::create(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// An organization with its members and teams.
+#[utoipa::path(get, path = "/organization/info", tag = "organizations",
+    params(OrganizationInfoQuery),
+    responses((status = 200, description = "The organization", body = Organization)))]
+async fn info(
+    State(db): Db,
+    ApiQuery(q): ApiQuery<OrganizationInfoQuery>,
+) -> Result<Json<Organization>, ApiError> {
+    organizations::info(db.ctx(), &q.organization_id)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Every organization, oldest first (LiteLLM's bare list).
+#[utoipa::path(get, path = "/organization/list", tag = "organizations",
+    responses((status = 200, description = "The organizations", body = Vec<Organization>)))]
+async fn list(State(db): Db) -> Result<Json<Vec<Organization>>, ApiError> {
+    organizations::list(db.ctx())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Changes the fields present; `null` clears one (LiteLLM's method: PATCH).
+#[utoipa::path(patch, path = "/organization/update", tag = "organizations",
+    request_body = OrganizationUpdate,
+    responses((status = 200, description = "The organization as changed", body = Organization)))]
+async fn update(
+    State(db): Db,
+    ApiJson(req): ApiJson<OrganizationUpdate>,
+) -> Result<Json<Organization>, ApiError> {
+    organizations::update(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Deletes the organizations, their teams and those teams' keys, all or none (LiteLLM's
+/// method: DELETE).
+#[utoipa::path(delete, path = "/organization/delete", tag = "organizations",
+    request_body = OrganizationDelete,
+    responses((status = 200, description = "The organizations deleted, as they were", body = Vec<Organization>)))]
+async fn delete(
+    State(db): Db,
+    ApiJson(req): ApiJson<OrganizationDelete>,
+) -> Result<Json<Vec<Organization>>, ApiError> {
+    organizations::delete(db.ctx(), req.organization_ids)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Adds one member or a list (`member`: `user_id` or `user_email`, and `role`); users that do
+/// not exist are made.
+#[utoipa::path(post, path = "/organization/member_add", tag = "organizations",
+    request_body = OrgMemberAdd,
+    responses((status = 200, description = "The members added", body = OrgMembersAdded)))]
+async fn member_add(
+    State(db): Db,
+    ApiJson(req): ApiJson<OrgMemberAdd>,
+) -> Result<Json<OrgMembersAdded>, ApiError> {
+    organizations::member_add(db.ctx(), req, Utc::now())
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
