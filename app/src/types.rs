@@ -162,8 +162,30 @@ fn member_role() -> String {
     "user".to_string()
 }
 
+/// One object or a list of them, read so that a mistake inside one is named (an untagged
+/// enum would only say that nothing matched).
+fn one_or_many<'de, D, T>(deserializer: D, what: &str) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| serde_json::from_value(item).map_err(D::Error::custom))
+            .collect(),
+        one @ Value::Object(_) => serde_json::from_value(one)
+            .map(|one| vec![one])
+            .map_err(D::Error::custom),
+        _ => Err(D::Error::custom(format!(
+            "{what} is one member object or a list of them"
+        ))),
+    }
+}
+
 /// One member or a list of them (`/team/member_add`'s `member`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Members {
@@ -177,6 +199,12 @@ impl Members {
             Self::One(one) => vec![one],
             Self::Many(many) => many,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_or_many(deserializer, "member").map(Self::Many)
     }
 }
 
@@ -434,7 +462,7 @@ fn org_member_role() -> String {
 }
 
 /// One organization member or a list of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum OrgMembers {
@@ -448,6 +476,12 @@ impl OrgMembers {
             Self::One(one) => vec![one],
             Self::Many(many) => many,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for OrgMembers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_or_many(deserializer, "member").map(Self::Many)
     }
 }
 

@@ -207,6 +207,16 @@ async fn bad_member_requests_change_nothing() {
             "member",
         ),
         (
+            json!({"team_id": "ml", "member": "bob"}),
+            StatusCode::BAD_REQUEST,
+            "member",
+        ),
+        (
+            json!({"team_id": "ml", "member": {"user_id": "x", "rol": "admin"}}),
+            StatusCode::BAD_REQUEST,
+            "member",
+        ),
+        (
             json!({"team_id": "nope", "member": {"user_id": "x"}}),
             StatusCode::NOT_FOUND,
             "",
@@ -214,6 +224,10 @@ async fn bad_member_requests_change_nothing() {
     ] {
         let reply = app.post("/team/member_add", body.clone()).await;
         assert_eq!(reply.status, status, "{body}: {}", reply.body);
+        // A mistake inside a member is named, not "nothing matched".
+        if body["member"].get("rol").is_some() {
+            assert!(reply.error_message().contains("rol"), "{}", reply.body);
+        }
         if status == StatusCode::BAD_REQUEST {
             assert_eq!(
                 reply.body["error"]["param"], param,
