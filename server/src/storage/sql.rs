@@ -331,6 +331,24 @@ macro_rules! sql_storage {
                     Ok(row.map(Into::into))
                 }
 
+                /// Finishes an UPDATE built in `q` (`UPDATE table SET ...`): only the row whose
+                /// `column` is `value`; answers it as changed.
+                async fn updated<'a, R, T>(
+                    &self,
+                    mut q: QueryBuilder<'a, Db>,
+                    column: &str,
+                    value: &'a str,
+                ) -> StorageResult<Option<T>>
+                where
+                    R: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
+                    T: From<R>,
+                {
+                    q.push(" WHERE ").push(column).push(" = ").push_bind(value);
+                    q.push(" RETURNING *");
+                    let row = q.build_query_as::<R>().fetch_optional(&self.pool).await?;
+                    Ok(row.map(Into::into))
+                }
+
                 /// Every row `sql` selects.
                 async fn all<R, T>(&self, sql: &'static str) -> StorageResult<Vec<T>>
                 where
@@ -462,13 +480,7 @@ macro_rules! sql_storage {
                     set_budget(&mut q, &p.budget);
                     set(&mut q, "metadata", p.metadata.clone().map(Json));
                     set(&mut q, "blocked", p.blocked);
-                    q.push(" WHERE team_id = ").push_bind(team_id);
-                    q.push(" RETURNING *");
-                    let row = q
-                        .build_query_as::<TeamRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.updated::<TeamRecord, _>(q, "team_id", team_id).await
                 }
 
                 async fn delete_teams(&self, team_ids: &[String]) -> StorageResult<DeleteOutcome> {
@@ -568,13 +580,7 @@ macro_rules! sql_storage {
                     set(&mut q, "metadata", p.metadata.clone().map(Json));
                     set(&mut q, "blocked", p.blocked);
                     set(&mut q, "expires_at", p.expires_at);
-                    q.push(" WHERE key_id = ").push_bind(key_id);
-                    q.push(" RETURNING *");
-                    let row = q
-                        .build_query_as::<KeyRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.updated::<KeyRecord, _>(q, "key_id", key_id).await
                 }
 
                 async fn delete_keys(&self, key_ids: &[String]) -> StorageResult<DeleteOutcome> {
@@ -685,13 +691,7 @@ macro_rules! sql_storage {
                     set(&mut q, "models", p.models.clone().map(Json));
                     set_budget(&mut q, &p.budget);
                     set(&mut q, "metadata", p.metadata.clone().map(Json));
-                    q.push(" WHERE user_id = ").push_bind(user_id);
-                    q.push(" RETURNING *");
-                    let row = q
-                        .build_query_as::<UserRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.updated::<UserRecord, _>(q, "user_id", user_id).await
                 }
 
                 async fn delete_users(&self, user_ids: &[String]) -> StorageResult<DeleteOutcome> {
@@ -842,13 +842,7 @@ macro_rules! sql_storage {
                     set(&mut q, "models", p.models.clone().map(Json));
                     set_budget(&mut q, &p.budget);
                     set(&mut q, "metadata", p.metadata.clone().map(Json));
-                    q.push(" WHERE organization_id = ").push_bind(id);
-                    q.push(" RETURNING *");
-                    let row = q
-                        .build_query_as::<OrganizationRecord>()
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
+                    self.updated::<OrganizationRecord, _>(q, "organization_id", id).await
                 }
 
                 async fn delete_organizations(&self, ids: &[String]) -> StorageResult<DeleteOutcome> {
