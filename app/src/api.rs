@@ -6,11 +6,12 @@
 //! again.
 
 use crate::types::{
-    DailySpend, ErrorBody, GeneratedKey, KeyInfo, KeysDeleted, Login, MemberAdd, MemberDeleted,
-    MemberUpdate, MembersAdded, ModelList, NewKey, NewOrganization, NewTeam, NewUser, Organization,
-    Refusals, RefusalsQuery, Session, SpendLogList, SpendLogQuery, SpendSummary, Team, TeamInfo,
-    TeamList, TeamListQuery, TeamMembership, TeamUpdate, TeamUpdated, TeamsDeleted, UserCreated,
-    UserList,
+    AlertList, AlertQuery, AuditList, AuditQuery, DailySpend, ErrorBody, GeneratedKey,
+    InvitationAccept, InvitationAccepted, InvitationCreated, InvitationNew, KeyInfo, KeyRegenerate,
+    KeysDeleted, Login, Me, MemberAdd, MemberDeleted, MemberUpdate, MembersAdded, ModelList,
+    NewKey, NewOrganization, NewTeam, NewUser, Organization, Refusals, RefusalsQuery, Session,
+    SpendLogList, SpendLogQuery, SpendSummary, Team, TeamInfo, TeamList, TeamListQuery,
+    TeamMembership, TeamUpdate, TeamUpdated, TeamsDeleted, UserCreated, UserList,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::json;
@@ -283,8 +284,61 @@ pub async fn models() -> ApiResult<ModelList> {
     get("/model/info", &[]).await
 }
 
-pub async fn login(key: String) -> ApiResult<Session> {
-    post("/session/login", &Login { key }).await
+pub async fn login(login: Login) -> ApiResult<Session> {
+    post("/session/login", &login).await
+}
+
+pub async fn audit(query: AuditQuery) -> ApiResult<AuditList> {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let params = [
+        ("target_type", text(query.target_type)),
+        ("target_id", text(query.target_id)),
+        ("actor", text(query.actor)),
+        ("start", text(query.start)),
+        ("end", text(query.end)),
+        ("page", number(query.page)),
+        ("size", number(query.size)),
+    ];
+    get("/audit", &params).await
+}
+
+pub async fn alerts(query: AlertQuery) -> ApiResult<AlertList> {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let params = [
+        ("scope", text(query.scope)),
+        ("id", text(query.id)),
+        ("page", number(query.page)),
+        ("size", number(query.size)),
+    ];
+    get("/alert/list", &params).await
+}
+
+pub async fn me() -> ApiResult<Me> {
+    get("/session/me", &[]).await
+}
+
+pub async fn invite(req: InvitationNew) -> ApiResult<InvitationCreated> {
+    post("/invitation/new", &req).await
+}
+
+pub async fn accept_invitation(id: String, password: String) -> ApiResult<InvitationAccepted> {
+    post("/invitation/accept", &InvitationAccept { id, password }).await
+}
+
+pub async fn regenerate_key(
+    token: String,
+    grace_period: Option<String>,
+) -> ApiResult<GeneratedKey> {
+    post(
+        "/key/regenerate",
+        &KeyRegenerate {
+            key: Some(token),
+            grace_period,
+        },
+    )
+    .await
 }
 
 pub async fn logout() -> ApiResult<serde_json::Value> {

@@ -2,8 +2,9 @@
 //! otherwise), money and dates, the budget bar.
 
 use crate::{
-    api::{ApiError, ApiResult},
+    api::{self, ApiError, ApiResult},
     pages::sign_in::SignIn,
+    types::{KeyInfo, Me, Team},
 };
 use leptos::prelude::*;
 
@@ -39,6 +40,62 @@ impl Session {
 
     pub fn refresh(&self) {
         self.version.update(|n| *n += 1);
+    }
+}
+
+/// Who is signed in, fetched again whenever the session changes: every page shows the change
+/// controls the person's role allows, and no others (the API refuses the rest anyway).
+#[derive(Clone, Copy)]
+pub struct Viewer(Resource<ApiResult<Me>>);
+
+impl Viewer {
+    pub fn provide(session: Session) -> Self {
+        let me = Self(Resource::new(move || session.version(), |_| api::me()));
+        provide_context(me);
+        me
+    }
+
+    pub fn get() -> Self {
+        use_context::<Self>().unwrap_or_else(|| Self::provide(Session::get()))
+    }
+
+    /// The person, once known; until then (or when not signed in) nothing is allowed.
+    pub fn me(&self) -> Me {
+        self.0.get().and_then(Result::ok).unwrap_or_default()
+    }
+
+    /// The team rules for a team: (governs it, manages it, issues keys in it).
+    pub fn of_team(&self, team: &Team) -> TeamRights {
+        let me = self.me();
+        let org = team.organization_id.as_deref();
+        TeamRights {
+            governs: me.changes_all
+                || (me.may_change() && org.is_some_and(|o| me.admin_orgs.iter().any(|a| a == o))),
+            manages: me.manages_team(&team.team_id, org),
+            issues_keys: me.issues_keys_in(&team.team_id, org),
+            user_id: me.user_id.clone(),
+            may_change: me.may_change(),
+        }
+    }
+}
+
+/// What the signed-in person may change in one team.
+#[derive(Clone, Debug, Default)]
+pub struct TeamRights {
+    /// Its budget, limits, models; blocking and deleting it.
+    pub governs: bool,
+    /// Its members and every key in it.
+    pub manages: bool,
+    /// Issues keys in it (a member: for itself).
+    pub issues_keys: bool,
+    pub user_id: Option<String>,
+    pub may_change: bool,
+}
+
+impl TeamRights {
+    /// Blocks, rotates or revokes this key: who manages the team, or the key's own user.
+    pub fn manages_key(&self, key: &KeyInfo) -> bool {
+        self.manages || (self.may_change && self.user_id.is_some() && key.user_id == self.user_id)
     }
 }
 

@@ -8,7 +8,7 @@ pub mod live;
 pub mod pages;
 pub mod types;
 
-use components::Session;
+use components::{Session, Viewer};
 use leptos::{prelude::*, task::spawn_local};
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::{
@@ -40,6 +40,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let session = Session::provide();
+    let viewer = Viewer::provide(session);
     // Effects run in the browser only, once the page is hydrated: say so, for tests and
     // measurements that must not act on the server-rendered page before it answers.
     Effect::new(move |_| {
@@ -64,9 +65,16 @@ pub fn App() -> impl IntoView {
                     <A href="/overview">"Overview"</A>
                     <A href="/" exact=true>"Teams"</A>
                     <A href="/organizations">"Organizations"</A>
-                    <A href="/users">"Users"</A>
                     <A href="/usage">"Usage"</A>
                     <A href="/logs">"Logs"</A>
+                    // Only who may read everything sees the pages of people, alerts and changes.
+                    <Transition fallback=|| ()>
+                        {move || viewer.me().reads_all.then(|| view! {
+                            <A href="/users">"Users"</A>
+                            <A href="/alerts">"Alerts"</A>
+                            <A href="/audit-log">"Audit"</A>
+                        })}
+                    </Transition>
                 </nav>
                 <button type="button" class="link" on:click=sign_out>"Sign out"</button>
             </header>
@@ -82,6 +90,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/users") view=pages::users::UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs") view=pages::logs::LogsPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs/:request_id") view=pages::logs::LogEntryPage ssr=SsrMode::Async/>
+                    <Route path=path!("/invite/:id") view=pages::invite::InvitePage/>
+                    <Route path=path!("/audit-log") view=pages::audit::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts") view=pages::alerts::AlertsPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

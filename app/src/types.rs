@@ -27,6 +27,9 @@ where
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Budget {
     pub max_budget: Option<f64>,
+    /// Spend past which an alert is sent; nothing is refused for it (LiteLLM's).
+    #[serde(default)]
+    pub soft_budget: Option<f64>,
     /// Spent in the current window, USD.
     pub spend: f64,
     pub tpm_limit: Option<u64>,
@@ -42,6 +45,7 @@ pub struct Budget {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewBudget {
     pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
     pub tpm_limit: Option<u64>,
     pub rpm_limit: Option<u64>,
     pub max_parallel_requests: Option<u64>,
@@ -53,6 +57,7 @@ pub struct NewBudget {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BudgetUpdate {
     pub max_budget: Option<Option<f64>>,
+    pub soft_budget: Option<Option<f64>>,
     pub tpm_limit: Option<Option<u64>>,
     pub rpm_limit: Option<Option<u64>>,
     pub max_parallel_requests: Option<Option<u64>>,
@@ -69,6 +74,9 @@ macro_rules! budget_fields {
             $($body)*
             $(#[serde(rename = $rename)])?
             pub max_budget: Option<f64>,
+            /// Spend past which an alert is sent; nothing is refused for it.
+            #[serde(default)]
+            pub soft_budget: Option<f64>,
             pub tpm_limit: Option<u64>,
             pub rpm_limit: Option<u64>,
             /// Requests in flight at once; past it, 429.
@@ -81,6 +89,7 @@ macro_rules! budget_fields {
             pub fn budget(&self) -> NewBudget {
                 NewBudget {
                     max_budget: self.max_budget,
+                    soft_budget: self.soft_budget,
                     tpm_limit: self.tpm_limit,
                     rpm_limit: self.rpm_limit,
                     max_parallel_requests: self.max_parallel_requests,
@@ -97,6 +106,8 @@ macro_rules! budget_fields {
             $(#[serde(rename = $rename)])?
             pub max_budget: Option<Option<f64>>,
             #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+            pub soft_budget: Option<Option<f64>>,
+            #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
             pub tpm_limit: Option<Option<u64>>,
             #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
             pub rpm_limit: Option<Option<u64>>,
@@ -110,6 +121,7 @@ macro_rules! budget_fields {
             pub fn budget(&self) -> BudgetUpdate {
                 BudgetUpdate {
                     max_budget: self.max_budget,
+                    soft_budget: self.soft_budget,
                     tpm_limit: self.tpm_limit,
                     rpm_limit: self.rpm_limit,
                     max_parallel_requests: self.max_parallel_requests,
@@ -139,6 +151,9 @@ pub struct Team {
     pub blocked: bool,
     /// The team's members and their roles there (LiteLLM's).
     pub members_with_roles: Vec<MemberRole>,
+    /// Where the team's budget alerts go too; shown to proxy admins and viewers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_webhook_url: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -315,6 +330,10 @@ budget_fields! {
         pub blocked: Option<bool>,
         /// Members to add with the team (LiteLLM's).
         pub members_with_roles: Option<Vec<MemberRole>>,
+        /// Where the team's budget alerts go too (proxy admins set it; a host the operator
+        /// allows).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub alert_webhook_url: Option<String>,
     }
 }
 
@@ -345,6 +364,9 @@ budget_fields! {
         /// `/team/member_delete` removes a member with their keys).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub members_with_roles: Option<Vec<MemberRole>>,
+        /// Where the team's budget alerts go too (`null`: only the operator's webhook).
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        pub alert_webhook_url: Option<Option<String>>,
     }
 }
 
@@ -974,18 +996,128 @@ pub struct KeysDeleted {
     pub deleted_keys: Vec<String>,
 }
 
-/// `POST /session/login`: the admin key, exchanged for an HttpOnly session cookie.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST /key/regenerate` (and the body of `POST /key/{key}/regenerate`, optional there).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyRegenerate {
+    /// The key to rotate: its token, secret or SHA-256.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// How long the old secret keeps working (LiteLLM's durations: `"30s"`, `"24h"`, `"2d"`);
+    /// none: it stops at once.
+    #[serde(default)]
+    pub grace_period: Option<String>,
+}
+
+/// `POST /session/login`: the admin key, or a person's `user_id` (or `user_email`) and
+/// password, exchanged for an HttpOnly session cookie.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Login {
-    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Session {
     pub expires_at: String,
+    /// Who signed in: `null` for the admin key.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// `proxy_admin` for the admin key.
+    #[serde(default)]
+    pub user_role: String,
+}
+
+/// `GET /session/me`: who is signed in (or calling) and what they may do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Me {
+    /// `null` for the admin key.
+    pub user_id: Option<String>,
+    /// `proxy_admin`, `proxy_admin_viewer`, `internal_user`, `internal_user_viewer`, or `key`
+    /// (a virtual key without a user).
+    pub user_role: String,
+    /// Changes anything (a proxy admin).
+    pub changes_all: bool,
+    /// Reads everything (a proxy admin or viewer).
+    pub reads_all: bool,
+    /// Teams where the user is an `admin`.
+    pub admin_teams: Vec<String>,
+    /// Teams the user is a member of.
+    pub member_teams: Vec<String>,
+    /// Organizations where the user is an `org_admin`.
+    pub admin_orgs: Vec<String>,
+}
+
+impl Me {
+    /// Whether the person may change anything at all.
+    pub fn may_change(&self) -> bool {
+        matches!(self.user_role.as_str(), "proxy_admin" | "internal_user")
+    }
+
+    /// Manages a team's members and keys (the console shows its change controls).
+    pub fn manages_team(&self, team_id: &str, organization_id: Option<&str>) -> bool {
+        self.changes_all
+            || (self.may_change()
+                && (self.admin_teams.iter().any(|t| t == team_id)
+                    || organization_id.is_some_and(|o| self.admin_orgs.iter().any(|a| a == o))))
+    }
+
+    /// Issues keys in a team: who manages it, or a member for itself.
+    pub fn issues_keys_in(&self, team_id: &str, organization_id: Option<&str>) -> bool {
+        self.manages_team(team_id, organization_id)
+            || (self.user_role == "internal_user" && self.member_teams.iter().any(|t| t == team_id))
+    }
+}
+
+/// `POST /invitation/new`: a one-time link for a person to set their password (or reset it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InvitationNew {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_email: Option<String>,
+    /// The team to invite the person into (a team admin must name one of theirs).
+    #[serde(default)]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct InvitationCreated {
+    /// The link's id: shown this once.
+    pub id: String,
+    /// The page where the person sets their password.
+    pub url: String,
+    pub expires_at: String,
+    pub user_id: String,
+}
+
+/// `POST /invitation/accept`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InvitationAccept {
+    pub id: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct InvitationAccepted {
+    pub user_id: String,
 }
 
 /// The body of every error: `{"error": {"message", "type", "param", "code"}}`.
@@ -1189,4 +1321,103 @@ pub struct Refusals {
     pub total: u64,
     pub totals: Vec<RefusalTotal>,
     pub per_minute: Vec<RefusalCount>,
+}
+
+/// `GET /audit`: a page of the audit log, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// `team`, `key`, `user`, `member`, `organization`, `invitation` (or `route`).
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    /// A user id, `admin`, or what the admin key's holder sent as `LiteLLM-Changed-By`.
+    pub actor: Option<String>,
+    /// From this time (RFC 3339 or a date).
+    pub start: Option<String>,
+    /// Before this time.
+    pub end: Option<String>,
+    pub page: Option<u64>,
+    pub size: Option<u64>,
+}
+
+/// One change: who made it, through which route, to what, and the target before and after
+/// (secrets and hashes redacted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub id: i64,
+    /// The same for every change one request made.
+    pub request_id: String,
+    pub time: String,
+    pub actor: String,
+    pub changed_by: Option<String>,
+    pub address: Option<String>,
+    pub method: String,
+    pub route: String,
+    pub target_type: String,
+    pub target_id: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub before: Option<serde_json::Value>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub after: Option<serde_json::Value>,
+    /// What changed, in words: `made`, `deleted`, or `field: before → after` for each field
+    /// that differs.
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AuditList {
+    pub entries: Vec<AuditEntry>,
+    pub total_count: u64,
+    pub current_page: u64,
+    pub total_pages: u64,
+}
+
+/// `GET /alert/list`: budget alerts, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// `organization`, `team`, `member`, `user` or `key`.
+    pub scope: Option<String>,
+    pub id: Option<String>,
+    pub page: Option<u64>,
+    pub size: Option<u64>,
+}
+
+/// One alert event and its delivery to one webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlertEntry {
+    pub event_id: String,
+    /// `budget_threshold`, `budget_forecast` or `soft_budget`.
+    pub kind: String,
+    /// The alert in words, e.g. `80% of the budget`.
+    pub summary: String,
+    pub scope: String,
+    pub id: String,
+    /// The webhook; `null` when none was configured.
+    pub destination: Option<String>,
+    pub created_at: String,
+    pub attempts: u64,
+    pub delivered_at: Option<String>,
+    /// When the next try is due, while undelivered.
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    /// The body sent, as sent.
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub event: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlertList {
+    pub alerts: Vec<AlertEntry>,
+    pub total_count: u64,
+    pub current_page: u64,
+    pub total_pages: u64,
 }

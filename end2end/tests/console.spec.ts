@@ -19,7 +19,7 @@ test('an admin signs in and sees a team created through the API', async ({ page,
 
   // Without a session the server renders the sign-in form; the WASM bundle then hydrates it.
   const html = await (await request.get('/')).text();
-  expect(html).toContain('Admin key');
+  expect(html).toContain('the admin key');
   expect(html).not.toContain(teamId);
   expect(html).toContain('/pkg/gatehouse');
 

@@ -1,14 +1,18 @@
-//! Who is calling: admin routes accept the master key as `Authorization: Bearer ...` or a
-//! console session cookie. A virtual key acts with its user's role, as in LiteLLM: a
-//! `proxy_admin`'s key may do everything, a `proxy_admin_viewer`'s may read everything, any
-//! other key may read its own key, its user and its teams (403 for the rest). Failed attempts
-//! are throttled per address and per account; a signed-in browser may change things only from
-//! Gatehouse's own origin.
+//! Who is calling: admin routes accept the master key or a virtual key as
+//! `Authorization: Bearer ...`, or a console session cookie (opened with the admin key or by a
+//! person with a password). A virtual key acts with its user's role, as in LiteLLM, exactly as
+//! the user signed in would: each route has a [`Rule`], and the services check the target
+//! against the actor's scopes ([`crate::service::access`]). Failed attempts are throttled per
+//! address and per account; a signed-in browser may change things only from Gatehouse's own
+//! origin.
 
 use crate::{
     config::PublicUrl,
     error::ApiError,
-    service::{secrets, session},
+    service::{
+        access::{Actor, Role},
+        secrets, session,
+    },
     state::AppState,
     throttle::client_address,
 };
@@ -80,6 +84,12 @@ impl Origins {
         }
     }
 
+    /// Where people reach Gatehouse (for links it gives out): the public URL, else the
+    /// listen address on this machine.
+    pub fn home(&self) -> &str {
+        self.allowed.first().map_or("", String::as_str)
+    }
+
     /// Whether a request's `Origin` is one of ours. Browsers send `Origin` with every
     /// non-GET fetch, same-origin ones included.
     pub fn allows(&self, headers: &HeaderMap) -> bool {
@@ -110,33 +120,115 @@ pub fn throttled(state: &AppState, ip: IpAddr, account: Option<&str>) -> Result<
 pub const ADMIN_ACCOUNT: &str = "admin";
 
 /// Proof that the caller may call this admin route; add it to a router with
-/// `from_extractor_with_state`. It leaves a [`Caller`] in the request's extensions.
+/// `from_extractor_with_state`. It leaves the [`Actor`] in the request's extensions: the
+/// services check what it may do to what.
 pub struct Admin;
 
-/// Who called an admin route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// The master key, a signed-in session, or a key whose user may read or manage everything.
+/// What a route asks of its caller before the service looks at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// A proxy admin; a proxy admin viewer when it only reads.
     Admin,
-    /// A virtual key reading what is its own.
-    Key {
-        key_id: String,
-        team_id: String,
-        user_id: Option<String>,
-    },
+    /// Anyone signed in (not a viewer, when it changes something): the service checks the
+    /// target against the actor's scopes.
+    Scoped,
+    /// Also a virtual key with no user: `/key/info` on itself.
+    OwnKey,
 }
 
-fn allow(parts: &mut Parts, caller: Caller) -> Result<Admin, ApiError> {
-    parts.extensions.insert(caller);
-    Ok(Admin)
+/// Every admin route's rule, by its path as mounted. A route missing here is refused to all
+/// but the admin key (and the route × role test fails).
+pub const RULES: &[(&str, Rule)] = &[
+    ("/team/new", Rule::Scoped),
+    ("/team/list", Rule::Scoped),
+    ("/team/info", Rule::Scoped),
+    ("/team/events", Rule::Scoped),
+    ("/team/update", Rule::Scoped),
+    ("/team/delete", Rule::Scoped),
+    ("/team/block", Rule::Scoped),
+    ("/team/unblock", Rule::Scoped),
+    ("/team/member_add", Rule::Scoped),
+    ("/team/member_update", Rule::Scoped),
+    ("/team/member_delete", Rule::Scoped),
+    ("/key/generate", Rule::Scoped),
+    ("/key/info", Rule::OwnKey),
+    ("/key/list", Rule::Scoped),
+    ("/key/update", Rule::Scoped),
+    ("/key/delete", Rule::Scoped),
+    ("/key/block", Rule::Scoped),
+    ("/key/unblock", Rule::Scoped),
+    ("/key/regenerate", Rule::Scoped),
+    ("/key/{key}/regenerate", Rule::Scoped),
+    ("/user/new", Rule::Admin),
+    ("/user/info", Rule::Scoped),
+    ("/user/list", Rule::Admin),
+    ("/user/update", Rule::Admin),
+    ("/user/delete", Rule::Admin),
+    ("/organization/new", Rule::Admin),
+    ("/organization/info", Rule::Scoped),
+    ("/organization/list", Rule::Scoped),
+    ("/organization/update", Rule::Admin),
+    ("/organization/delete", Rule::Admin),
+    ("/organization/member_add", Rule::Scoped),
+    ("/invitation/new", Rule::Scoped),
+    ("/session/me", Rule::OwnKey),
+    ("/spend/logs", Rule::Scoped),
+    ("/spend/daily", Rule::Scoped),
+    ("/spend/summary", Rule::Admin),
+    ("/spend/refusals", Rule::Admin),
+    ("/model/info", Rule::Scoped),
+    ("/metrics", Rule::Admin),
+    ("/audit", Rule::Admin),
+    ("/alert/list", Rule::Admin),
+];
+
+pub fn rule(path: &str) -> Option<Rule> {
+    RULES
+        .iter()
+        .find(|(mounted, _)| *mounted == path)
+        .map(|(_, rule)| *rule)
 }
 
-/// What a virtual key may do on an admin route: what its user's role allows.
-async fn key_caller(
-    parts: &mut Parts,
-    state: &AppState,
-    key: &crate::storage::KeyRow,
-) -> Result<Admin, ApiError> {
+/// Whether `actor` passes the route's rule (the service then checks the target).
+fn passes(actor: &Actor, rule: Option<Rule>, safe: bool) -> Result<(), ApiError> {
+    let refused = |why: &str| Err(ApiError::Forbidden(why.to_string()));
+    if actor.changes_all() {
+        return Ok(());
+    }
+    if !safe
+        && matches!(
+            actor.role,
+            Role::ProxyAdminViewer | Role::InternalUserViewer
+        )
+    {
+        return refused("Your role may read, not change.");
+    }
+    match rule {
+        None => refused("This route is for the admin key only."),
+        Some(Rule::Admin) if actor.reads_all() => Ok(()),
+        Some(Rule::Admin) => refused("This route is for proxy admins."),
+        Some(_) if actor.reads_all() => Ok(()),
+        Some(Rule::OwnKey) => Ok(()),
+        Some(Rule::Scoped) if actor.role == Role::KeyOnly => refused(
+            "A key without a user may read its own key (/key/info) only; other admin routes \
+             need the admin key or a user's key or sign-in.",
+        ),
+        Some(Rule::Scoped) => Ok(()),
+    }
+}
+
+/// The admin key's holder may say who they are (LiteLLM's `LiteLLM-Changed-By`).
+fn changed_by(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("litellm-changed-by")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .map(str::to_string)
+}
+
+/// The actor behind a virtual key: its user, with the user's role; or the key alone.
+async fn key_actor(state: &AppState, key: &crate::storage::KeyRow) -> Result<Actor, ApiError> {
     if key.blocked
         || key
             .expires_at
@@ -146,110 +238,85 @@ async fn key_caller(
             "This key is blocked or has expired.".to_string(),
         ));
     }
-    let role = match &key.user_id {
-        Some(user_id) => state.storage.user(user_id).await?.map(|u| u.user_role),
-        None => None,
+    let Some(user_id) = &key.user_id else {
+        return Ok(Actor::key_only(&key.key_id));
     };
-    let role = role.as_deref().unwrap_or("no user");
-    match role {
-        "proxy_admin" => return allow(parts, Caller::Admin),
-        "proxy_admin_viewer" if parts.method.is_safe() => return allow(parts, Caller::Admin),
-        "proxy_admin_viewer" => {
-            return Err(ApiError::Forbidden(
-                "This key's user is a proxy_admin_viewer: it may read, not change.".to_string(),
-            ))
+    user_actor(state, user_id, Some(key.key_id.clone())).await
+}
+
+/// A user acting now, as the database says now: a role change or a deletion holds at once.
+async fn user_actor(
+    state: &AppState,
+    user_id: &str,
+    key_id: Option<String>,
+) -> Result<Actor, ApiError> {
+    let Some(user) = state.storage.user(user_id).await? else {
+        return Err(ApiError::Unauthorized(
+            "This user no longer exists; sign in again.".to_string(),
+        ));
+    };
+    Ok(Actor::user(state.ctx(), &user.user_id, &user.user_role, key_id).await?)
+}
+
+/// Who is calling, from the bearer token or the session cookie (`None`: neither was sent).
+async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+    let ip = client_ip(parts, state);
+    if let Some(token) = bearer_token(&parts.headers)? {
+        let account = secrets::virtual_key_id(token).unwrap_or(ADMIN_ACCOUNT);
+        throttled(state, ip, Some(account))?;
+        if state.master_key.matches(token) {
+            state.throttle.success(ip, Some(ADMIN_ACCOUNT));
+            return Ok(Actor {
+                changed_by: changed_by(&parts.headers),
+                ..Actor::admin()
+            });
         }
-        _ => {}
+        if secrets::is_virtual_key(token) {
+            let hash = secrets::sha256_hex(token);
+            if let Some(key) = state.storage.key_by_hash(&hash).await? {
+                if key.accepts(&hash, chrono::Utc::now().timestamp()) {
+                    return key_actor(state, &key).await;
+                }
+            }
+        }
+        state.throttle.failure(ip, Some(account));
+        return Err(ApiError::Unauthorized("Invalid admin key.".to_string()));
     }
-    let refused = || {
-        ApiError::Forbidden(format!(
-            "This key's user ({role}) may read its own key (/key/info), user (/user/info) and \
-             teams (/team/info) only; other admin routes need the admin key or a proxy_admin's \
-             key."
-        ))
-    };
-    if !parts.method.is_safe() {
-        return Err(refused());
+    if let Some(token) = session_cookie(&parts.headers) {
+        throttled(state, ip, None)?;
+        let Some(found) = session::find(state.storage.as_ref(), token, chrono::Utc::now()).await?
+        else {
+            state.throttle.failure(ip, None);
+            return Err(ApiError::Unauthorized(
+                "Your session has expired; sign in again.".to_string(),
+            ));
+        };
+        if !parts.method.is_safe() && !state.origins.allows(&parts.headers) {
+            return Err(cross_site());
+        }
+        return match &found.user_id {
+            None => Ok(Actor::admin()),
+            Some(user_id) => user_actor(state, user_id, None).await,
+        };
     }
-    let query =
-        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&parts.uri)
-            .map(|q| q.0)
-            .unwrap_or_default();
-    let own = match parts.uri.path() {
-        "/key/info" => match query.get("key") {
-            None => true,
-            Some(reference) => crate::service::keys::resolve(state.ctx(), "key", reference)
-                .await
-                .is_ok_and(|named| named.key_id == key.key_id),
-        },
-        "/user/info" => match query.get("user_id") {
-            None => key.user_id.is_some(),
-            Some(user_id) => key.user_id.as_ref() == Some(user_id),
-        },
-        "/team/info" => match (query.get("team_id"), &key.user_id) {
-            (Some(team_id), _) if *team_id == key.team_id => true,
-            (Some(team_id), Some(user_id)) => state
-                .storage
-                .member(&crate::storage::member_id(team_id, user_id))
-                .await?
-                .is_some(),
-            _ => false,
-        },
-        _ => false,
-    };
-    if !own {
-        return Err(refused());
-    }
-    allow(
-        parts,
-        Caller::Key {
-            key_id: key.key_id.clone(),
-            team_id: key.team_id.clone(),
-            user_id: key.user_id.clone(),
-        },
-    )
+    Err(ApiError::Unauthorized(
+        "No credentials: send `Authorization: Bearer <admin key>` or sign in.".to_string(),
+    ))
 }
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = client_ip(parts, state);
-        if let Some(token) = bearer_token(&parts.headers)? {
-            let account = secrets::virtual_key_id(token).unwrap_or(ADMIN_ACCOUNT);
-            throttled(state, ip, Some(account))?;
-            if state.master_key.matches(token) {
-                state.throttle.success(ip, Some(ADMIN_ACCOUNT));
-                return allow(parts, Caller::Admin);
-            }
-            if secrets::is_virtual_key(token) {
-                if let Some(key) = state
-                    .storage
-                    .key_by_hash(&secrets::sha256_hex(token))
-                    .await?
-                {
-                    return key_caller(parts, state, &key).await;
-                }
-            }
-            state.throttle.failure(ip, Some(account));
-            return Err(ApiError::Unauthorized("Invalid admin key.".to_string()));
-        }
-        if let Some(token) = session_cookie(&parts.headers) {
-            throttled(state, ip, None)?;
-            if !session::is_valid(state.storage.as_ref(), token, chrono::Utc::now()).await? {
-                state.throttle.failure(ip, None);
-                return Err(ApiError::Unauthorized(
-                    "Your session has expired; sign in again.".to_string(),
-                ));
-            }
-            if !parts.method.is_safe() && !state.origins.allows(&parts.headers) {
-                return Err(cross_site());
-            }
-            return allow(parts, Caller::Admin);
-        }
-        Err(ApiError::Unauthorized(
-            "No credentials: send `Authorization: Bearer <admin key>` or sign in.".to_string(),
-        ))
+        let actor = identify(parts, state).await?;
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map(|path| rule(path.as_str()))
+            .unwrap_or(None);
+        passes(&actor, route, parts.method.is_safe())?;
+        parts.extensions.insert(actor);
+        Ok(Admin)
     }
 }
 

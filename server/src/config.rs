@@ -107,6 +107,26 @@ pub struct Config {
     /// Prefix of Gatehouse's keys and channel in Redis: fleets sharing one Redis need their own.
     #[arg(long, env = "GATEHOUSE_REDIS_PREFIX", default_value = "gatehouse", value_parser = parse_redis_prefix)]
     pub redis_prefix: String,
+
+    /// Where budget alerts go: every level's threshold crossings and forecasts are POSTed here
+    /// as JSON, signed with GATEHOUSE_ALERT_WEBHOOK_SECRET.
+    #[arg(long, env = "GATEHOUSE_ALERT_WEBHOOK_URL", value_parser = parse_webhook_url)]
+    pub alert_webhook_url: Option<String>,
+
+    /// The key of the alerts' signature, `X-Gatehouse-Signature: sha256=<hex HMAC-SHA256 of
+    /// the body>`; required to send alerts to any webhook.
+    #[arg(long, env = "GATEHOUSE_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub alert_webhook_secret: Option<String>,
+
+    /// Hosts a team's own `alert_webhook_url` may name (comma-separated, exact names): a
+    /// team's webhook can never reach other, internal addresses. Unset: teams have none.
+    #[arg(long, env = "GATEHOUSE_ALERT_WEBHOOK_HOSTS", value_delimiter = ',')]
+    pub alert_webhook_hosts: Vec<String>,
+
+    /// Percentages of max_budget whose crossing sends a `budget_threshold` alert.
+    #[arg(long, env = "GATEHOUSE_ALERT_THRESHOLDS", value_delimiter = ',', default_value = "50,80,100",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub alert_thresholds: Vec<u32>,
 }
 
 fn parse_redis_url(value: &str) -> Result<String, String> {
@@ -171,6 +191,15 @@ pub fn parse_master_key(value: &str) -> Result<String, String> {
         Ok(value.to_string())
     } else {
         Err("the admin key must be 8 to 256 printable ASCII characters without spaces".to_string())
+    }
+}
+
+fn parse_webhook_url(value: &str) -> Result<String, String> {
+    match reqwest::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(value.to_string())
+        }
+        _ => Err("the alert webhook must be an http(s) URL".to_string()),
     }
 }
 

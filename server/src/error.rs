@@ -222,6 +222,7 @@ impl From<service::Error> for ApiError {
         match err {
             service::Error::Invalid { message, param } => Self::BadRequest { message, param },
             service::Error::Unauthorized(message) => Self::Unauthorized(message),
+            service::Error::Forbidden(message) => Self::Forbidden(message),
             service::Error::NotFound(message) => Self::NotFound(message),
             service::Error::Conflict(message) => Self::Conflict(message),
             service::Error::Unavailable(message) => Self::Status {

@@ -1,6 +1,7 @@
 #![recursion_limit = "512"]
 //! Gatehouse's server: one axum app serving the REST API and the Leptos console.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod console;
@@ -54,6 +55,7 @@ pub struct Running {
     task: JoinHandle<()>,
     spend_writer: spend::SpendWriter,
     live: Arc<live::LiveTeams>,
+    alerts: alerts::Alerts,
 }
 
 impl Running {
@@ -62,6 +64,7 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         self.live.close();
+        self.alerts.stop();
         self.task.await.context("server task")?;
         self.spend_writer.drain().await;
         self.storage.close().await;
@@ -116,6 +119,24 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             Arc::new(notices::Alone),
         ),
     };
+    if config.alert_webhook_url.is_some() && config.alert_webhook_secret.is_none() {
+        anyhow::bail!(
+            "GATEHOUSE_ALERT_WEBHOOK_URL is set without GATEHOUSE_ALERT_WEBHOOK_SECRET: alerts \
+             are always signed; set a secret the receiver checks"
+        );
+    }
+    let alert_settings = Arc::new(service::alerts::AlertSettings {
+        thresholds: config.alert_thresholds.clone(),
+        webhook_url: config.alert_webhook_url.clone(),
+        team_hosts: config.alert_webhook_hosts.clone(),
+        signing: config.alert_webhook_secret.is_some(),
+    });
+    let alerts = alerts::Alerts::start(
+        storage.clone(),
+        alert_settings.clone(),
+        config.alert_webhook_secret.clone(),
+        clock.clone(),
+    )?;
     let throttle = Arc::new(Throttle::new(throttle::Limits::default(), clock.clone()));
     let gate = Arc::new(Gate::new(clock, admission, notices));
     gate.load(&service::budgets::stored(&*storage).await?).await;
@@ -205,6 +226,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             .as_deref()
             .map(|token| Arc::new(MasterKey::new(token))),
         live: live.clone(),
+        alerts: alert_settings,
     };
     // The console's pages and files (the .wasm above all) are compressed for the browser; the
     // API and proxy answers are not, to keep the request path lean.
@@ -253,6 +275,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         spend_writer,
         storage,
         live,
+        alerts,
     })
 }
 
@@ -402,6 +425,24 @@ fn wants_json(headers: &axum::http::HeaderMap) -> bool {
         || has(header::ACCEPT, "application/json")
 }
 
+/// A path as it may be logged: a segment shaped like a secret key (someone named a key by its
+/// secret in `/key/{key}/regenerate`) is replaced.
+fn loggable_path(path: &str) -> String {
+    if !path.contains("/sk-") {
+        return path.to_string();
+    }
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with(secrets::KEY_PREFIX) {
+                "[secret]"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// One line per request: method, path (never the query, which may carry a key), status, time.
 /// Proxied requests log at debug level (the spend log records each of them); the rest at info.
 /// Every answer of a mounted route is also counted for /metrics, under its route pattern
@@ -419,7 +460,7 @@ async fn log_request(
     let proxied = routes::is_proxy_path(req.uri().path());
     let logged = !proxied || tracing::enabled!(tracing::Level::DEBUG);
     let method = logged.then(|| req.method().clone());
-    let path = logged.then(|| req.uri().path().to_string());
+    let path = logged.then(|| loggable_path(req.uri().path()));
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16();

@@ -36,6 +36,28 @@ impl Change {
     }
 }
 
+tokio::task_local! {
+    static DEFERRED: std::cell::RefCell<Vec<Change>>;
+}
+
+/// Runs `work`, holding back the notices it would publish: a change made inside a database
+/// transaction is told to the fleet once committed, never before (see [`crate::gate::Gate::publish`]).
+pub async fn deferring<F: std::future::Future>(work: F) -> (F::Output, Vec<Change>) {
+    DEFERRED
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let output = work.await;
+            (output, DEFERRED.with(|d| d.take()))
+        })
+        .await
+}
+
+/// Holds a notice back when [`deferring`] runs the caller; `false` otherwise.
+pub fn defer(change: &Change) -> bool {
+    DEFERRED
+        .try_with(|d| d.borrow_mut().push(change.clone()))
+        .is_ok()
+}
+
 #[async_trait]
 pub trait Notices: Send + Sync {
     /// Tells the other instances; a failure is logged, never the caller's error (the change
@@ -110,6 +132,8 @@ pub async fn listen(
                 let ctx = Ctx {
                     storage: storage.as_ref(),
                     gate: &gate,
+                    actor: &crate::service::access::SYSTEM,
+                    alerts: &crate::service::alerts::NONE,
                 };
                 match budgets::reload_all(ctx).await {
                     Ok(()) if lost => tracing::warn!(

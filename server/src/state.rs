@@ -37,13 +37,23 @@ pub struct AppState {
     pub metrics_token: Option<Arc<MasterKey>>,
     /// The figures the console's open pages follow.
     pub live: Arc<LiveTeams>,
+    /// What the operator configured of budget alerts.
+    pub alerts: Arc<crate::service::alerts::AlertSettings>,
 }
 
 impl AppState {
+    /// Gatehouse acting for itself (or the admin key).
     pub fn ctx(&self) -> Ctx<'_> {
+        self.ctx_as(&crate::service::access::SYSTEM)
+    }
+
+    /// `actor` acting: the services check what it may do.
+    pub fn ctx_as<'a>(&'a self, actor: &'a crate::service::access::Actor) -> Ctx<'a> {
         Ctx {
             storage: self.storage.as_ref(),
             gate: &self.gate,
+            actor,
+            alerts: &self.alerts,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! One module per page of the console.
 
+pub mod alerts;
+pub mod audit;
 pub mod chart;
+pub mod invite;
 pub mod logs;
 pub mod organizations;
 pub mod overview;

@@ -3,7 +3,7 @@
 
 use crate::{
     api,
-    components::{limit, loading, number, optional, show, BudgetBar, Session, TextField},
+    components::{limit, loading, number, optional, show, BudgetBar, Session, TextField, Viewer},
     types::{NewOrganization, Organization},
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
@@ -11,6 +11,7 @@ use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 #[component]
 pub fn OrganizationsPage() -> impl IntoView {
     let session = Session::get();
+    let viewer = Viewer::get();
     let version = RwSignal::new(0u32);
     let list = Resource::new(
         move || (session.version(), version.get()),
@@ -23,9 +24,12 @@ pub fn OrganizationsPage() -> impl IntoView {
             <h1 id="organizations-title">"Organizations"</h1>
             {move || notice.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
             <Transition fallback=loading>
-                {move || list.get().map(|result| show(result, |organizations| view! { <OrganizationTable organizations=organizations/> }.into_any()))}
+                {move || list.get().map(|result| show(result, move |organizations| view! {
+                    <OrganizationTable organizations=organizations/>
+                    // The form is there for who may use it.
+                    {viewer.me().changes_all.then(|| view! { <NewOrganizationForm reload=reload notice=notice/> })}
+                }.into_any()))}
             </Transition>
-            <NewOrganizationForm reload=reload notice=notice/>
         </section>
     }
 }
@@ -86,6 +90,7 @@ fn NewOrganizationForm(reload: Callback<()>, notice: RwSignal<Option<String>>) -
         ev.prevent_default();
         let made = (|| -> Result<NewOrganization, api::ApiError> {
             Ok(NewOrganization {
+                soft_budget: None,
                 organization_id: optional(&id.get_untracked()),
                 organization_alias: optional(&alias.get_untracked()),
                 models: None,

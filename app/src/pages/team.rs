@@ -5,7 +5,7 @@ use crate::{
     api,
     components::{
         limit, loading, number, optional, show, status_badge, usd, when, BudgetBar, ConfirmButton,
-        Session, TextField,
+        Session, TeamRights, TextField, Viewer,
     },
     live::Live,
     pages::{
@@ -13,8 +13,8 @@ use crate::{
         team_form::TeamForm,
     },
     types::{
-        GeneratedKey, KeyInfo, MemberAdd, MemberRole, MemberUpdate, Members, NewKey, Team,
-        TeamInfo, TeamMembership,
+        GeneratedKey, InvitationNew, KeyInfo, MemberAdd, MemberRole, MemberUpdate, Members, NewKey,
+        Team, TeamInfo, TeamMembership,
     },
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
@@ -25,6 +25,7 @@ pub fn TeamPage() -> impl IntoView {
     let params = use_params_map();
     let team_id = move || params.read().get("id").unwrap_or_default();
     let session = Session::get();
+    let viewer = Viewer::get();
     let version = RwSignal::new(0u32);
     let info = Resource::new(
         move || (session.version(), version.get(), team_id()),
@@ -37,7 +38,10 @@ pub fn TeamPage() -> impl IntoView {
     view! {
         {move || notice.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
         <Transition fallback=loading>
-            {move || info.get().map(|result| show(result, move |info| view! { <TeamView info=info reload=reload notice=notice/> }.into_any()))}
+            {move || info.get().map(|result| show(result, move |info| {
+                let rights = viewer.of_team(&info.team);
+                view! { <TeamView info=info rights=rights reload=reload notice=notice/> }.into_any()
+            }))}
         </Transition>
     }
 }
@@ -45,6 +49,7 @@ pub fn TeamPage() -> impl IntoView {
 #[component]
 fn TeamView(
     info: TeamInfo,
+    rights: TeamRights,
     reload: Callback<()>,
     notice: RwSignal<Option<String>>,
 ) -> impl IntoView {
@@ -109,10 +114,12 @@ fn TeamView(
                 <h1 id="team-title">{name.clone()}</h1>
                 <div class="row-actions">
                     {move || status_badge(blocked())}
-                    <button type="button" class="secondary" on:click=move |_| editing.update(|e| *e = !*e)>"Edit team"</button>
-                    <button type="button" class="secondary" on:click=toggle_block>{move || if blocked() { "Unblock team" } else { "Block team" }}</button>
-                    <ConfirmButton label="Delete team" name="Delete team".to_string() question="Delete this team and all its keys? "
-                        confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>
+                    {rights.governs.then(|| view! {
+                        <button type="button" class="secondary" on:click=move |_| editing.update(|e| *e = !*e)>"Edit team"</button>
+                        <button type="button" class="secondary" on:click=toggle_block.clone()>{move || if blocked() { "Unblock team" } else { "Block team" }}</button>
+                        <ConfirmButton label="Delete team" name="Delete team".to_string() question="Delete this team and all its keys? "
+                            confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>
+                    })}
                 </div>
             </div>
             <Show when=move || editing.get()>
@@ -150,8 +157,8 @@ fn TeamView(
                 </div>
             </div>
             <SpendSection team=info.team.clone() keys=info.keys.clone()/>
-            <MembersSection team_id=info.team.team_id.clone() members=info.team_memberships.clone() reload=reload notice=notice/>
-            <KeysSection team=info.team.clone() keys=info.keys.clone() live=live reload=reload notice=notice/>
+            <MembersSection team_id=info.team.team_id.clone() members=info.team_memberships.clone() manages=rights.manages reload=reload notice=notice/>
+            <KeysSection team=info.team.clone() keys=info.keys.clone() rights=rights.clone() live=live reload=reload notice=notice/>
         </section>
     }
 }
@@ -223,16 +230,36 @@ fn SpendSection(team: Team, keys: Vec<KeyInfo>) -> impl IntoView {
 fn KeysSection(
     team: Team,
     keys: Vec<KeyInfo>,
+    rights: TeamRights,
     live: Live,
     reload: Callback<()>,
     notice: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let issued = RwSignal::new(None::<GeneratedKey>);
+    let rotated = RwSignal::new(None::<GeneratedKey>);
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        if let Some(key) = rotated.get_untracked() {
+            copy_to_clipboard(key.key);
+            copied.set(true);
+        }
+    };
     view! {
         <section class="card" aria-labelledby="keys-title">
             <h2 id="keys-title">"Keys"</h2>
+            {move || rotated.get().map(|key| view! {
+                <div class="new-key" role="alert">
+                    <h3>"New secret for " {key.info.key_alias.clone().unwrap_or_else(|| key.info.token.clone())} " — copy it now"</h3>
+                    <p>"This is the only time it is shown. The old secret works until its grace period ends."</p>
+                    <code class="secret" data-testid="rotated-key">{key.key.clone()}</code>
+                    <div class="actions">
+                        <button type="button" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy key" }}</button>
+                        <button type="button" class="secondary" on:click=move |_| { rotated.set(None); copied.set(false); reload.run(()); }>"Done"</button>
+                    </div>
+                </div>
+            })}
             {if keys.is_empty() {
-                view! { <p class="empty">"No keys yet: issue one below."</p> }.into_any()
+                view! { <p class="empty">"No keys yet."</p> }.into_any()
             } else {
                 view! {
                     <div class="table-wrap">
@@ -244,13 +271,16 @@ fn KeysSection(
                                 </tr>
                             </thead>
                             <tbody>
-                                {keys.into_iter().map(|key| view! { <KeyRow key=key live=live notice=notice reload=reload/> }).collect_view()}
+                                {keys.into_iter().map(|key| {
+                                    let may_change = rights.manages_key(&key);
+                                    view! { <KeyRow key=key may_change=may_change live=live notice=notice reload=reload rotated=rotated/> }
+                                }).collect_view()}
                             </tbody>
                         </table>
                     </div>
                 }.into_any()
             }}
-            <IssueKey team=team issued=issued reload=reload/>
+            {rights.issues_keys.then(|| view! { <IssueKey team=team for_self=!rights.manages issued=issued reload=reload/> })}
         </section>
     }
 }
@@ -258,9 +288,12 @@ fn KeysSection(
 #[component]
 fn KeyRow(
     key: KeyInfo,
+    /// Shows block, rotate and revoke.
+    may_change: bool,
     live: Live,
     notice: RwSignal<Option<String>>,
     reload: Callback<()>,
+    rotated: RwSignal<Option<GeneratedKey>>,
 ) -> impl IntoView {
     let figures = live.key(&key);
     let blocked = move || figures.with(|f| f.blocked);
@@ -302,16 +335,67 @@ fn KeyRow(
             <td>{key.expires.as_deref().map_or_else(|| "never".to_string(), when)}</td>
             <td>{move || status_badge(blocked())}</td>
             <td class="row-actions">
-                <button type="button" class="secondary" aria-label={
-                    let label = label.clone();
-                    move || format!("{} key {label}", if blocked() { "Unblock" } else { "Block" })
-                } on:click=toggle>
-                    {move || if blocked() { "Unblock" } else { "Block" }}
-                </button>
-                <ConfirmButton label="Revoke" name=format!("Revoke key {label}") question=""
-                    confirm="Yes, revoke" group="Confirm revocation" on_confirm=revoke/>
+                {may_change.then(|| view! {
+                    <button type="button" class="secondary" aria-label={
+                        let label = label.clone();
+                        move || format!("{} key {label}", if blocked() { "Unblock" } else { "Block" })
+                    } on:click=toggle.clone()>
+                        {move || if blocked() { "Unblock" } else { "Block" }}
+                    </button>
+                    <RotateKey token=key.token.clone() label=label.clone() notice=notice rotated=rotated/>
+                    <ConfirmButton label="Revoke" name=format!("Revoke key {label}") question=""
+                        confirm="Yes, revoke" group="Confirm revocation" on_confirm=revoke/>
+                })}
             </td>
         </tr>
+    }
+}
+
+/// How long a rotated key's old secret keeps working.
+const GRACE_PERIODS: &[(&str, &str)] = &[
+    ("", "Stops at once"),
+    ("1h", "1 hour"),
+    ("24h", "24 hours"),
+    ("7d", "7 days"),
+];
+
+/// "Rotate": a new secret for the key, shown once; the old one works for the grace chosen.
+#[component]
+fn RotateKey(
+    token: String,
+    label: String,
+    notice: RwSignal<Option<String>>,
+    rotated: RwSignal<Option<GeneratedKey>>,
+) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let grace = RwSignal::new("24h".to_string());
+    let rotate = move |_| {
+        let (token, grace) = (token.clone(), optional(&grace.get_untracked()));
+        spawn_local(async move {
+            match api::regenerate_key(token, grace).await {
+                Ok(key) => {
+                    open.set(false);
+                    rotated.set(Some(key));
+                }
+                Err(err) => notice.set(Some(err.message)),
+            }
+        });
+    };
+    let select_id = format!("grace-{label}");
+    view! {
+        <Show when=move || open.get() fallback={
+            let label = label.clone();
+            move || view! { <button type="button" class="secondary" aria-label=format!("Rotate key {label}") on:click=move |_| open.set(true)>"Rotate"</button> }
+        }>
+            <span class="confirm" role="group" aria-label="Confirm rotation">
+                <label for=select_id.clone()>"Old secret:"</label>
+                <select id=select_id.clone() on:change=move |ev| grace.set(event_target_value(&ev))>
+                    {GRACE_PERIODS.iter().map(|(value, text)| view! { <option value=*value selected=*value == "24h">{*text}</option> }).collect_view()}
+                </select>
+                <button type="button" on:click=rotate.clone()>"Rotate now"</button>
+                <button type="button" class="secondary" on:click=move |_| open.set(false)>"Cancel"</button>
+            </span>
+        </Show>
     }
 }
 
@@ -321,6 +405,8 @@ fn KeyRow(
 fn MembersSection(
     team_id: String,
     members: Vec<TeamMembership>,
+    /// Shows the controls that change members.
+    manages: bool,
     reload: Callback<()>,
     notice: RwSignal<Option<String>>,
 ) -> impl IntoView {
@@ -328,7 +414,7 @@ fn MembersSection(
         <section class="card" aria-labelledby="members-title">
             <h2 id="members-title">"Members"</h2>
             {if members.is_empty() {
-                view! { <p class="empty">"No members yet: add one below, or issue a key to a user."</p> }.into_any()
+                view! { <p class="empty">"No members yet."</p> }.into_any()
             } else {
                 view! {
                     <div class="table-wrap">
@@ -340,13 +426,16 @@ fn MembersSection(
                                 </tr>
                             </thead>
                             <tbody>
-                                {members.into_iter().map(|member| view! { <MemberRow member=member reload=reload notice=notice/> }).collect_view()}
+                                {members.into_iter().map(|member| view! { <MemberRow member=member manages=manages reload=reload notice=notice/> }).collect_view()}
                             </tbody>
                         </table>
                     </div>
                 }.into_any()
             }}
-            <AddMember team_id=team_id reload=reload/>
+            {manages.then(|| view! {
+                <AddMember team_id=team_id.clone() reload=reload/>
+                <InviteMember team_id=team_id/>
+            })}
         </section>
     }
 }
@@ -354,6 +443,7 @@ fn MembersSection(
 #[component]
 fn MemberRow(
     member: TeamMembership,
+    manages: bool,
     reload: Callback<()>,
     notice: RwSignal<Option<String>>,
 ) -> impl IntoView {
@@ -416,6 +506,19 @@ fn MemberRow(
         })
     };
     let role = member.role.clone();
+    if !manages {
+        return view! {
+            <tr>
+                <td>{member.user_id.clone()}</td>
+                <td>{member.user_email.clone().unwrap_or_else(|| "—".into())}</td>
+                <td>{role}</td>
+                <td>{usd(member.spend)}</td>
+                <td>{member.max_budget_in_team.map_or_else(|| "none".to_string(), usd)}</td>
+                <td></td>
+            </tr>
+        }
+        .into_any();
+    }
     view! {
         <tr>
             <td>{member.user_id.clone()}</td>
@@ -440,6 +543,57 @@ fn MemberRow(
             </td>
         </tr>
     }
+    .into_any()
+}
+
+/// Invites a person into the team: a one-time link (7 days) where they set a password, shown
+/// here to pass on; new people become members (`user`).
+#[component]
+fn InviteMember(team_id: String) -> impl IntoView {
+    let user = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<api::ApiError>);
+    let link = RwSignal::new(None::<String>);
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let who = user.get_untracked().trim().to_string();
+        let (user_id, user_email) = if who.contains('@') {
+            (None, Some(who))
+        } else {
+            (optional(&who), None)
+        };
+        let req = InvitationNew {
+            user_id,
+            user_email,
+            team_id: Some(team_id.clone()),
+        };
+        spawn_local(async move {
+            match api::invite(req).await {
+                Ok(created) => {
+                    error.set(None);
+                    user.set(String::new());
+                    link.set(Some(created.url));
+                }
+                Err(err) => error.set(Some(err)),
+            }
+        });
+    };
+    view! {
+        <form class="form" on:submit=submit aria-label="Invite a person">
+            <h3>"Invite a person"</h3>
+            <p class="hint">"They get a link to set their password and sign in; it works once, for 7 days."</p>
+            <div class="grid">
+                <TextField id="invite-user" param="user_id" label="User id or e-mail" value=user error=error placeholder="alice@example.com"/>
+            </div>
+            {move || error.get().filter(|e| e.param.as_deref() != Some("user_id")).map(|e| view! { <p class="error" role="alert">{e.message}</p> })}
+            {move || link.get().map(|url| view! {
+                <div class="new-key" role="status">
+                    <p>"Send them this link (shown once):"</p>
+                    <code class="secret" data-testid="invitation-link">{url}</code>
+                </div>
+            })}
+            <div class="actions"><button type="submit">"Create link"</button></div>
+        </form>
+    }
 }
 
 /// Adds a member by user id or e-mail, with a role and an optional budget in the team.
@@ -458,6 +612,7 @@ fn AddMember(team_id: String, reload: Callback<()>) -> impl IntoView {
             (optional(&who), None)
         };
         let add = number::<f64>("max_budget", &budget.get_untracked()).map(|max| MemberAdd {
+            soft_budget: None,
             team_id: team_id.clone(),
             member: Members::One(MemberRole {
                 user_id,
@@ -520,6 +675,8 @@ const KEY_DURATIONS: &[(&str, &str)] = &[
 #[component]
 fn IssueKey(
     team: Team,
+    /// A member issuing a key for itself: no user to name.
+    for_self: bool,
     issued: RwSignal<Option<GeneratedKey>>,
     reload: Callback<()>,
 ) -> impl IntoView {
@@ -543,6 +700,7 @@ fn IssueKey(
         let value = |s: RwSignal<String>| s.get_untracked();
         let key = (|| -> Result<NewKey, api::ApiError> {
             Ok(NewKey {
+                soft_budget: None,
                 team_id: Some(team_id),
                 user_id: text(user_id),
                 models: Some(models.get_untracked()),
@@ -621,7 +779,7 @@ fn IssueKey(
         <form class="form" on:submit=submit aria-label="Issue a key">
             <h3>"Issue a key"</h3>
             <div class="grid">
-                <TextField id="key-user" param="user_id" label="User id" value=user_id error=error placeholder="alice@example.com"/>
+                {(!for_self).then(|| view! { <TextField id="key-user" param="user_id" label="User id" value=user_id error=error placeholder="alice@example.com"/> })}
                 <TextField id="key-alias" param="key_alias" label="Key alias" value=alias error=error placeholder="laptop"/>
                 <div class="field">
                     <label for="key-duration">"Expires"</label>

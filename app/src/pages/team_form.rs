@@ -26,6 +26,7 @@ struct Fields {
     organization_id: RwSignal<String>,
     models: RwSignal<Vec<String>>,
     max_budget: RwSignal<String>,
+    soft_budget: RwSignal<String>,
     tpm_limit: RwSignal<String>,
     rpm_limit: RwSignal<String>,
     duration_choice: RwSignal<String>,
@@ -50,6 +51,10 @@ impl Fields {
             models: RwSignal::new(team.map(|t| t.models.clone()).unwrap_or_default()),
             max_budget: text(
                 team.and_then(|t| t.budget.max_budget)
+                    .map(|v| v.to_string()),
+            ),
+            soft_budget: text(
+                team.and_then(|t| t.budget.soft_budget)
                     .map(|v| v.to_string()),
             ),
             tpm_limit: text(team.and_then(|t| t.budget.tpm_limit).map(|v| v.to_string())),
@@ -94,6 +99,8 @@ impl Fields {
 
     fn new_team(&self) -> Result<NewTeam, ApiError> {
         Ok(NewTeam {
+            soft_budget: number("soft_budget", &self.soft_budget.get_untracked())?,
+            alert_webhook_url: None,
             team_id: optional(&self.team_id.get_untracked()),
             team_alias: optional(&self.team_alias.get_untracked()),
             organization_id: optional(&self.organization_id.get_untracked()),
@@ -113,6 +120,8 @@ impl Fields {
     fn update(&self, team_id: String) -> Result<TeamUpdate, ApiError> {
         let new = self.new_team()?;
         Ok(TeamUpdate {
+            soft_budget: Some(new.soft_budget),
+            alert_webhook_url: None,
             team_id,
             team_alias: Some(new.team_alias),
             organization_id: Some(new.organization_id),
@@ -214,6 +223,7 @@ pub fn TeamForm(
                 <TextField id="team_alias" param="team_alias" label="Name" value=fields.team_alias error=error placeholder="Engineering Team"/>
                 <TextField id="organization_id" param="organization_id" label="Organization id" value=fields.organization_id error=error placeholder="No organization"/>
                 <TextField id="max_budget" param="max_budget" label="Budget (USD)" value=fields.max_budget error=error placeholder="No budget" inputmode="decimal"/>
+                <TextField id="soft_budget" param="soft_budget" label="Alert at (USD, soft budget)" value=fields.soft_budget error=error placeholder="No soft budget" inputmode="decimal"/>
                 <div class="field">
                     <label for="budget_duration">"Budget resets"</label>
                     <select id="budget_duration" name="budget_duration"
@@ -334,6 +344,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "team_alias",
     "organization_id",
     "max_budget",
+    "soft_budget",
     "budget_duration",
     "tpm_limit",
     "rpm_limit",

@@ -4,7 +4,8 @@
 use crate::{
     api,
     components::{
-        columns, limit, loading, show, status_badge, when, BudgetBar, ConfirmButton, Pager, Session,
+        columns, limit, loading, show, status_badge, when, BudgetBar, ConfirmButton, Pager,
+        Session, Viewer,
     },
     live::Live,
     pages::team_form::TeamForm,
@@ -64,6 +65,7 @@ fn href(query: &TeamListQuery) -> String {
 #[component]
 pub fn TeamsPage() -> impl IntoView {
     let session = Session::get();
+    let viewer = Viewer::get();
     let params = use_query_map();
     let query = Memo::new(move |_| params.with(list_query));
     let version = RwSignal::new(0u32);
@@ -100,7 +102,9 @@ pub fn TeamsPage() -> impl IntoView {
                                     view! {
                                         <div class="page-head">
                                             <h1 id="teams-title">"Teams"</h1>
-                                            <button type="button" on:click=move |_| creating.update(|c| *c = !*c)>"New team"</button>
+                                            {(viewer.me().changes_all || !viewer.me().admin_orgs.is_empty()).then(|| view! {
+                                                <button type="button" on:click=move |_| creating.update(|c| *c = !*c)>"New team"</button>
+                                            })}
                                         </div>
                                         {move || notice.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
                                         <Show when=move || creating.get()>
@@ -172,7 +176,10 @@ fn TeamTable(
     } else {
         list.teams
             .into_iter()
-            .map(|team| view! { <TeamRow team=team live=live notice=notice editing=editing on_change=on_change/> })
+            .map(|team| {
+                let governs = Viewer::get().of_team(&team).governs;
+                view! { <TeamRow team=team governs=governs live=live notice=notice editing=editing on_change=on_change/> }
+            })
             .collect_view()
             .into_any()
     };
@@ -193,6 +200,8 @@ fn TeamTable(
 #[component]
 fn TeamRow(
     team: Team,
+    /// Shows edit, block and delete.
+    governs: bool,
     live: Live,
     notice: RwSignal<Option<String>>,
     editing: RwSignal<Option<Team>>,
@@ -262,12 +271,14 @@ fn TeamRow(
             <td>{limit(team.budget.rpm_limit)}</td>
             <td>{move || status_badge(blocked())}</td>
             <td class="row-actions">
-                <button type="button" class="secondary" aria-label=edit_label on:click=edit>"Edit"</button>
-                <button type="button" class="secondary" aria-label=block_label on:click=toggle_block>
-                    {move || if blocked() { "Unblock" } else { "Block" }}
-                </button>
-                <ConfirmButton label="Delete" name=format!("Delete {name}") question="Delete this team and its keys? "
-                    confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>
+                {governs.then(|| view! {
+                    <button type="button" class="secondary" aria-label=edit_label.clone() on:click=edit.clone()>"Edit"</button>
+                    <button type="button" class="secondary" aria-label=block_label.clone() on:click=toggle_block.clone()>
+                        {move || if blocked() { "Unblock" } else { "Block" }}
+                    </button>
+                    <ConfirmButton label="Delete" name=format!("Delete {name}") question="Delete this team and its keys? "
+                        confirm="Yes, delete" group="Confirm deletion" on_confirm=delete/>
+                })}
             </td>
         </tr>
     }

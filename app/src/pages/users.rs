@@ -3,7 +3,7 @@
 
 use crate::{
     api,
-    components::{loading, number, optional, show, usd, Session, TextField},
+    components::{loading, number, optional, show, usd, Session, TextField, Viewer},
     types::{NewUser, UserList},
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
@@ -18,6 +18,7 @@ const ROLES: [&str; 4] = [
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let session = Session::get();
+    let viewer = Viewer::get();
     let version = RwSignal::new(0u32);
     let list = Resource::new(
         move || (session.version(), version.get()),
@@ -30,9 +31,12 @@ pub fn UsersPage() -> impl IntoView {
             <h1 id="users-title">"Users"</h1>
             {move || notice.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
             <Transition fallback=loading>
-                {move || list.get().map(|result| show(result, |users| view! { <UserTable users=users/> }.into_any()))}
+                {move || list.get().map(|result| show(result, move |users| view! {
+                    <UserTable users=users/>
+                    // The form is there for who may use it.
+                    {viewer.me().changes_all.then(|| view! { <NewUserForm reload=reload notice=notice/> })}
+                }.into_any()))}
             </Transition>
-            <NewUserForm reload=reload notice=notice/>
         </section>
     }
 }

@@ -184,15 +184,33 @@ impl LevelRow for MemberRow {
     }
 }
 
-/// What a key holds beyond its level: whose it is and until when.
+/// What a key holds beyond its level: whose it is, until when, and the hashes of its secrets.
 struct KeyLinks {
     user_id: Option<String>,
     expires_at: Option<i64>,
+    /// The hash of the key's secret.
+    hash: String,
+    /// The secret it had before it was rotated, and until when (Unix seconds) it still works.
+    previous: Option<(String, i64)>,
+}
+
+impl KeyLinks {
+    fn of(row: &KeyRow) -> Self {
+        Self {
+            user_id: row.user_id.clone(),
+            expires_at: row.expires_at,
+            hash: row.key_hash.clone(),
+            previous: row.previous_key.clone(),
+        }
+    }
+
+    fn hashes(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.hash).chain(self.previous.as_ref().map(|(hash, _)| hash))
+    }
 }
 
 pub struct KeyEntry {
     pub key_id: String,
-    pub key_hash: String,
     /// The key's own level (also in the index, with every other level).
     entry: Arc<LevelEntry>,
     pub team: Arc<LevelEntry>,
@@ -290,17 +308,26 @@ impl Gate {
         }
     }
 
-    /// Tells the other instances that a team or key changed (after storage and this gate).
+    /// Tells the other instances that a team or key changed (after storage and this gate);
+    /// inside a transaction, once it is committed ([`crate::notices::deferring`]).
     pub async fn changed(&self, owner: BudgetOwner, id: &str) {
         if owner == BudgetOwner::Key {
             self.forget_unknown_keys();
         }
-        self.notices
-            .publish(&Change {
-                owner,
-                id: id.to_string(),
-            })
-            .await;
+        let change = Change {
+            owner,
+            id: id.to_string(),
+        };
+        if !crate::notices::defer(&change) {
+            self.notices.publish(&change).await;
+        }
+    }
+
+    /// Tells the other instances of changes held back until their transaction committed.
+    pub async fn publish(&self, changes: &[Change]) {
+        for change in changes {
+            self.notices.publish(change).await;
+        }
     }
 
     fn unknown(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
@@ -401,7 +428,9 @@ impl Gate {
             let mut removed = Vec::with_capacity(keys.len() + 1);
             for key in keys {
                 index.keys_by_id.remove(&key.key_id);
-                index.keys_by_hash.remove(&key.key_hash);
+                for hash in read(&key.links).hashes() {
+                    index.keys_by_hash.remove(hash);
+                }
                 index.levels.remove(key.level());
                 removed.push(key.level().clone());
             }
@@ -432,14 +461,23 @@ impl Gate {
 
     pub async fn put_key(&self, row: &KeyRow, with_spend: bool) {
         let config = LevelConfig::new(&row.models, &row.aliases, row.blocked, &row.budget);
-        let links = KeyLinks {
-            user_id: row.user_id.clone(),
-            expires_at: row.expires_at,
-        };
+        let links = KeyLinks::of(row);
         let key = {
             let mut index = write(&self.index);
             match index.keys_by_id.get(&row.key_id).cloned() {
-                Some(key) => key,
+                Some(key) => {
+                    // A rotated key: its old secret goes, or stays for its grace period.
+                    let mut old = write(&key.links);
+                    for hash in old.hashes() {
+                        index.keys_by_hash.remove(hash);
+                    }
+                    for hash in links.hashes() {
+                        index.keys_by_hash.insert(hash.clone(), key.clone());
+                    }
+                    *old = links;
+                    drop(old);
+                    key
+                }
                 None => {
                     let team_level = LevelId::new(LevelKind::Team, &row.team_id);
                     let Some(team) = index.levels.get(&team_level).cloned() else {
@@ -452,23 +490,20 @@ impl Gate {
                     });
                     let key = Arc::new(KeyEntry {
                         key_id: row.key_id.clone(),
-                        key_hash: row.key_hash.clone(),
                         entry: entry.clone(),
                         team,
-                        links: RwLock::new(KeyLinks {
-                            user_id: None,
-                            expires_at: None,
-                        }),
+                        links: RwLock::new(links),
                     });
                     index.levels.insert(entry.level.clone(), entry);
-                    index.keys_by_hash.insert(row.key_hash.clone(), key.clone());
+                    for hash in read(&key.links).hashes() {
+                        index.keys_by_hash.insert(hash.clone(), key.clone());
+                    }
                     index.keys_by_id.insert(row.key_id.clone(), key.clone());
                     key
                 }
             }
         };
         *write(&key.entry.config) = config;
-        *write(&key.links) = links;
         if with_spend {
             let b = &row.budget;
             self.admission
@@ -482,8 +517,19 @@ impl Gate {
             .await;
     }
 
+    /// The key whose secret hashes to `hash`: its current secret, or the one it had before it
+    /// was rotated until the grace period ends.
     pub fn key_by_hash(&self, hash: &str) -> Option<Arc<KeyEntry>> {
-        read(&self.index).keys_by_hash.get(hash).cloned()
+        let key = read(&self.index).keys_by_hash.get(hash).cloned()?;
+        let valid = {
+            let links = read(&key.links);
+            links.hash == hash
+                || links
+                    .previous
+                    .as_ref()
+                    .is_some_and(|(old, until)| old == hash && self.clock.now_secs() < *until)
+        };
+        valid.then_some(key)
     }
 
     /// The levels a key's requests are checked against, in the order they are checked and

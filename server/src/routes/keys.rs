@@ -1,15 +1,15 @@
 //! `/key/*`: virtual keys, issued to team members.
 
 use crate::{
-    auth::Caller,
     error::ApiError,
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiBytes, ApiJson, ApiQuery},
+    service::access::Actor,
     service::keys,
     state::AppState,
 };
 use app::types::{
     GeneratedKey, KeyDelete, KeyInfo, KeyInfoQuery, KeyInfoResponse, KeyList, KeyListQuery, KeyRef,
-    KeyUpdate, KeysDeleted, NewKey,
+    KeyRegenerate, KeyUpdate, KeysDeleted, NewKey,
 };
 use axum::{extract::State, Extension, Json};
 use chrono::Utc;
@@ -26,6 +26,76 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete))
         .routes(routes!(block))
         .routes(routes!(unblock))
+        .routes(routes!(regenerate))
+        .routes(routes!(regenerate_named))
+}
+
+/// A new secret for a key (LiteLLM's key rotation): its id, budget, limits and spend stay; the
+/// old secret keeps working for `grace_period` (e.g. `"24h"`; none: it stops at once).
+#[utoipa::path(post, path = "/key/regenerate", tag = "keys", request_body = KeyRegenerate,
+    responses((status = 200, description = "The key, with its new secret", body = GeneratedKey)))]
+async fn regenerate(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<KeyRegenerate>,
+) -> Result<Json<GeneratedKey>, ApiError> {
+    let Some(reference) = req.key else {
+        return Err(ApiError::invalid(
+            "key",
+            "key names the key to rotate: its token (or secret, or SHA-256)",
+        ));
+    };
+    keys::regenerate(
+        db.ctx_as(&actor),
+        &reference,
+        req.grace_period.as_deref(),
+        Utc::now(),
+    )
+    .await
+    .map(Json)
+    .map_err(ApiError::from)
+}
+
+/// LiteLLM's form: the key named in the path by its token (or SHA-256). A secret is refused
+/// there: paths end up in logs and proxies' histories.
+#[utoipa::path(post, path = "/key/{key}/regenerate", tag = "keys",
+    params(("key" = String, Path, description = "The key's token (or its SHA-256)")),
+    request_body(content = Option<KeyRegenerate>),
+    responses((status = 200, description = "The key, with its new secret", body = GeneratedKey)))]
+async fn regenerate_named(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    ApiBytes(body): ApiBytes,
+) -> Result<Json<GeneratedKey>, ApiError> {
+    if crate::service::secrets::is_virtual_key(&key) {
+        return Err(ApiError::invalid(
+            "key",
+            "name the key by its token in the path, never by its secret (a path is logged); \
+             or send the secret in the body of POST /key/regenerate",
+        ));
+    }
+    // LiteLLM's callers often send no body here.
+    let req: KeyRegenerate = if body.iter().all(u8::is_ascii_whitespace) {
+        KeyRegenerate::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    if req.key.as_ref().is_some_and(|named| *named != key) {
+        return Err(ApiError::invalid(
+            "key",
+            "the body's key must be the key named in the path",
+        ));
+    }
+    keys::regenerate(
+        db.ctx_as(&actor),
+        &key,
+        req.grace_period.as_deref(),
+        Utc::now(),
+    )
+    .await
+    .map(Json)
+    .map_err(ApiError::from)
 }
 
 /// Issues a virtual key in a team: the secret is in this answer only.
@@ -33,9 +103,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "The key, with its secret", body = GeneratedKey)))]
 async fn generate(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<Json<GeneratedKey>, ApiError> {
-    keys::generate(db.ctx(), req, Utc::now())
+    keys::generate(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -46,20 +117,17 @@ async fn generate(
     responses((status = 200, description = "The key", body = KeyInfoResponse)))]
 async fn info(
     State(db): Db,
-    Extension(caller): Extension<Caller>,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<KeyInfoQuery>,
 ) -> Result<Json<KeyInfoResponse>, ApiError> {
-    let reference = match (q.key, caller) {
-        (Some(key), _) => key,
-        (None, Caller::Key { key_id, .. }) => key_id,
-        (None, Caller::Admin) => {
-            return Err(ApiError::from(crate::service::Error::invalid(
-                "key",
-                "key names the key: its secret, its token or its SHA-256",
-            )))
-        }
+    // Without `key`: the key that is calling.
+    let Some(reference) = q.key.or_else(|| actor.key_id.clone()) else {
+        return Err(ApiError::from(crate::service::Error::invalid(
+            "key",
+            "key names the key: its secret, its token or its SHA-256",
+        )));
     };
-    let info = keys::info(db.ctx(), &reference).await?;
+    let info = keys::info(db.ctx_as(&actor), &reference).await?;
     Ok(Json(KeyInfoResponse {
         key: info.token.clone(),
         info,
@@ -71,9 +139,10 @@ async fn info(
     responses((status = 200, description = "The keys", body = KeyList)))]
 async fn list(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<KeyListQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
-    keys::list(db.ctx(), q)
+    keys::list(db.ctx_as(&actor), q)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -84,9 +153,10 @@ async fn list(
     responses((status = 200, description = "The key as changed", body = KeyInfo)))]
 async fn update(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<KeyUpdate>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::update(db.ctx(), req, Utc::now())
+    keys::update(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -97,10 +167,11 @@ async fn update(
     responses((status = 200, description = "The revoked keys", body = KeysDeleted)))]
 async fn delete(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<KeyDelete>,
 ) -> Result<Json<KeysDeleted>, ApiError> {
     let deleted_keys = keys::delete(
-        db.ctx(),
+        db.ctx_as(&actor),
         req.keys.unwrap_or_default(),
         req.key_aliases.unwrap_or_default(),
     )
@@ -111,8 +182,12 @@ async fn delete(
 /// Blocks a key until it is unblocked.
 #[utoipa::path(post, path = "/key/block", tag = "keys", request_body = KeyRef,
     responses((status = 200, description = "The key", body = KeyInfo)))]
-async fn block(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.ctx(), &req.key, true, Utc::now())
+async fn block(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<KeyRef>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    keys::set_blocked(db.ctx_as(&actor), &req.key, true, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -121,8 +196,12 @@ async fn block(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyI
 /// Unblocks a key.
 #[utoipa::path(post, path = "/key/unblock", tag = "keys", request_body = KeyRef,
     responses((status = 200, description = "The key", body = KeyInfo)))]
-async fn unblock(State(db): Db, ApiJson(req): ApiJson<KeyRef>) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.ctx(), &req.key, false, Utc::now())
+async fn unblock(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<KeyRef>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    keys::set_blocked(db.ctx_as(&actor), &req.key, false, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)

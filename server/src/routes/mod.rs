@@ -1,5 +1,7 @@
 //! The HTTP surface: one module per resource, merged here.
 
+mod alerts;
+mod audit;
 mod health;
 mod keys;
 mod metrics;
@@ -27,6 +29,9 @@ pub const API_PREFIXES: &[&str] = &[
     "/organization/",
     "/spend/",
     "/session/",
+    "/invitation/",
+    "/audit",
+    "/alert/",
     "/health",
     "/v1/",
     "/chat/",
@@ -52,6 +57,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(organizations::router())
         .merge(spend::router())
         .merge(models::router())
+        .merge(session::signed_in_router())
+        .merge(audit::router())
+        .merge(alerts::router())
+        // Layers run outermost last-added first: the caller is known before the change runs.
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .route_layer(middleware::from_extractor_with_state::<Admin, AppState>(
             state.clone(),
         ));

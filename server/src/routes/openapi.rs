@@ -37,7 +37,9 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "organizations", description = "Organizations: a budget, limits and models over all of their teams"),
         (name = "spend", description = "The request log and spend over time"),
         (name = "models", description = "The models served and their prices"),
-        (name = "session", description = "The console's sign-in"),
+        (name = "session", description = "Signing in (the admin key, or a person's password) and out, accepting an invitation"),
+        (name = "people", description = "Who is calling, and invitations to sign in"),
+        (name = "audit", description = "Every change made through the API, who made it, before and after; budget alerts and their delivery"),
         (name = "proxy", description = "OpenAI-compatible requests, with a virtual key"),
         (name = "operations", description = "Health, metrics and this document"),
     )

@@ -3,6 +3,7 @@
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery},
+    service::access::Actor,
     service::organizations,
     state::AppState,
 };
@@ -10,7 +11,7 @@ use app::types::{
     NewOrganization, OrgMemberAdd, OrgMembersAdded, Organization, OrganizationDelete,
     OrganizationInfoQuery, OrganizationUpdate,
 };
-use axum::{extract::State, Json};
+use axum::{extract::State, Extension, Json};
 use chrono::Utc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -32,9 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "The new organization", body = Organization)))]
 async fn create(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewOrganization>,
 ) -> Result<Json<Organization>, ApiError> {
-    organizations::create(db.ctx(), req, Utc::now())
+    organizations::create(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -46,9 +48,10 @@ async fn create(
     responses((status = 200, description = "The organization", body = Organization)))]
 async fn info(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<OrganizationInfoQuery>,
 ) -> Result<Json<Organization>, ApiError> {
-    organizations::info(db.ctx(), &q.organization_id)
+    organizations::info(db.ctx_as(&actor), &q.organization_id)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -57,8 +60,11 @@ async fn info(
 /// Every organization, oldest first (LiteLLM's bare list).
 #[utoipa::path(get, path = "/organization/list", tag = "organizations",
     responses((status = 200, description = "The organizations", body = Vec<Organization>)))]
-async fn list(State(db): Db) -> Result<Json<Vec<Organization>>, ApiError> {
-    organizations::list(db.ctx())
+async fn list(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Vec<Organization>>, ApiError> {
+    organizations::list(db.ctx_as(&actor))
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -70,9 +76,10 @@ async fn list(State(db): Db) -> Result<Json<Vec<Organization>>, ApiError> {
     responses((status = 200, description = "The organization as changed", body = Organization)))]
 async fn update(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<OrganizationUpdate>,
 ) -> Result<Json<Organization>, ApiError> {
-    organizations::update(db.ctx(), req, Utc::now())
+    organizations::update(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -85,9 +92,10 @@ async fn update(
     responses((status = 200, description = "The organizations deleted, as they were", body = Vec<Organization>)))]
 async fn delete(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<OrganizationDelete>,
 ) -> Result<Json<Vec<Organization>>, ApiError> {
-    organizations::delete(db.ctx(), req.organization_ids)
+    organizations::delete(db.ctx_as(&actor), req.organization_ids)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -100,9 +108,10 @@ async fn delete(
     responses((status = 200, description = "The members added", body = OrgMembersAdded)))]
 async fn member_add(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<OrgMemberAdd>,
 ) -> Result<Json<OrgMembersAdded>, ApiError> {
-    organizations::member_add(db.ctx(), req, Utc::now())
+    organizations::member_add(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)

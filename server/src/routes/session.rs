@@ -5,25 +5,36 @@ use crate::{
     auth::{cross_site, session_cookie, throttled, ADMIN_ACCOUNT, SESSION_COOKIE},
     error::ApiError,
     extract::ApiJson,
-    service::{self, session},
+    service::{self, access::Actor, session, users},
     state::AppState,
     throttle::client_address,
 };
-use app::types::{Login, Session};
+use app::types::{
+    InvitationAccept, InvitationAccepted, InvitationCreated, InvitationNew, Login, Me, Session,
+};
 use axum::{
     extract::{ConnectInfo, State},
     http::{header, HeaderMap},
     response::{IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use chrono::Utc;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+/// Signing in and out, and accepting an invitation: no credentials needed.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(logout))
+        .routes(routes!(accept))
+}
+
+/// Who is calling, and invitations: behind the admin routes' check.
+pub fn signed_in_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(invite))
 }
 
 fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
@@ -33,7 +44,8 @@ fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
     )
 }
 
-/// Signs the console in with the admin key: an HttpOnly session cookie.
+/// Signs the console in: with the admin key, or as a person with `user_id` (or `user_email`)
+/// and password. Failed attempts are throttled per address and per account.
 #[utoipa::path(post, path = "/session/login", tag = "session", security(()), request_body = Login,
     responses((status = 200, description = "Signed in; the cookie is set", body = Session)))]
 async fn login(
@@ -43,31 +55,142 @@ async fn login(
     ApiJson(req): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     let ip = client_address(peer, &headers, &state.trusted_proxies);
-    throttled(&state, ip, Some(ADMIN_ACCOUNT))?;
-    let signed_in = session::sign_in(
-        state.storage.as_ref(),
-        &state.master_key,
-        &req.key,
-        state.session_ttl,
-        Utc::now(),
-    )
-    .await;
+    let now = Utc::now();
+    let (account, signed_in, user) = match (&req.key, &req.password) {
+        (Some(key), None) if req.user_id.is_none() && req.user_email.is_none() => {
+            throttled(&state, ip, Some(ADMIN_ACCOUNT))?;
+            let signed_in = session::sign_in(
+                state.storage.as_ref(),
+                &state.master_key,
+                key,
+                state.session_ttl,
+                now,
+            )
+            .await;
+            (ADMIN_ACCOUNT.to_string(), signed_in, None)
+        }
+        (None, Some(password)) => {
+            let account = match (&req.user_id, &req.user_email) {
+                (Some(user_id), None) => user_id.clone(),
+                (None, Some(email)) => email.to_lowercase(),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "user_id",
+                        "name yourself by user_id or by user_email (one of them)",
+                    ))
+                }
+            };
+            let account = format!("user:{account}");
+            throttled(&state, ip, Some(&account))?;
+            let user = match (&req.user_id, &req.user_email) {
+                (Some(user_id), _) => state.storage.user(user_id).await?,
+                (None, Some(email)) => users::by_email(state.ctx(), email).await?,
+                (None, None) => None,
+            };
+            let signed_in = session::sign_in_password(
+                state.storage.as_ref(),
+                user.clone(),
+                password,
+                state.session_ttl,
+                now,
+            )
+            .await;
+            (account, signed_in, user)
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "key",
+                "send the admin key as `key`, or `user_id` (or `user_email`) and `password`",
+            ))
+        }
+    };
     let new = match signed_in {
         Ok(new) => {
-            state.throttle.success(ip, Some(ADMIN_ACCOUNT));
+            state.throttle.success(ip, Some(&account));
             new
         }
         Err(err @ service::Error::Unauthorized(_)) => {
-            state.throttle.failure(ip, Some(ADMIN_ACCOUNT));
+            state.throttle.failure(ip, Some(&account));
             return Err(err.into());
         }
         Err(err) => return Err(err.into()),
     };
     let body = Session {
         expires_at: new.expires_at_text(),
+        user_role: user
+            .as_ref()
+            .map_or_else(|| "proxy_admin".to_string(), |u| u.user_role.clone()),
+        user_id: user.map(|u| u.user_id),
     };
     let set_cookie = cookie(&state, &new.token, state.session_ttl.num_seconds());
     Ok(([(header::SET_COOKIE, set_cookie)], Json(body)).into_response())
+}
+
+/// Who is calling (signed in, or by key) and what they may do: the console shows what the
+/// role allows.
+#[utoipa::path(get, path = "/session/me", tag = "people",
+    responses((status = 200, description = "The caller", body = Me)))]
+async fn me(Extension(actor): Extension<Actor>) -> Json<Me> {
+    Json(Me {
+        user_id: actor.user_id.clone(),
+        user_role: actor.role.name().to_string(),
+        changes_all: actor.changes_all(),
+        reads_all: actor.reads_all(),
+        admin_teams: actor.admin_teams.clone(),
+        member_teams: actor.member_teams.clone(),
+        admin_orgs: actor.admin_orgs.clone(),
+    })
+}
+
+/// Invites a person: a one-time link (7 days) where they set their password; the same link
+/// resets a forgotten one. A team's admin invites into that team (`team_id`), making the user
+/// (`internal_user`) and the membership when new.
+#[utoipa::path(post, path = "/invitation/new", tag = "people", request_body = InvitationNew,
+    responses((status = 200, description = "The link, shown once", body = InvitationCreated)))]
+async fn invite(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<InvitationNew>,
+) -> Result<Json<InvitationCreated>, ApiError> {
+    let invitation = session::invite(
+        state.ctx_as(&actor),
+        req.user_id.as_deref(),
+        req.user_email.as_deref(),
+        req.team_id.as_deref(),
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(InvitationCreated {
+        url: format!("{}/invite/{}", state.origins.home(), invitation.id),
+        id: invitation.id,
+        expires_at: service::timestamp(invitation.expires_at),
+        user_id: invitation.user_id,
+    }))
+}
+
+/// Sets the invited person's password (argon2id; refused when too easy to guess). The link
+/// works once; their other sessions end.
+#[utoipa::path(post, path = "/invitation/accept", tag = "session", security(()),
+    request_body = InvitationAccept,
+    responses((status = 200, description = "The password is set; sign in with it",
+        body = InvitationAccepted)))]
+async fn accept(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<InvitationAccept>,
+) -> Result<Json<InvitationAccepted>, ApiError> {
+    // Guessing links is throttled like guessing passwords.
+    let ip = client_address(peer, &headers, &state.trusted_proxies);
+    throttled(&state, ip, None)?;
+    match session::accept(state.storage.as_ref(), &req.id, &req.password, Utc::now()).await {
+        Ok(user_id) => Ok(Json(InvitationAccepted { user_id })),
+        Err(err @ service::Error::NotFound(_)) => {
+            state.throttle.failure(ip, None);
+            Err(err.into())
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Ends the session of the cookie sent, if any.

@@ -1,11 +1,13 @@
 //! `/spend/*`: the request log and per-team daily spend.
 
-use crate::{error::ApiError, extract::ApiQuery, service::spend, state::AppState};
+use crate::{
+    error::ApiError, extract::ApiQuery, service::access::Actor, service::spend, state::AppState,
+};
 use app::types::{
     DailySpend, DailySpendQuery, Refusals, RefusalsQuery, SpendLogList, SpendLogQuery,
     SpendSummary, SpendSummaryQuery,
 };
-use axum::{extract::State, Json};
+use axum::{extract::State, Extension, Json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -21,9 +23,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "A page of the log", body = SpendLogList)))]
 async fn logs(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<SpendLogQuery>,
 ) -> Result<Json<SpendLogList>, ApiError> {
-    spend::logs(state.ctx(), q)
+    spend::logs(state.ctx_as(&actor), q)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -34,10 +37,11 @@ async fn logs(
     responses((status = 200, description = "Every day of the range", body = DailySpend)))]
 async fn daily(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<DailySpendQuery>,
 ) -> Result<Json<DailySpend>, ApiError> {
     let today = state.gate.clock.now().date_naive();
-    spend::daily(state.ctx(), q, today)
+    spend::daily(state.ctx_as(&actor), q, today)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -48,10 +52,11 @@ async fn daily(
     responses((status = 200, description = "The summary", body = SpendSummary)))]
 async fn summary(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<SpendSummaryQuery>,
 ) -> Result<Json<SpendSummary>, ApiError> {
     let today = state.gate.clock.now().date_naive();
-    spend::summary(state.ctx(), q, today)
+    spend::summary(state.ctx_as(&actor), q, today)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -62,9 +67,10 @@ async fn summary(
     responses((status = 200, description = "The refusals", body = Refusals)))]
 async fn refusals(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<RefusalsQuery>,
 ) -> Result<Json<Refusals>, ApiError> {
-    spend::refusals(state.ctx(), q, state.gate.clock.now())
+    spend::refusals(state.ctx_as(&actor), q, state.gate.clock.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

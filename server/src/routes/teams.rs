@@ -3,6 +3,7 @@
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery},
+    service::access::Actor,
     service::{live, members, teams},
     state::AppState,
 };
@@ -14,7 +15,7 @@ use app::types::{
 use axum::{
     extract::State,
     response::sse::{Event, KeepAlive, Sse},
-    Json,
+    Extension, Json,
 };
 use chrono::Utc;
 use futures_util::{Stream, StreamExt};
@@ -44,9 +45,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "The team and the members added", body = MembersAdded)))]
 async fn member_add(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<MemberAdd>,
 ) -> Result<Json<MembersAdded>, ApiError> {
-    members::add(db.ctx(), req, Utc::now())
+    members::add(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -57,9 +59,10 @@ async fn member_add(
     responses((status = 200, description = "The membership as changed", body = TeamMembership)))]
 async fn member_update(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<MemberUpdate>,
 ) -> Result<Json<TeamMembership>, ApiError> {
-    members::update(db.ctx(), req, Utc::now())
+    members::update(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -70,9 +73,10 @@ async fn member_update(
     responses((status = 200, description = "The team, and the keys deleted", body = MemberDeleted)))]
 async fn member_delete(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<MemberDelete>,
 ) -> Result<Json<MemberDeleted>, ApiError> {
-    members::delete(db.ctx(), req)
+    members::delete(db.ctx_as(&actor), req)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -81,8 +85,12 @@ async fn member_delete(
 /// Creates a team.
 #[utoipa::path(post, path = "/team/new", tag = "teams", request_body = NewTeam,
     responses((status = 200, description = "The new team", body = Team)))]
-async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Team>, ApiError> {
-    teams::create(db.ctx(), req, Utc::now())
+async fn create(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<NewTeam>,
+) -> Result<Json<Team>, ApiError> {
+    teams::create(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -93,9 +101,10 @@ async fn create(State(db): Db, ApiJson(req): ApiJson<NewTeam>) -> Result<Json<Te
     responses((status = 200, description = "The teams", body = TeamList)))]
 async fn list(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiQuery(query): ApiQuery<TeamListQuery>,
 ) -> Result<Json<TeamList>, ApiError> {
-    teams::list(db.ctx(), query)
+    teams::list(db.ctx_as(&actor), query)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -106,9 +115,10 @@ async fn list(
     responses((status = 200, description = "The team", body = TeamInfo)))]
 async fn info(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<TeamInfoQuery>,
 ) -> Result<Json<TeamInfo>, ApiError> {
-    teams::info(db.ctx(), &q.team_id)
+    teams::info(db.ctx_as(&actor), &q.team_id)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -124,9 +134,11 @@ async fn info(
         content((Vec<TeamFigures> = "text/event-stream")))))]
 async fn events(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiQuery(query): ApiQuery<TeamEventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let followed = live::followed(query.team_ids.as_deref(), query.keys.as_deref())?;
+    live::check_followed(db.ctx_as(&actor), &followed).await?;
     let watch = db.live.watch(followed);
     let heartbeat = db.live.heartbeat;
     let changes = futures_util::stream::unfold((watch, true), |(mut watch, first)| async move {
@@ -152,9 +164,10 @@ async fn events(
     responses((status = 200, description = "The team as changed", body = TeamUpdated)))]
 async fn update(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<TeamUpdate>,
 ) -> Result<Json<TeamUpdated>, ApiError> {
-    let team = teams::update(db.ctx(), req, Utc::now()).await?;
+    let team = teams::update(db.ctx_as(&actor), req, Utc::now()).await?;
     Ok(Json(TeamUpdated {
         data: team.clone(),
         team,
@@ -166,17 +179,22 @@ async fn update(
     responses((status = 200, description = "The deleted teams", body = TeamsDeleted)))]
 async fn delete(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<TeamDelete>,
 ) -> Result<Json<TeamsDeleted>, ApiError> {
-    let deleted_teams = teams::delete(db.ctx(), req.team_ids).await?;
+    let deleted_teams = teams::delete(db.ctx_as(&actor), req.team_ids).await?;
     Ok(Json(TeamsDeleted { deleted_teams }))
 }
 
 /// Blocks a team: its keys are refused until it is unblocked.
 #[utoipa::path(post, path = "/team/block", tag = "teams", request_body = TeamRef,
     responses((status = 200, description = "The team", body = Team)))]
-async fn block(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.ctx(), &req.team_id, true, Utc::now())
+async fn block(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<TeamRef>,
+) -> Result<Json<Team>, ApiError> {
+    teams::set_blocked(db.ctx_as(&actor), &req.team_id, true, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -185,8 +203,12 @@ async fn block(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Tea
 /// Unblocks a team.
 #[utoipa::path(post, path = "/team/unblock", tag = "teams", request_body = TeamRef,
     responses((status = 200, description = "The team", body = Team)))]
-async fn unblock(State(db): Db, ApiJson(req): ApiJson<TeamRef>) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.ctx(), &req.team_id, false, Utc::now())
+async fn unblock(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<TeamRef>,
+) -> Result<Json<Team>, ApiError> {
+    teams::set_blocked(db.ctx_as(&actor), &req.team_id, false, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)

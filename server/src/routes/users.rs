@@ -1,9 +1,9 @@
 //! `/user/*`: LiteLLM's users, with their shapes.
 
 use crate::{
-    auth::Caller,
     error::ApiError,
     extract::{ApiJson, ApiQuery},
+    service::access::Actor,
     service::users,
     state::AppState,
 };
@@ -32,9 +32,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "The new user, with the key's secret", body = UserCreated)))]
 async fn create(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<Json<UserCreated>, ApiError> {
-    users::create(db.ctx(), req, Utc::now())
+    users::create(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -45,26 +46,17 @@ async fn create(
     responses((status = 200, description = "The user", body = UserInfo)))]
 async fn info(
     State(db): Db,
-    Extension(caller): Extension<Caller>,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<UserInfoQuery>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    let user_id = match (q.user_id, caller) {
-        (Some(user_id), _) => user_id,
-        (
-            None,
-            Caller::Key {
-                user_id: Some(user_id),
-                ..
-            },
-        ) => user_id,
-        (None, _) => {
-            return Err(ApiError::from(crate::service::Error::invalid(
-                "user_id",
-                "user_id names the user",
-            )))
-        }
+    // Without `user_id`: the user who is calling.
+    let Some(user_id) = q.user_id.or_else(|| actor.user_id.clone()) else {
+        return Err(ApiError::from(crate::service::Error::invalid(
+            "user_id",
+            "user_id names the user",
+        )));
     };
-    users::info(db.ctx(), &user_id)
+    users::info(db.ctx_as(&actor), &user_id)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -75,9 +67,10 @@ async fn info(
     responses((status = 200, description = "The users", body = UserList)))]
 async fn list(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<UserListQuery>,
 ) -> Result<Json<UserList>, ApiError> {
-    users::list(db.ctx(), q)
+    users::list(db.ctx_as(&actor), q)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -88,9 +81,10 @@ async fn list(
     responses((status = 200, description = "The user as changed", body = UserUpdated)))]
 async fn update(
     State(db): Db,
+    Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<UserUpdate>,
 ) -> Result<Json<UserUpdated>, ApiError> {
-    users::update(db.ctx(), req, Utc::now())
+    users::update(db.ctx_as(&actor), req, Utc::now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -99,8 +93,12 @@ async fn update(
 /// Deletes the users and their keys, all or none; answers how many users (LiteLLM's shape).
 #[utoipa::path(post, path = "/user/delete", tag = "users", request_body = UserDelete,
     responses((status = 200, description = "How many users were deleted", body = u64)))]
-async fn delete(State(db): Db, ApiJson(req): ApiJson<UserDelete>) -> Result<Json<u64>, ApiError> {
-    users::delete(db.ctx(), req.user_ids)
+async fn delete(
+    State(db): Db,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<UserDelete>,
+) -> Result<Json<u64>, ApiError> {
+    users::delete(db.ctx_as(&actor), req.user_ids)
         .await
         .map(Json)
         .map_err(ApiError::from)

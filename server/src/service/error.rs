@@ -13,6 +13,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Unauthorized(String),
+    /// The actor's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

@@ -26,7 +26,12 @@ fn budget_period(
 }
 
 fn max_budget(usd: Option<f64>) -> Result<Option<i64>, Error> {
-    usd.map(|usd| usd_to_nanos("max_budget", usd)).transpose()
+    usd_field("max_budget", usd)
+}
+
+/// An amount in USD a request sets, in nano-dollars (checked: finite, not negative).
+fn usd_field(param: &str, usd: Option<f64>) -> Result<Option<i64>, Error> {
+    usd.map(|usd| usd_to_nanos(param, usd)).transpose()
 }
 
 /// A new level's budget: nothing spent, in its first window.
@@ -34,6 +39,7 @@ pub fn new_budget(b: &NewBudget, now: DateTime<Utc>) -> Result<BudgetRow, Error>
     let (budget_duration, budget_reset_at) = budget_period(b.budget_duration.as_deref(), now)?;
     Ok(BudgetRow {
         max_budget: max_budget(b.max_budget)?,
+        soft_budget: usd_field("soft_budget", b.soft_budget)?,
         spend: 0,
         tpm_limit: validate::limit("tpm_limit", b.tpm_limit)?,
         rpm_limit: validate::limit("rpm_limit", b.rpm_limit)?,
@@ -58,6 +64,10 @@ pub fn budget_patch(b: &BudgetUpdate, now: DateTime<Utc>) -> Result<BudgetPatch,
     };
     Ok(BudgetPatch {
         max_budget: b.max_budget.map(max_budget).transpose()?,
+        soft_budget: b
+            .soft_budget
+            .map(|v| usd_field("soft_budget", v))
+            .transpose()?,
         tpm_limit: limit("tpm_limit", b.tpm_limit)?,
         rpm_limit: limit("rpm_limit", b.rpm_limit)?,
         max_parallel_requests: limit("max_parallel_requests", b.max_parallel_requests)?,
@@ -70,6 +80,7 @@ pub fn budget_patch(b: &BudgetUpdate, now: DateTime<Utc>) -> Result<BudgetPatch,
 pub fn patched(row: &BudgetRow, patch: &BudgetPatch) -> BudgetRow {
     BudgetRow {
         max_budget: patch.max_budget.unwrap_or(row.max_budget),
+        soft_budget: patch.soft_budget.unwrap_or(row.soft_budget),
         tpm_limit: patch.tpm_limit.unwrap_or(row.tpm_limit),
         rpm_limit: patch.rpm_limit.unwrap_or(row.rpm_limit),
         max_parallel_requests: patch
@@ -85,6 +96,7 @@ pub fn budget_view(row: &BudgetRow, live: Option<(i64, Option<i64>)>) -> Budget 
     let (spend, reset_at) = live.unwrap_or((row.spend, row.budget_reset_at));
     Budget {
         max_budget: row.max_budget.map(nanos_to_usd),
+        soft_budget: row.soft_budget.map(nanos_to_usd),
         spend: nanos_to_usd(spend),
         tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
         rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),

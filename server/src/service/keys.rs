@@ -6,7 +6,7 @@ use super::{
 };
 use crate::{
     gate::admission::LevelKind,
-    storage::{BudgetOwner, DeleteOutcome, KeyFilter, KeyPatch, KeyRow, StorageError},
+    storage::{BudgetOwner, DeleteOutcome, KeyFilter, KeyPatch, KeyRow, NewSecret, StorageError},
 };
 use app::types::{GeneratedKey, KeyInfo, KeyList, KeyListQuery, KeyUpdate, NewKey, TeamMember};
 use chrono::{DateTime, Utc};
@@ -77,7 +77,7 @@ pub async fn generate(
     now: DateTime<Utc>,
 ) -> Result<GeneratedKey, Error> {
     let budget = fields::new_budget(&req.budget(), now)?;
-    let team_id = req.team_id.ok_or_else(|| {
+    let team_id = req.team_id.clone().ok_or_else(|| {
         Error::invalid(
             "team_id",
             "team_id is required: every key belongs to a team",
@@ -86,6 +86,26 @@ pub async fn generate(
     let team = teams::existing(ctx, "team_id", &team_id).await?;
     if let Some(user_id) = &req.user_id {
         validate::user_id("user_id", user_id)?;
+    }
+    let actor = ctx.actor;
+    let mut req = req;
+    if !actor.manages_team(&team) {
+        // A member issues keys for itself, within the team's budget.
+        if req.user_id.is_none() {
+            req.user_id.clone_from(&actor.user_id);
+        }
+        actor.check(
+            actor.may_issue_key(&team, req.user_id.as_deref()),
+            "issue keys in this team (a member may issue keys for itself)",
+        )?;
+        if let (Some(asked), Some(team_max)) = (budget.max_budget, team.budget.max_budget) {
+            if asked > team_max {
+                return Err(Error::invalid(
+                    "max_budget",
+                    "max_budget may not exceed the team's max_budget",
+                ));
+            }
+        }
     }
     if let Some(alias) = &req.key_alias {
         validate::label("key_alias", alias)?;
@@ -115,6 +135,7 @@ pub async fn generate(
         metadata: req.metadata.unwrap_or_default(),
         blocked: req.blocked.unwrap_or(false),
         expires_at: expiry(req.duration.as_deref(), now)?,
+        previous_key: None,
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
@@ -136,8 +157,66 @@ pub async fn generate(
     }
 }
 
+/// A new secret for a key: its id, budget, limits and spend stay. The old secret keeps working
+/// for `grace_period` (LiteLLM's duration grammar; none: it stops at once), then gets 401.
+pub async fn regenerate(
+    ctx: Ctx<'_>,
+    reference: &str,
+    grace_period: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GeneratedKey, Error> {
+    let grace = grace_period
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(|text| Period::parse("grace_period", text))
+        .transpose()?;
+    let (row, _) = scoped(ctx, "key", reference, Manage, "rotate this key").await?;
+    let secret = secrets::new_secret_for(row.key_id.clone())?;
+    let patch = KeyPatch {
+        secret: Some(NewSecret {
+            key_hash: secret.key_hash.clone(),
+            key_hint: secret.key_hint.clone(),
+            previous_key: grace.map(|g| (row.key_hash.clone(), g.after(now).timestamp())),
+        }),
+        ..KeyPatch::default()
+    };
+    Ok(GeneratedKey {
+        info: apply(ctx, &row.key_id, &patch, now).await?,
+        key: secret.key,
+        token_id: secret.key_hash,
+    })
+}
+
+/// What an actor wants to do with a key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    See,
+    Manage,
+}
+use Want::{Manage, See};
+
+/// The key `reference` names and its team, when the actor may see (or manage) it.
+async fn scoped(
+    ctx: Ctx<'_>,
+    param: &str,
+    reference: &str,
+    want: Want,
+    what: &str,
+) -> Result<(KeyRow, crate::storage::TeamRow), Error> {
+    let row = resolve(ctx, param, reference)
+        .await
+        .map_err(|err| ctx.actor.unseen(err, what))?;
+    let team = teams::existing(ctx, "team_id", &row.team_id).await?;
+    let allowed = match want {
+        See => ctx.actor.sees_key(&row, &team),
+        Manage => ctx.actor.manages_key(&row, &team),
+    };
+    ctx.actor.check(allowed, what)?;
+    Ok((row, team))
+}
+
 pub async fn info(ctx: Ctx<'_>, reference: &str) -> Result<KeyInfo, Error> {
-    let row = resolve(ctx, "key", reference).await?;
+    let (row, _) = scoped(ctx, "key", reference, See, "see this key").await?;
     Ok(key_view(ctx, &row).await)
 }
 
@@ -162,9 +241,26 @@ pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, Error> {
         None => None,
     };
     let (page, size, offset) = validate::page(query.page, query.size)?;
+    // Who does not read everything lists a team it may see all keys of, or its own keys.
+    let mut user_id = query.user_id;
+    let actor = ctx.actor;
+    if !actor.reads_all() {
+        let whole_team = match &query.team_id {
+            Some(team_id) => actor.sees_team_keys(&teams::existing(ctx, "team_id", team_id).await?),
+            None => false,
+        };
+        if !whole_team {
+            if user_id.is_some() && user_id != actor.user_id {
+                return Err(Error::Forbidden(
+                    "Your role does not allow you to list another user's keys.".to_string(),
+                ));
+            }
+            user_id.clone_from(&actor.user_id);
+        }
+    }
     let filter = KeyFilter {
         team_id: query.team_id,
-        user_id: query.user_id,
+        user_id,
         key_alias: query.key_alias,
         key_hash,
     };
@@ -182,9 +278,14 @@ pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, Error> {
 }
 
 pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<KeyInfo, Error> {
-    let key = resolve(ctx, "key", &req.key).await?;
+    let (key, team) = scoped(ctx, "key", &req.key, Manage, "change this key").await?;
     if let Some(Some(user_id)) = &req.user_id {
         validate::user_id("user_id", user_id)?;
+    }
+    if req.user_id.is_some() && !ctx.actor.manages_team(&team) {
+        return Err(Error::Forbidden(
+            "Your role does not allow you to give a key to another user.".to_string(),
+        ));
     }
     if let Some(Some(alias)) = &req.key_alias {
         validate::label("key_alias", alias)?;
@@ -225,6 +326,7 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
             .duration
             .map(|duration| expiry(duration.as_deref(), now))
             .transpose()?,
+        secret: None,
     };
     apply(ctx, &key.key_id, &patch, now).await
 }
@@ -235,7 +337,7 @@ pub async fn set_blocked(
     blocked: bool,
     now: DateTime<Utc>,
 ) -> Result<KeyInfo, Error> {
-    let key = resolve(ctx, "key", reference).await?;
+    let (key, _) = scoped(ctx, "key", reference, Manage, "block or unblock this key").await?;
     let patch = KeyPatch {
         blocked: Some(blocked),
         ..KeyPatch::default()
@@ -274,7 +376,7 @@ pub async fn delete(
     }
     let mut ids: Vec<String> = Vec::with_capacity(references.len());
     for reference in &references {
-        let key = resolve(ctx, "keys", reference).await?;
+        let (key, _) = scoped(ctx, "keys", reference, Manage, "delete this key").await?;
         if !ids.contains(&key.key_id) {
             ids.push(key.key_id);
         }
@@ -290,6 +392,9 @@ pub async fn delete(
             return Err(Error::NotFound(format!("No key has key_alias '{alias}'")));
         }
         for row in rows {
+            let team = teams::existing(ctx, "team_id", &row.team_id).await?;
+            ctx.actor
+                .check(ctx.actor.manages_key(&row, &team), "delete this key")?;
             if !ids.contains(&row.key_id) {
                 ids.push(row.key_id);
             }

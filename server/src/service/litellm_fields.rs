@@ -27,7 +27,6 @@ pub fn decision(field: &str) -> Option<Decision> {
         | "config"
         | "key_type"
         | "allowed_cache_controls"
-        | "soft_budget"
         | "prompts"
         | "team_member_permissions" => Ignore,
         "spend" => Refuse(

@@ -1,6 +1,6 @@
 //! What a live stream (`/team/events`) follows, and its figures as the API shows them.
 
-use super::{money::nanos_to_usd, timestamp, validate, Error};
+use super::{money::nanos_to_usd, timestamp, validate, Ctx, Error};
 use crate::{
     gate::{
         admission::{LevelId, LevelKind},
@@ -48,6 +48,33 @@ pub fn followed(team_ids: Option<&str>, keys: Option<&str>) -> Result<Vec<LevelI
         ));
     }
     Ok(levels)
+}
+
+/// Refuses to follow what the actor may not see (unknown teams and keys stay allowed: they
+/// send nothing, and say nothing of what exists).
+pub async fn check_followed(ctx: Ctx<'_>, levels: &[LevelId]) -> Result<(), Error> {
+    let actor = ctx.actor;
+    if actor.reads_all() {
+        return Ok(());
+    }
+    for level in levels {
+        let allowed = match level.kind {
+            LevelKind::Team => match ctx.storage.team(&level.id).await? {
+                Some(team) => actor.sees_team(&team),
+                None => true,
+            },
+            LevelKind::Key => match ctx.storage.key(&level.id).await? {
+                Some(key) => match ctx.storage.team(&key.team_id).await? {
+                    Some(team) => actor.sees_key(&key, &team),
+                    None => true,
+                },
+                None => true,
+            },
+            _ => false,
+        };
+        actor.check(allowed, "follow this team or key")?;
+    }
+    Ok(())
 }
 
 /// The followed levels' figures, split into the teams' and the keys' as the API shows them.

@@ -139,7 +139,7 @@ fn names(member: &MemberRole, row: &MemberRow) -> bool {
 /// e-mail or id that do not exist are made. Refused, changing nothing, when every member named
 /// is in the team already.
 pub async fn add(ctx: Ctx<'_>, req: MemberAdd, now: DateTime<Utc>) -> Result<MembersAdded, Error> {
-    let team = teams::existing(ctx, "team_id", &req.team_id).await?;
+    let team = teams::managed(ctx, &req.team_id, "manage this team's members").await?;
     let budget_row = fields::new_budget(&req.budget(), now)?;
     let models = match req.allowed_models {
         Some(models) => {
@@ -257,7 +257,7 @@ pub async fn update(
     req: MemberUpdate,
     now: DateTime<Utc>,
 ) -> Result<TeamMembership, Error> {
-    let team = teams::existing(ctx, "team_id", &req.team_id).await?;
+    let team = teams::managed(ctx, &req.team_id, "manage this team's members").await?;
     let member = find(ctx, &team, req.user_id.as_ref(), req.user_email.as_ref()).await?;
     let models = match req.allowed_models.clone() {
         None => None,
@@ -284,7 +284,7 @@ pub async fn update(
 /// Removes a member from the team, with the user's keys in the team (LiteLLM's): they were the
 /// member's, and a key always belongs to a member. The user stays.
 pub async fn delete(ctx: Ctx<'_>, req: MemberDelete) -> Result<MemberDeleted, Error> {
-    let team = teams::existing(ctx, "team_id", &req.team_id).await?;
+    let team = teams::managed(ctx, &req.team_id, "manage this team's members").await?;
     let member = find(ctx, &team, req.user_id.as_ref(), req.user_email.as_ref()).await?;
     let id = member.member_id();
     let keys = ctx

@@ -1,6 +1,9 @@
 //! What the API does, in plain async functions that know nothing of HTTP frameworks: handlers
 //! extract and delegate here.
 
+pub mod access;
+pub mod alerts;
+pub mod audit;
 pub mod budgets;
 pub mod duration;
 mod error;
@@ -33,6 +36,17 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub struct Ctx<'a> {
     pub storage: &'a dyn Storage,
     pub gate: &'a Gate,
+    /// Who is acting: what they may do is checked by the services.
+    pub actor: &'a access::Actor,
+    /// What the operator configured of budget alerts.
+    pub alerts: &'a alerts::AlertSettings,
+}
+
+/// Unix milliseconds as the API shows them: RFC 3339 in UTC, with milliseconds.
+pub fn timestamp_ms(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Unix seconds as the API shows them: RFC 3339 in UTC.

@@ -51,7 +51,10 @@ pub async fn organization_view(ctx: Ctx<'_>, row: &OrganizationRow) -> Result<Or
         .budget(LevelKind::Organization, &row.organization_id)
         .await;
     let budget = fields::budget_view(&row.budget, live);
-    let members = ctx.storage.org_members(&row.organization_id).await?;
+    let members = ctx
+        .storage
+        .org_members(Some(&row.organization_id), None)
+        .await?;
     let mut team_views = Vec::new();
     for team in ctx.storage.teams().await? {
         if team.organization_id.as_deref() == Some(row.organization_id.as_str()) {
@@ -165,7 +168,12 @@ pub async fn create(
 }
 
 pub async fn info(ctx: Ctx<'_>, id: &str) -> Result<Organization, Error> {
-    let row = existing(ctx, "organization_id", id).await?;
+    let what = "see this organization";
+    let row = existing(ctx, "organization_id", id)
+        .await
+        .map_err(|err| ctx.actor.unseen(err, what))?;
+    ctx.actor
+        .check(ctx.actor.sees_org(&row.organization_id), what)?;
     organization_view(ctx, &row).await
 }
 
@@ -173,7 +181,10 @@ pub async fn info(ctx: Ctx<'_>, id: &str) -> Result<Organization, Error> {
 pub async fn list(ctx: Ctx<'_>) -> Result<Vec<Organization>, Error> {
     let rows = ctx.storage.organizations().await?;
     let mut views = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows
+        .iter()
+        .filter(|row| ctx.actor.sees_org(&row.organization_id))
+    {
         views.push(organization_view(ctx, row).await?);
     }
     Ok(views)
@@ -258,7 +269,12 @@ pub async fn member_add(
     req: OrgMemberAdd,
     now: DateTime<Utc>,
 ) -> Result<OrgMembersAdded, Error> {
-    let organization = existing(ctx, "organization_id", &req.organization_id).await?;
+    let what = "add members to this organization";
+    let organization = existing(ctx, "organization_id", &req.organization_id)
+        .await
+        .map_err(|err| ctx.actor.unseen(err, what))?;
+    ctx.actor
+        .check(ctx.actor.manages_org(&organization.organization_id), what)?;
     let wanted = req.member.into_vec();
     if wanted.is_empty() {
         return Err(Error::invalid("member", "member names at least one member"));
@@ -278,7 +294,7 @@ pub async fn member_add(
     }
     let existing_members = ctx
         .storage
-        .org_members(&organization.organization_id)
+        .org_members(Some(&organization.organization_id), None)
         .await?;
     let is_member = |user_id: Option<&String>, email: Option<&String>| {
         existing_members.iter().any(|m| match (user_id, email) {

@@ -49,6 +49,11 @@ pub struct NewKey {
 pub fn new_virtual_key() -> Result<NewKey, Error> {
     let key_id = random_string(LOWER_ALPHANUMERIC, KEY_ID_LEN)
         .map_err(|err| Error::Internal(format!("random: {err}")))?;
+    new_secret_for(key_id)
+}
+
+/// A new secret for a key that keeps its public id (a rotation).
+pub fn new_secret_for(key_id: String) -> Result<NewKey, Error> {
     let secret = random_secret(KEY_SECRET_LEN)?;
     let key = format!("{KEY_PREFIX}{key_id}_{secret}");
     Ok(NewKey {

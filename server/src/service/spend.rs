@@ -15,7 +15,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 const MAX_DAYS: i64 = 366;
 
 /// An RFC 3339 time, or a date meaning its 00:00 UTC; in unix milliseconds.
-fn instant(param: &str, text: &str) -> Result<i64, Error> {
+/// A time a query names: RFC 3339, or a date (its midnight, UTC); Unix milliseconds.
+pub(super) fn instant(param: &str, text: &str) -> Result<i64, Error> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
     }
@@ -40,10 +41,28 @@ pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, Er
     if let Some(team_id) = &query.team_id {
         validate::team_id("team_id", team_id)?;
     }
-    let key_id = match &query.key {
-        Some(reference) => Some(keys::resolve(ctx, "key", reference).await?.key_id),
+    let key = match &query.key {
+        Some(reference) => Some(keys::resolve(ctx, "key", reference).await?),
         None => None,
     };
+    // Who does not read everything reads the logs of a team it sees every key of, or of a
+    // key of its own.
+    let actor = ctx.actor;
+    if !actor.reads_all() {
+        let team_wide = match &query.team_id {
+            Some(team_id) => actor.sees_team_keys(&teams::existing(ctx, "team_id", team_id).await?),
+            None => false,
+        };
+        let own_key = match &key {
+            Some(key) => actor.sees_key(key, &teams::existing(ctx, "team_id", &key.team_id).await?),
+            None => false,
+        };
+        actor.check(
+            team_wide || own_key,
+            "read these logs (name a team_id you manage, or a key of yours)",
+        )?;
+    }
+    let key_id = key.map(|key| key.key_id);
     for (param, value) in [("model", &query.model), ("request_id", &query.request_id)] {
         if let Some(value) = value {
             validate::label(param, value)?;
@@ -158,7 +177,11 @@ pub async fn daily(
     query: DailySpendQuery,
     today: NaiveDate,
 ) -> Result<DailySpend, Error> {
-    let team = teams::existing(ctx, "team_id", &query.team_id).await?;
+    let what = "read this team's spend";
+    let team = teams::existing(ctx, "team_id", &query.team_id)
+        .await
+        .map_err(|err| ctx.actor.unseen(err, what))?;
+    ctx.actor.check(ctx.actor.sees_team_keys(&team), what)?;
     let split = split(query.group_by.as_deref())?;
     let range = DayRange::parse(
         query.start_date.as_deref(),

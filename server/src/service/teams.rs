@@ -1,7 +1,7 @@
 //! Teams: create, read, change, block and delete, with every rule on their fields.
 
 use super::{
-    fields,
+    alerts, fields,
     keys::{key_view, member_view},
     members, organizations, timestamp, validate, Ctx, Error,
 };
@@ -29,6 +29,11 @@ pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Result<Team, Error> {
         metadata: row.metadata.clone(),
         blocked: row.blocked,
         members_with_roles: members.iter().map(members::role_view).collect(),
+        // A webhook's address can hold its own secret: for proxy admins and viewers only.
+        alert_webhook_url: row
+            .alert_webhook_url
+            .clone()
+            .filter(|_| ctx.actor.reads_all()),
         created_at: timestamp(row.created_at),
         updated_at: timestamp(row.updated_at),
     })
@@ -36,6 +41,62 @@ pub async fn team_view(ctx: Ctx<'_>, row: &TeamRow) -> Result<Team, Error> {
 
 fn not_found(team_id: &str) -> Error {
     Error::NotFound(format!("Team '{team_id}' not found"))
+}
+
+/// A team the actor governs (sets its budget, limits, models; blocks or deletes it).
+pub async fn governed(ctx: Ctx<'_>, team_id: &str, what: &str) -> Result<TeamRow, Error> {
+    let team = existing(ctx, "team_id", team_id)
+        .await
+        .map_err(|err| ctx.actor.unseen(err, what))?;
+    ctx.actor.check(ctx.actor.governs_team(&team), what)?;
+    Ok(team)
+}
+
+/// A team whose members and keys the actor manages.
+pub async fn managed(ctx: Ctx<'_>, team_id: &str, what: &str) -> Result<TeamRow, Error> {
+    let team = existing(ctx, "team_id", team_id)
+        .await
+        .map_err(|err| ctx.actor.unseen(err, what))?;
+    ctx.actor.check(ctx.actor.manages_team(&team), what)?;
+    Ok(team)
+}
+
+/// The teams the actor may see; `None`: all of them.
+async fn visible(ctx: Ctx<'_>) -> Result<Option<Vec<String>>, Error> {
+    let actor = ctx.actor;
+    if actor.reads_all() {
+        return Ok(None);
+    }
+    let mut ids: Vec<String> = actor.member_teams.clone();
+    if !actor.admin_orgs.is_empty() {
+        for team in ctx.storage.teams().await? {
+            if actor.sees_team(&team) && !ids.contains(&team.team_id) {
+                ids.push(team.team_id);
+            }
+        }
+    }
+    Ok(Some(ids))
+}
+
+/// A team's webhook: set by proxy admins only, to a host the operator allows.
+fn check_webhook(ctx: Ctx<'_>, url: &str) -> Result<(), Error> {
+    ctx.actor
+        .must_change_all("set a team's alert_webhook_url")?;
+    alerts::check_team_webhook(ctx.alerts, url)
+}
+
+/// Puts a team in an organization (or makes one there): the actor must manage it.
+fn check_organization(ctx: Ctx<'_>, organization_id: Option<&str>) -> Result<(), Error> {
+    let actor = ctx.actor;
+    match organization_id {
+        _ if actor.changes_all() => Ok(()),
+        Some(id) if actor.manages_org(id) => Ok(()),
+        _ => Err(Error::Forbidden(
+            "Your role does not allow you to make teams here: a proxy admin makes teams, an \
+             org_admin in their organization (organization_id)."
+                .to_string(),
+        )),
+    }
 }
 
 /// Reads a team that must exist; `param` names the request field that held its id.
@@ -67,11 +128,16 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
     )?;
     let members_with_roles = req.members_with_roles.unwrap_or_default();
     members::check_list(&members_with_roles)?;
+    check_organization(ctx, req.organization_id.as_deref())?;
+    if let Some(url) = &req.alert_webhook_url {
+        check_webhook(ctx, url)?;
+    }
     if let Some(id) = &req.organization_id {
         let organization = organizations::existing(ctx, "organization_id", id).await?;
         organizations::check_team(&organization, &models, &budget)?;
     }
     let row = TeamRow {
+        alert_webhook_url: req.alert_webhook_url,
         organization_id: req.organization_id,
         budget,
         team_alias: req.team_alias,
@@ -101,8 +167,12 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
 /// Every team (the spec's answer), or one page of them searched and sorted by the database
 /// (see [`TeamListQuery`]).
 pub async fn list(ctx: Ctx<'_>, query: TeamListQuery) -> Result<TeamList, Error> {
+    let only = visible(ctx).await?;
     if !query.is_paged() {
-        let rows = ctx.storage.teams().await?;
+        let mut rows = ctx.storage.teams().await?;
+        if let Some(only) = &only {
+            rows.retain(|team| only.contains(&team.team_id));
+        }
         return Ok(TeamList {
             teams: views(ctx, &rows).await?,
             total_count: None,
@@ -126,6 +196,7 @@ pub async fn list(ctx: Ctx<'_>, query: TeamListQuery) -> Result<TeamList, Error>
         search,
         order,
         descending,
+        only,
     };
     let (rows, total) = ctx.storage.teams_page(&selection, offset, size).await?;
     Ok(TeamList {
@@ -171,9 +242,16 @@ fn sort_order(text: Option<&str>) -> Result<(TeamOrder, bool), Error> {
 }
 
 pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, Error> {
-    let team = existing(ctx, "team_id", team_id).await?;
+    let what = "see this team";
+    let team = existing(ctx, "team_id", team_id)
+        .await
+        .map_err(|err| ctx.actor.unseen(err, what))?;
+    ctx.actor.check(ctx.actor.sees_team(&team), what)?;
+    // A member who does not manage the team sees its own keys in it.
     let filter = KeyFilter {
         team_id: Some(team.team_id.clone()),
+        user_id: (!ctx.actor.sees_team_keys(&team))
+            .then(|| ctx.actor.user_id.clone().unwrap_or_default()),
         ..KeyFilter::default()
     };
     let (keys, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
@@ -228,7 +306,16 @@ pub async fn info(ctx: Ctx<'_>, team_id: &str) -> Result<TeamInfo, Error> {
 /// Applies the fields present in `req`; changing `budget_duration` moves `budget_reset_at`
 /// without touching spend.
 pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result<Team, Error> {
-    validate::team_id("team_id", &req.team_id)?;
+    governed(ctx, &req.team_id, "change this team").await?;
+    if let Some(organization_id) = &req.organization_id {
+        check_organization(ctx, organization_id.as_deref())?;
+    }
+    if let Some(Some(url)) = &req.alert_webhook_url {
+        check_webhook(ctx, url)?;
+    } else if req.alert_webhook_url.is_some() {
+        ctx.actor
+            .must_change_all("set a team's alert_webhook_url")?;
+    }
     if let Some(Some(alias)) = &req.team_alias {
         validate::label("team_alias", alias)?;
     }
@@ -282,6 +369,7 @@ pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result
         aliases,
         metadata: req.metadata.map(Option::unwrap_or_default),
         blocked: req.blocked,
+        alert_webhook_url: req.alert_webhook_url,
     };
     if let Some(list) = &req.members_with_roles {
         // First: a member who may not be left out refuses the whole update.
@@ -296,7 +384,7 @@ pub async fn set_blocked(
     blocked: bool,
     now: DateTime<Utc>,
 ) -> Result<Team, Error> {
-    validate::team_id("team_id", team_id)?;
+    governed(ctx, team_id, "block or unblock this team").await?;
     let patch = TeamPatch {
         blocked: Some(blocked),
         ..TeamPatch::default()
@@ -331,6 +419,9 @@ pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, 
     let mut unique: Vec<String> = Vec::with_capacity(team_ids.len());
     for id in team_ids {
         validate::team_id("team_ids", &id)?;
+        if !ctx.actor.changes_all() {
+            governed(ctx, &id, "delete this team").await?;
+        }
         if !unique.contains(&id) {
             unique.push(id);
         }

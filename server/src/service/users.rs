@@ -297,6 +297,11 @@ pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<Us
 }
 
 pub async fn info(ctx: Ctx<'_>, user_id: &str) -> Result<UserInfo, Error> {
+    let actor = ctx.actor;
+    actor.check(
+        actor.reads_all() || actor.user_id.as_deref() == Some(user_id),
+        "see another user",
+    )?;
     let row = existing(ctx, user_id).await?;
     let (team_ids, keys) = teams_of(ctx, user_id).await?;
     let mut team_views = Vec::with_capacity(team_ids.len());

@@ -147,7 +147,12 @@ async fn run(
             biased;
             _ = &mut stopped => break,
             _ = ticker.tick() => {
-                let ctx = Ctx { storage: writer.storage.as_ref(), gate: &gate };
+                let ctx = Ctx {
+                    storage: writer.storage.as_ref(),
+                    gate: &gate,
+                    actor: &crate::service::access::SYSTEM,
+                    alerts: &crate::service::alerts::NONE,
+                };
                 if let Err(err) = budgets::reset_due(ctx).await {
                     tracing::error!(%err, "budget resets failed; retrying");
                 }

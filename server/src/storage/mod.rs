@@ -52,6 +52,8 @@ pub type Aliases = std::collections::BTreeMap<String, String>;
 pub struct BudgetRow {
     /// Nano-dollars per window.
     pub max_budget: Option<i64>,
+    /// Spend (nano-dollars) past which an alert is sent; nothing is refused for it.
+    pub soft_budget: Option<i64>,
     /// Spend in the current window, nano-dollars.
     pub spend: i64,
     pub tpm_limit: Option<i64>,
@@ -68,6 +70,7 @@ pub struct BudgetRow {
 #[derive(Debug, Clone, Default)]
 pub struct BudgetPatch {
     pub max_budget: Option<Option<i64>>,
+    pub soft_budget: Option<Option<i64>>,
     pub tpm_limit: Option<Option<i64>>,
     pub rpm_limit: Option<Option<i64>>,
     pub max_parallel_requests: Option<Option<i64>>,
@@ -127,6 +130,8 @@ pub struct TeamRow {
     pub budget: BudgetRow,
     pub metadata: Map<String, Value>,
     pub blocked: bool,
+    /// Where this team's budget alerts go, besides the operator's webhook.
+    pub alert_webhook_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -134,6 +139,7 @@ pub struct TeamRow {
 /// The fields of a team to change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct TeamPatch {
+    pub alert_webhook_url: Option<Option<String>>,
     pub team_alias: Option<Option<String>>,
     pub organization_id: Option<Option<String>>,
     pub models: Option<Vec<String>>,
@@ -161,13 +167,37 @@ pub struct KeyRow {
     pub metadata: Map<String, Value>,
     pub blocked: bool,
     pub expires_at: Option<i64>,
+    /// The hash of the secret the key had before it was rotated, and until when (Unix seconds)
+    /// that secret still works.
+    pub previous_key: Option<(String, i64)>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl KeyRow {
+    /// Whether a secret hashing to `hash` opens this key at `now`: its secret, or the one it
+    /// had before a rotation, until the grace period ends.
+    pub fn accepts(&self, hash: &str, now: i64) -> bool {
+        self.key_hash == hash
+            || self
+                .previous_key
+                .as_ref()
+                .is_some_and(|(old, until)| old == hash && now < *until)
+    }
+}
+
+/// A key's new secret (a rotation): its hash, its hint, and the old secret's grace.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub key_hash: String,
+    pub key_hint: String,
+    pub previous_key: Option<(String, i64)>,
 }
 
 /// The fields of a key to change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct KeyPatch {
+    pub secret: Option<NewSecret>,
     pub user_id: Option<Option<String>>,
     pub key_alias: Option<Option<String>>,
     pub models: Option<Vec<String>>,
@@ -232,6 +262,87 @@ pub struct MemberPatch {
     pub role: Option<String>,
     pub models: Option<Vec<String>>,
     pub budget: BudgetPatch,
+}
+
+/// A level's budget as the alerts read it: its id, its team (keys, members, teams), its budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetLevel {
+    pub id: String,
+    pub team_id: Option<String>,
+    pub budget: BudgetRow,
+}
+
+/// One alert event on its way to one webhook (the outbox).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AlertRow {
+    pub event_id: String,
+    /// The webhook's URL; empty when none was configured.
+    pub destination: String,
+    /// `scope:id:window:threshold`: one event per crossing.
+    pub dedup_key: String,
+    pub event: String,
+    pub scope: String,
+    pub target_id: String,
+    pub payload: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Which alerts to read; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub scope: Option<String>,
+    pub target_id: Option<String>,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// Given by the database.
+    pub id: i64,
+    pub request_id: String,
+    pub at_ms: i64,
+    pub actor: String,
+    pub changed_by: Option<String>,
+    pub address: Option<String>,
+    pub method: String,
+    pub route: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub before_value: Option<Value>,
+    pub after_value: Option<Value>,
+}
+
+/// Which audit rows to read; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub actor: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+/// A signed-in browser's session: whose it is (`None`: the admin key's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub user_id: Option<String>,
+    pub expires_at: i64,
+}
+
+/// A one-time link that lets a person set their password.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct InvitationRow {
+    /// Hex SHA-256 of the link's id: the id itself is never stored.
+    pub id_hash: String,
+    pub user_id: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub accepted_at: Option<i64>,
 }
 
 /// An organization (LiteLLM's): a budget, limits and models over all of its teams.
@@ -352,6 +463,8 @@ pub struct TeamQuery {
     pub search: Option<String>,
     pub order: TeamOrder,
     pub descending: bool,
+    /// Only these teams (what the caller may see); `None`: all.
+    pub only: Option<Vec<String>>,
 }
 
 /// Refusals in one minute at one level for one reason.
@@ -507,8 +620,12 @@ pub trait Storage: Send + Sync {
     ) -> StorageResult<DeleteOutcome>;
     /// Fails with [`StorageError::AlreadyExists`] for a user in the organization already.
     async fn insert_org_member(&self, member: &OrgMemberRow) -> StorageResult<()>;
-    /// The members of an organization, oldest first.
-    async fn org_members(&self, organization_id: &str) -> StorageResult<Vec<OrgMemberRow>>;
+    /// The members of an organization, or a user's memberships, oldest first.
+    async fn org_members(
+        &self,
+        organization_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> StorageResult<Vec<OrgMemberRow>>;
 
     /// Writes the logs and adds the cost of those not written before to their key's and team's
     /// spend (in the window each was admitted in), in one transaction, or nothing.
@@ -555,9 +672,71 @@ pub trait Storage: Send + Sync {
     /// Every count from minute `from` on, oldest first.
     async fn refusals(&self, from: i64) -> StorageResult<Vec<RefusalCount>>;
 
-    async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()>;
-    /// Whether the session exists and is still valid at `now`.
-    async fn session_valid(&self, token_hash: &str, now: i64) -> StorageResult<bool>;
+    /// A session for `user_id` (`None`: opened with the admin key).
+    async fn insert_session(
+        &self,
+        token_hash: &str,
+        user_id: Option<&str>,
+        expires_at: i64,
+    ) -> StorageResult<()>;
+    /// The session, if it exists and is still valid at `now`: whose it is.
+    async fn session(&self, token_hash: &str, now: i64) -> StorageResult<Option<SessionRow>>;
+    /// Ends every session of a user (a new password).
+    async fn delete_user_sessions(&self, user_id: &str) -> StorageResult<()>;
+
+    /// A user's password (argon2id, PHC string), if they set one.
+    async fn password_hash(&self, user_id: &str) -> StorageResult<Option<String>>;
+    /// Sets a user's password and marks the invitation used, in one transaction; `false` when
+    /// the invitation was used, expired or gone meanwhile.
+    async fn accept_invitation(
+        &self,
+        id_hash: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StorageResult<bool>;
+    async fn insert_invitation(&self, invitation: &InvitationRow) -> StorageResult<()>;
+
+    /// Runs `work` with every query it makes on this storage (in this task) inside one
+    /// transaction: committed when it answers `true`, rolled back when `false`.
+    async fn atomically<'a>(
+        &'a self,
+        work: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>,
+    ) -> StorageResult<bool>;
+    async fn insert_audit(&self, rows: &[AuditRow]) -> StorageResult<()>;
+
+    /// Every level of `owner`'s kind with a max or soft budget.
+    async fn budget_levels(&self, owner: BudgetOwner) -> StorageResult<Vec<BudgetLevel>>;
+    /// Adds the alert events not made before (same dedup key and destination); answers how
+    /// many were new.
+    async fn insert_alerts(&self, rows: &[AlertRow]) -> StorageResult<u64>;
+    /// Undelivered alerts due at `now` (ms), oldest first, that have a destination.
+    async fn due_alerts(&self, now: i64, limit: u64) -> StorageResult<Vec<AlertRow>>;
+    /// Takes an alert for delivery until `until` (ms), if no other instance took it since it
+    /// was read (its next attempt is still `seen`).
+    async fn claim_alert(&self, row: &AlertRow, until: i64) -> StorageResult<bool>;
+    /// Records an attempt: delivered at a time, or the next attempt and why this one failed.
+    async fn alert_attempted(
+        &self,
+        row: &AlertRow,
+        delivered_at: Option<i64>,
+        next_attempt_at: i64,
+        error: Option<&str>,
+    ) -> StorageResult<()>;
+    /// A page of alerts, newest first, and how many match.
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        offset: u64,
+        limit: u64,
+    ) -> StorageResult<(Vec<AlertRow>, u64)>;
+    /// A page of the audit log, newest first, and how many rows match.
+    async fn audit(
+        &self,
+        filter: &AuditFilter,
+        offset: u64,
+        limit: u64,
+    ) -> StorageResult<(Vec<AuditRow>, u64)>;
+    async fn invitation(&self, id_hash: &str) -> StorageResult<Option<InvitationRow>>;
     async fn delete_session(&self, token_hash: &str) -> StorageResult<()>;
     async fn delete_expired_sessions(&self, now: i64) -> StorageResult<()>;
 

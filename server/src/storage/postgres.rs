@@ -29,5 +29,6 @@ super::sql::sql_storage!(
     PostgresStorage,
     sqlx::Postgres,
     order = "seq",
-    day = "to_char(to_timestamp(ts_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    day = "to_char(to_timestamp(ts_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    begin = "BEGIN"
 );

@@ -10,6 +10,60 @@ use super::{
 use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 
+/// A level's id, team and budget, as the alerts read them.
+#[derive(FromRow)]
+pub(super) struct LevelRecord {
+    id: String,
+    team_id: Option<String>,
+    #[sqlx(flatten)]
+    budget: BudgetRow,
+}
+
+impl From<LevelRecord> for super::BudgetLevel {
+    fn from(r: LevelRecord) -> Self {
+        Self {
+            id: r.id,
+            team_id: r.team_id,
+            budget: r.budget,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct AuditRecord {
+    id: i64,
+    request_id: String,
+    at_ms: i64,
+    actor: String,
+    changed_by: Option<String>,
+    address: Option<String>,
+    method: String,
+    route: String,
+    target_type: String,
+    target_id: String,
+    before_value: Option<Json<Value>>,
+    after_value: Option<Json<Value>>,
+}
+
+impl From<AuditRecord> for super::AuditRow {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            id: r.id,
+            request_id: r.request_id,
+            at_ms: r.at_ms,
+            actor: r.actor,
+            changed_by: r.changed_by,
+            address: r.address,
+            method: r.method,
+            route: r.route,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            before_value: r.before_value.map(|v| v.0),
+            after_value: r.after_value.map(|v| v.0),
+        }
+    }
+}
+
 /// Maps constraint violations to the storage errors callers act on.
 pub(super) fn classify(err: sqlx::Error) -> StorageError {
     if let sqlx::Error::Database(db) = &err {
@@ -25,8 +79,8 @@ pub(super) fn classify(err: sqlx::Error) -> StorageError {
 
 /// The columns of [`BudgetRow`], in the order [`sql_storage!`] binds them.
 pub(super) const BUDGET_COLUMNS: &str =
-    "max_budget, spend, tpm_limit, rpm_limit, max_parallel_requests, budget_duration, \
-     budget_reset_at, budget_window";
+    "max_budget, soft_budget, spend, tpm_limit, rpm_limit, max_parallel_requests, \
+     budget_duration, budget_reset_at, budget_window";
 
 #[derive(FromRow)]
 pub(super) struct TeamRecord {
@@ -39,6 +93,7 @@ pub(super) struct TeamRecord {
     budget: BudgetRow,
     metadata: Json<Map<String, Value>>,
     blocked: bool,
+    alert_webhook_url: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -54,6 +109,7 @@ impl From<TeamRecord> for TeamRow {
             budget: r.budget,
             metadata: r.metadata.0,
             blocked: r.blocked,
+            alert_webhook_url: r.alert_webhook_url,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -75,6 +131,8 @@ pub(super) struct KeyRecord {
     metadata: Json<Map<String, Value>>,
     blocked: bool,
     expires_at: Option<i64>,
+    previous_key_hash: Option<String>,
+    previous_key_expires_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -94,6 +152,7 @@ impl From<KeyRecord> for KeyRow {
             metadata: r.metadata.0,
             blocked: r.blocked,
             expires_at: r.expires_at,
+            previous_key: r.previous_key_hash.zip(r.previous_key_expires_at),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -259,19 +318,25 @@ pub(super) fn owner_table(owner: BudgetOwner) -> (&'static str, &'static str) {
 }
 
 /// Writes `impl Storage for $storage`, whose `pool` is a `Pool<$db>`. `$order` is the column
-/// that keeps insertion order, `$day` an SQL expression for the UTC date of `ts_ms`.
+/// that keeps insertion order, `$day` an SQL expression for the UTC date of `ts_ms`, `$begin`
+/// the statement that opens an `atomically` transaction (SQLite's takes the write lock at
+/// once: a transaction that read first could not write after another connection did).
 macro_rules! sql_storage {
-    ($storage:ident, $db:ty, order = $order:literal, day = $day:literal) => {
+    ($storage:ident, $db:ty, order = $order:literal, day = $day:literal, begin = $begin:literal) => {
         mod shared_queries {
             use super::$storage;
             use super::super::{
                 sql::{
-                    classify, like_pattern, owner_table, Charged, KeyRecord, MemberRecord,
+                    classify, like_pattern, owner_table, AuditRecord, Charged, KeyRecord,
+                    LevelRecord,
+                    MemberRecord,
                     OrgMemberRecord, OrganizationRecord, TeamRecord, UserKeys, UserRecord,
                     BUDGET_COLUMNS, MEMBERS,
                 },
-                BudgetOwner, BudgetPatch, BudgetRow, DailySpend, DeleteOutcome, GroupSpend,
-                KeyFilter, KeyPatch, KeyRow, MemberPatch, MemberRow, OrgMemberRow,
+                AlertFilter, AlertRow, AuditFilter, AuditRow, BudgetLevel, BudgetOwner, BudgetPatch, BudgetRow, DailySpend,
+                DeleteOutcome, GroupSpend, StorageError,
+                InvitationRow, KeyFilter, KeyPatch, KeyRow, MemberPatch, MemberRow, OrgMemberRow,
+                SessionRow,
                 OrganizationPatch, OrganizationRow, RefusalCount, SpendFilter, SpendGrouping,
                 SpendLog, Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow,
                 UserPatch, UserQuery, UserRow,
@@ -294,6 +359,7 @@ macro_rules! sql_storage {
 
             fn set_budget(q: &mut QueryBuilder<'_, Db>, p: &BudgetPatch) {
                 set(q, "max_budget", p.max_budget);
+                set(q, "soft_budget", p.soft_budget);
                 set(q, "tpm_limit", p.tpm_limit);
                 set(q, "rpm_limit", p.rpm_limit);
                 set(q, "max_parallel_requests", p.max_parallel_requests);
@@ -304,6 +370,7 @@ macro_rules! sql_storage {
             fn bind_budget<'a>(values: &mut Separated<'_, 'a, Db, &'static str>, b: &'a BudgetRow) {
                 values
                     .push_bind(b.max_budget)
+                    .push_bind(b.soft_budget)
                     .push_bind(b.spend)
                     .push_bind(b.tpm_limit)
                     .push_bind(b.rpm_limit)
@@ -313,7 +380,45 @@ macro_rules! sql_storage {
                     .push_bind(b.budget_window);
             }
 
+            tokio::task_local! {
+                /// The transaction every query of this task runs in, inside `atomically`.
+                static TX: std::sync::Arc<tokio::sync::Mutex<sqlx::Transaction<'static, Db>>>;
+            }
+
+            /// Where a query runs: a connection of the pool, or the task's transaction.
+            enum Conn {
+                Pool(sqlx::pool::PoolConnection<Db>),
+                Tx(tokio::sync::OwnedMutexGuard<sqlx::Transaction<'static, Db>>),
+            }
+
+            impl std::ops::Deref for Conn {
+                type Target = <Db as sqlx::Database>::Connection;
+                fn deref(&self) -> &Self::Target {
+                    match self {
+                        Self::Pool(conn) => conn,
+                        Self::Tx(tx) => tx,
+                    }
+                }
+            }
+
+            impl std::ops::DerefMut for Conn {
+                fn deref_mut(&mut self) -> &mut Self::Target {
+                    match self {
+                        Self::Pool(conn) => conn,
+                        Self::Tx(tx) => tx,
+                    }
+                }
+            }
+
             impl $storage {
+                /// The task's transaction when `atomically` runs it, else a pooled connection.
+                async fn conn(&self) -> StorageResult<Conn> {
+                    match TX.try_with(std::sync::Arc::clone) {
+                        Ok(tx) => Ok(Conn::Tx(tx.lock_owned().await)),
+                        Err(_) => Ok(Conn::Pool(self.pool.acquire().await?)),
+                    }
+                }
+
                 /// The row of `select` (a `SELECT ... FROM ...`) whose `column` is `value`.
                 async fn one<R, T>(
                     &self,
@@ -327,7 +432,7 @@ macro_rules! sql_storage {
                 {
                     let mut q = QueryBuilder::<Db>::new(select);
                     q.push(" WHERE ").push(column).push(" = ").push_bind(value);
-                    let row = q.build_query_as::<R>().fetch_optional(&self.pool).await?;
+                    let row = q.build_query_as::<R>().fetch_optional(&mut *self.conn().await?).await?;
                     Ok(row.map(Into::into))
                 }
 
@@ -345,7 +450,7 @@ macro_rules! sql_storage {
                 {
                     q.push(" WHERE ").push(column).push(" = ").push_bind(value);
                     q.push(" RETURNING *");
-                    let row = q.build_query_as::<R>().fetch_optional(&self.pool).await?;
+                    let row = q.build_query_as::<R>().fetch_optional(&mut *self.conn().await?).await?;
                     Ok(row.map(Into::into))
                 }
 
@@ -355,7 +460,7 @@ macro_rules! sql_storage {
                     R: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
                     T: From<R>,
                 {
-                    let rows = sqlx::query_as::<_, R>(sql).fetch_all(&self.pool).await?;
+                    let rows = sqlx::query_as::<_, R>(sql).fetch_all(&mut *self.conn().await?).await?;
                     Ok(rows.into_iter().map(Into::into).collect())
                 }
 
@@ -366,7 +471,8 @@ macro_rules! sql_storage {
                     ids: &[String],
                 ) -> StorageResult<DeleteOutcome> {
                     let (table, column) = owner_table(owner);
-                    let mut tx = self.pool.begin().await?;
+                    let mut conn = self.conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     for id in ids {
                         let mut q = QueryBuilder::<Db>::new("DELETE FROM ");
                         q.push(table).push(" WHERE ").push(column).push(" = ").push_bind(id);
@@ -385,7 +491,8 @@ macro_rules! sql_storage {
                 async fn insert_team(&self, t: &TeamRow) -> StorageResult<()> {
                     let mut q = QueryBuilder::<Db>::new(format!(
                         "INSERT INTO teams (team_id, team_alias, organization_id, models, aliases, \
-                         {BUDGET_COLUMNS}, metadata, blocked, created_at, updated_at) "
+                         {BUDGET_COLUMNS}, metadata, blocked, alert_webhook_url, created_at, \
+                         updated_at) "
                     ));
                     q.push_values([t], |mut v, t| {
                         v.push_bind(&t.team_id)
@@ -396,10 +503,11 @@ macro_rules! sql_storage {
                         bind_budget(&mut v, &t.budget);
                         v.push_bind(Json(&t.metadata))
                             .push_bind(t.blocked)
+                            .push_bind(&t.alert_webhook_url)
                             .push_bind(t.created_at)
                             .push_bind(t.updated_at);
                     });
-                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
                     Ok(())
                 }
 
@@ -424,12 +532,20 @@ macro_rules! sql_storage {
                 ) -> StorageResult<(Vec<TeamRow>, u64)> {
                     fn selected<'a>(select: &str, query: &'a TeamQuery) -> QueryBuilder<'a, Db> {
                         let mut q = QueryBuilder::<Db>::new(select);
+                        q.push(" WHERE 1 = 1");
                         if let Some(pattern) = &query.search {
-                            q.push(" WHERE (LOWER(team_id) LIKE ")
+                            q.push(" AND (LOWER(team_id) LIKE ")
                                 .push_bind(pattern)
                                 .push(" ESCAPE '\\' OR LOWER(COALESCE(team_alias, '')) LIKE ")
                                 .push_bind(pattern)
                                 .push(" ESCAPE '\\')");
+                        }
+                        if let Some(only) = &query.only {
+                            q.push(" AND team_id IN (NULL");
+                            for id in only {
+                                q.push(", ").push_bind(id);
+                            }
+                            q.push(")");
                         }
                         q
                     }
@@ -439,7 +555,7 @@ macro_rules! sql_storage {
                     };
                     let total: i64 = selected("SELECT COUNT(*) FROM teams", &query)
                         .build_query_scalar()
-                        .fetch_one(&self.pool)
+                        .fetch_one(&mut *self.conn().await?)
                         .await?;
                     let mut q = selected("SELECT * FROM teams", &query);
                     let by = match query.order {
@@ -458,7 +574,7 @@ macro_rules! sql_storage {
                         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
                         .push(" OFFSET ")
                         .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-                    let rows = q.build_query_as::<TeamRecord>().fetch_all(&self.pool).await?;
+                    let rows = q.build_query_as::<TeamRecord>().fetch_all(&mut *self.conn().await?).await?;
                     Ok((
                         rows.into_iter().map(Into::into).collect(),
                         u64::try_from(total).unwrap_or(0),
@@ -480,6 +596,7 @@ macro_rules! sql_storage {
                     set_budget(&mut q, &p.budget);
                     set(&mut q, "metadata", p.metadata.clone().map(Json));
                     set(&mut q, "blocked", p.blocked);
+                    set(&mut q, "alert_webhook_url", p.alert_webhook_url.clone());
                     self.updated::<TeamRecord, _>(q, "team_id", team_id).await
                 }
 
@@ -492,7 +609,7 @@ macro_rules! sql_storage {
                     let mut q = QueryBuilder::<Db>::new(format!(
                         "INSERT INTO api_keys (key_id, key_hash, key_hint, team_id, user_id, \
                          key_alias, models, aliases, {BUDGET_COLUMNS}, metadata, blocked, \
-                         expires_at, \
+                         expires_at, previous_key_hash, previous_key_expires_at, \
                          created_at, updated_at) "
                     ));
                     q.push_values([k], |mut v, k| {
@@ -508,10 +625,12 @@ macro_rules! sql_storage {
                         v.push_bind(Json(&k.metadata))
                             .push_bind(k.blocked)
                             .push_bind(k.expires_at)
+                            .push_bind(k.previous_key.as_ref().map(|(hash, _)| hash))
+                            .push_bind(k.previous_key.as_ref().map(|(_, until)| *until))
                             .push_bind(k.created_at)
                             .push_bind(k.updated_at);
                     });
-                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
                     Ok(())
                 }
 
@@ -521,8 +640,16 @@ macro_rules! sql_storage {
                 }
 
                 async fn key_by_hash(&self, key_hash: &str) -> StorageResult<Option<KeyRow>> {
-                    self.one::<KeyRecord, _>("SELECT * FROM api_keys", "key_hash", key_hash)
-                        .await
+                    // Its secret, or the one it had before a rotation (the caller checks the
+                    // grace period: `KeyRow::accepts`).
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT * FROM api_keys WHERE key_hash = ",
+                    );
+                    q.push_bind(key_hash)
+                        .push(" OR previous_key_hash = ")
+                        .push_bind(key_hash);
+                    let row = q.build_query_as::<KeyRecord>().fetch_optional(&mut *self.conn().await?).await?;
+                    Ok(row.map(Into::into))
                 }
 
                 async fn keys(
@@ -550,14 +677,14 @@ macro_rules! sql_storage {
                     }
                     let total: i64 = filtered("SELECT COUNT(*) FROM api_keys", filter)
                         .build_query_scalar()
-                        .fetch_one(&self.pool)
+                        .fetch_one(&mut *self.conn().await?)
                         .await?;
                     let mut q = filtered("SELECT * FROM api_keys", filter);
                     q.push(concat!(" ORDER BY created_at, ", $order, " LIMIT "))
                         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
                         .push(" OFFSET ")
                         .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-                    let rows = q.build_query_as::<KeyRecord>().fetch_all(&self.pool).await?;
+                    let rows = q.build_query_as::<KeyRecord>().fetch_all(&mut *self.conn().await?).await?;
                     Ok((
                         rows.into_iter().map(Into::into).collect(),
                         u64::try_from(total).unwrap_or(0),
@@ -572,6 +699,13 @@ macro_rules! sql_storage {
                 ) -> StorageResult<Option<KeyRow>> {
                     let mut q = QueryBuilder::<Db>::new("UPDATE api_keys SET updated_at = ");
                     q.push_bind(now);
+                    if let Some(secret) = &p.secret {
+                        let (old, until) = secret.previous_key.clone().unzip();
+                        set(&mut q, "key_hash", Some(secret.key_hash.clone()));
+                        set(&mut q, "key_hint", Some(secret.key_hint.clone()));
+                        set(&mut q, "previous_key_hash", Some(old));
+                        set(&mut q, "previous_key_expires_at", Some(until));
+                    }
                     set(&mut q, "user_id", p.user_id.clone());
                     set(&mut q, "key_alias", p.key_alias.clone());
                     set(&mut q, "models", p.models.clone().map(Json));
@@ -607,7 +741,7 @@ macro_rules! sql_storage {
                             .push_bind(u.created_at)
                             .push_bind(u.updated_at);
                     });
-                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
                     Ok(())
                 }
 
@@ -657,7 +791,7 @@ macro_rules! sql_storage {
                     };
                     let total: i64 = selected("SELECT COUNT(*) FROM users", &query)
                         .build_query_scalar()
-                        .fetch_one(&self.pool)
+                        .fetch_one(&mut *self.conn().await?)
                         .await?;
                     let mut q = selected(
                         "SELECT users.*, (SELECT COUNT(*) FROM api_keys \
@@ -668,7 +802,7 @@ macro_rules! sql_storage {
                         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
                         .push(" OFFSET ")
                         .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-                    let rows = q.build_query_as::<UserKeys>().fetch_all(&self.pool).await?;
+                    let rows = q.build_query_as::<UserKeys>().fetch_all(&mut *self.conn().await?).await?;
                     Ok((
                         rows.into_iter()
                             .map(|r| (r.user.into(), u64::try_from(r.key_count).unwrap_or(0)))
@@ -695,7 +829,8 @@ macro_rules! sql_storage {
                 }
 
                 async fn delete_users(&self, user_ids: &[String]) -> StorageResult<DeleteOutcome> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut conn = self.conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     for id in user_ids {
                         let mut q = QueryBuilder::<Db>::new("DELETE FROM users WHERE user_id = ");
                         q.push_bind(id);
@@ -727,7 +862,7 @@ macro_rules! sql_storage {
                         bind_budget(&mut v, &m.budget);
                         v.push_bind(m.created_at).push_bind(m.updated_at);
                     });
-                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
                     Ok(())
                 }
 
@@ -750,7 +885,7 @@ macro_rules! sql_storage {
                         q.push(" AND team_members.user_id = ").push_bind(user_id);
                     }
                     q.push(concat!(" ORDER BY team_members.created_at, team_members.", $order));
-                    let rows = q.build_query_as::<MemberRecord>().fetch_all(&self.pool).await?;
+                    let rows = q.build_query_as::<MemberRecord>().fetch_all(&mut *self.conn().await?).await?;
                     Ok(rows.into_iter().map(Into::into).collect())
                 }
 
@@ -766,14 +901,15 @@ macro_rules! sql_storage {
                     set(&mut q, "models", p.models.clone().map(Json));
                     set_budget(&mut q, &p.budget);
                     q.push(" WHERE member_id = ").push_bind(member_id);
-                    if q.build().execute(&self.pool).await?.rows_affected() == 0 {
+                    if q.build().execute(&mut *self.conn().await?).await?.rows_affected() == 0 {
                         return Ok(None);
                     }
                     self.member(member_id).await
                 }
 
                 async fn delete_member(&self, member_id: &str) -> StorageResult<Option<Vec<String>>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut conn = self.conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     let mut q = QueryBuilder::<Db>::new(
                         "DELETE FROM team_members WHERE member_id = ",
                     );
@@ -809,7 +945,7 @@ macro_rules! sql_storage {
                             .push_bind(o.created_at)
                             .push_bind(o.updated_at);
                     });
-                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
                     Ok(())
                 }
 
@@ -846,7 +982,8 @@ macro_rules! sql_storage {
                 }
 
                 async fn delete_organizations(&self, ids: &[String]) -> StorageResult<DeleteOutcome> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut conn = self.conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     for id in ids {
                         // The teams go first (their keys and members with them), then the
                         // organization (its members with it).
@@ -881,27 +1018,36 @@ macro_rules! sql_storage {
                             .push_bind(m.created_at)
                             .push_bind(m.updated_at);
                     });
-                    q.build().execute(&self.pool).await.map_err(classify)?;
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
                     Ok(())
                 }
 
-                async fn org_members(&self, id: &str) -> StorageResult<Vec<OrgMemberRow>> {
+                async fn org_members(
+                    &self,
+                    organization_id: Option<&str>,
+                    user_id: Option<&str>,
+                ) -> StorageResult<Vec<OrgMemberRow>> {
                     let mut q = QueryBuilder::<Db>::new(
                         "SELECT organization_members.*, users.user_email FROM organization_members \
-                         JOIN users ON users.user_id = organization_members.user_id \
-                         WHERE organization_members.organization_id = ",
+                         JOIN users ON users.user_id = organization_members.user_id WHERE 1 = 1",
                     );
-                    q.push_bind(id);
+                    if let Some(id) = organization_id {
+                        q.push(" AND organization_members.organization_id = ").push_bind(id);
+                    }
+                    if let Some(id) = user_id {
+                        q.push(" AND organization_members.user_id = ").push_bind(id);
+                    }
                     q.push(concat!(
                         " ORDER BY organization_members.created_at, organization_members.",
                         $order
                     ));
-                    let rows = q.build_query_as::<OrgMemberRecord>().fetch_all(&self.pool).await?;
+                    let rows = q.build_query_as::<OrgMemberRecord>().fetch_all(&mut *self.conn().await?).await?;
                     Ok(rows.into_iter().map(Into::into).collect())
                 }
 
                 async fn record_spend(&self, logs: &[SpendLog]) -> StorageResult<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut conn = self.conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     // What each key and team is owed, per window: only rows written now count,
                     // so a batch committed twice adds nothing the second time.
                     let mut keys: BTreeMap<(&str, i64), i64> = BTreeMap::new();
@@ -1004,7 +1150,7 @@ macro_rules! sql_storage {
                     q.push(" AND budget_reset_at = ").push_bind(due_at);
                     q.push(" RETURNING budget_window");
                     Ok(q.build_query_scalar::<i64>()
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.conn().await?)
                         .await?)
                 }
 
@@ -1042,7 +1188,7 @@ macro_rules! sql_storage {
                     }
                     let total: i64 = filtered("SELECT COUNT(*) FROM spend_logs", filter)
                         .build_query_scalar()
-                        .fetch_one(&self.pool)
+                        .fetch_one(&mut *self.conn().await?)
                         .await?;
                     let mut q = filtered(
                         "SELECT request_id, ts_ms, key_id, team_id, user_id, model, \
@@ -1055,7 +1201,7 @@ macro_rules! sql_storage {
                         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
                         .push(" OFFSET ")
                         .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-                    let rows = q.build_query_as::<SpendLog>().fetch_all(&self.pool).await?;
+                    let rows = q.build_query_as::<SpendLog>().fetch_all(&mut *self.conn().await?).await?;
                     Ok((rows, u64::try_from(total).unwrap_or(0)))
                 }
 
@@ -1064,7 +1210,8 @@ macro_rules! sql_storage {
                     counts: &[RefusalCount],
                     keep_from: i64,
                 ) -> StorageResult<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut conn = self.conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     for chunk in counts.chunks(500) {
                         let mut q = QueryBuilder::<Db>::new(
                             "INSERT INTO refusals (minute, level, reason, count) ",
@@ -1095,7 +1242,7 @@ macro_rules! sql_storage {
                         "SELECT minute, level, reason, count FROM refusals WHERE minute >= ",
                     );
                     q.push_bind(from).push(" ORDER BY minute, level, reason");
-                    Ok(q.build_query_as::<RefusalCount>().fetch_all(&self.pool).await?)
+                    Ok(q.build_query_as::<RefusalCount>().fetch_all(&mut *self.conn().await?).await?)
                 }
 
                 async fn daily_spend(
@@ -1117,7 +1264,7 @@ macro_rules! sql_storage {
                     q.push(" AND ts_ms < ").push_bind(to_ms);
                     q.push(if split.is_some() { " GROUP BY 1, 2" } else { " GROUP BY 1" });
                     q.push(" ORDER BY 1, 2");
-                    Ok(q.build_query_as::<DailySpend>().fetch_all(&self.pool).await?)
+                    Ok(q.build_query_as::<DailySpend>().fetch_all(&mut *self.conn().await?).await?)
                 }
 
                 async fn spend_by(
@@ -1138,35 +1285,127 @@ macro_rules! sql_storage {
                     q.push(" GROUP BY ").push(column);
                     q.push(" ORDER BY spend DESC, id LIMIT ")
                         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-                    Ok(q.build_query_as::<GroupSpend>().fetch_all(&self.pool).await?)
+                    Ok(q.build_query_as::<GroupSpend>().fetch_all(&mut *self.conn().await?).await?)
                 }
 
-                async fn insert_session(&self, token_hash: &str, expires_at: i64) -> StorageResult<()> {
+                async fn insert_session(
+                    &self,
+                    token_hash: &str,
+                    user_id: Option<&str>,
+                    expires_at: i64,
+                ) -> StorageResult<()> {
                     let mut q = QueryBuilder::<Db>::new(
-                        "INSERT INTO admin_sessions (token_hash, expires_at) ",
+                        "INSERT INTO admin_sessions (token_hash, user_id, expires_at) ",
                     );
-                    q.push_values([(token_hash, expires_at)], |mut v, (hash, at)| {
-                        v.push_bind(hash).push_bind(at);
+                    q.push_values([(token_hash, user_id, expires_at)], |mut v, (hash, user, at)| {
+                        v.push_bind(hash).push_bind(user).push_bind(at);
                     });
-                    q.build().execute(&self.pool).await?;
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
                     Ok(())
                 }
 
-                async fn session_valid(&self, token_hash: &str, now: i64) -> StorageResult<bool> {
+                async fn session(
+                    &self,
+                    token_hash: &str,
+                    now: i64,
+                ) -> StorageResult<Option<SessionRow>> {
                     let mut q = QueryBuilder::<Db>::new(
-                        "SELECT expires_at FROM admin_sessions WHERE token_hash = ",
+                        "SELECT user_id, expires_at FROM admin_sessions WHERE token_hash = ",
                     );
                     q.push_bind(token_hash).push(" AND expires_at > ").push_bind(now);
-                    let found: Option<i64> =
-                        q.build_query_scalar().fetch_optional(&self.pool).await?;
-                    Ok(found.is_some())
+                    let found: Option<(Option<String>, i64)> =
+                        q.build_query_as().fetch_optional(&mut *self.conn().await?).await?;
+                    Ok(found.map(|(user_id, expires_at)| SessionRow { user_id, expires_at }))
+                }
+
+                async fn delete_user_sessions(&self, user_id: &str) -> StorageResult<()> {
+                    let mut q =
+                        QueryBuilder::<Db>::new("DELETE FROM admin_sessions WHERE user_id = ");
+                    q.push_bind(user_id);
+                    q.build().execute(&mut *self.conn().await?).await?;
+                    Ok(())
+                }
+
+                async fn password_hash(&self, user_id: &str) -> StorageResult<Option<String>> {
+                    let mut q =
+                        QueryBuilder::<Db>::new("SELECT password_hash FROM users WHERE user_id = ");
+                    q.push_bind(user_id);
+                    let found: Option<Option<String>> =
+                        q.build_query_scalar().fetch_optional(&mut *self.conn().await?).await?;
+                    Ok(found.flatten())
+                }
+
+                async fn accept_invitation(
+                    &self,
+                    id_hash: &str,
+                    password_hash: &str,
+                    now: i64,
+                ) -> StorageResult<bool> {
+                    let mut conn = self.conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    let mut q = QueryBuilder::<Db>::new(
+                        "UPDATE invitations SET accepted_at = ",
+                    );
+                    q.push_bind(now)
+                        .push(" WHERE id_hash = ")
+                        .push_bind(id_hash)
+                        .push(" AND accepted_at IS NULL AND expires_at > ")
+                        .push_bind(now)
+                        .push(" RETURNING user_id");
+                    let user_id: Option<String> =
+                        q.build_query_scalar().fetch_optional(&mut *tx).await?;
+                    let Some(user_id) = user_id else {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    };
+                    let mut q = QueryBuilder::<Db>::new("UPDATE users SET password_hash = ");
+                    q.push_bind(password_hash)
+                        .push(", updated_at = ")
+                        .push_bind(now)
+                        .push(" WHERE user_id = ")
+                        .push_bind(&user_id);
+                    q.build().execute(&mut *tx).await?;
+                    // A new password ends the sessions the old one opened.
+                    let mut q =
+                        QueryBuilder::<Db>::new("DELETE FROM admin_sessions WHERE user_id = ");
+                    q.push_bind(&user_id);
+                    q.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn insert_invitation(&self, i: &InvitationRow) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO invitations (id_hash, user_id, created_by, created_at, \
+                         expires_at, accepted_at) ",
+                    );
+                    q.push_values([i], |mut v, i| {
+                        v.push_bind(&i.id_hash)
+                            .push_bind(&i.user_id)
+                            .push_bind(&i.created_by)
+                            .push_bind(i.created_at)
+                            .push_bind(i.expires_at)
+                            .push_bind(i.accepted_at);
+                    });
+                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    Ok(())
+                }
+
+                async fn invitation(&self, id_hash: &str) -> StorageResult<Option<InvitationRow>> {
+                    self.one::<InvitationRow, _>(
+                        "SELECT id_hash, user_id, created_by, created_at, expires_at, accepted_at \
+                         FROM invitations",
+                        "id_hash",
+                        id_hash,
+                    )
+                    .await
                 }
 
                 async fn delete_session(&self, token_hash: &str) -> StorageResult<()> {
                     let mut q =
                         QueryBuilder::<Db>::new("DELETE FROM admin_sessions WHERE token_hash = ");
                     q.push_bind(token_hash);
-                    q.build().execute(&self.pool).await?;
+                    q.build().execute(&mut *self.conn().await?).await?;
                     Ok(())
                 }
 
@@ -1174,8 +1413,224 @@ macro_rules! sql_storage {
                     let mut q =
                         QueryBuilder::<Db>::new("DELETE FROM admin_sessions WHERE expires_at <= ");
                     q.push_bind(now);
-                    q.build().execute(&self.pool).await?;
+                    q.build().execute(&mut *self.conn().await?).await?;
                     Ok(())
+                }
+
+                async fn atomically<'a>(
+                    &'a self,
+                    work: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>,
+                ) -> StorageResult<bool> {
+                    let tx = self.pool.begin_with($begin).await?;
+                    let tx = std::sync::Arc::new(tokio::sync::Mutex::new(tx));
+                    let commit = TX.scope(tx.clone(), work).await;
+                    let Ok(tx) = std::sync::Arc::try_unwrap(tx) else {
+                        // Nothing outlives the scope that could hold it: never happens.
+                        return Err(StorageError::Database(sqlx::Error::WorkerCrashed));
+                    };
+                    let tx = tx.into_inner();
+                    if commit {
+                        tx.commit().await?;
+                    } else {
+                        tx.rollback().await?;
+                    }
+                    Ok(commit)
+                }
+
+                async fn insert_audit(&self, rows: &[AuditRow]) -> StorageResult<()> {
+                    if rows.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO audit_log (request_id, at_ms, actor, changed_by, address, \
+                         method, route, target_type, target_id, before_value, after_value) ",
+                    );
+                    q.push_values(rows, |mut v, r| {
+                        v.push_bind(&r.request_id)
+                            .push_bind(r.at_ms)
+                            .push_bind(&r.actor)
+                            .push_bind(&r.changed_by)
+                            .push_bind(&r.address)
+                            .push_bind(&r.method)
+                            .push_bind(&r.route)
+                            .push_bind(&r.target_type)
+                            .push_bind(&r.target_id)
+                            .push_bind(r.before_value.as_ref().map(Json))
+                            .push_bind(r.after_value.as_ref().map(Json));
+                    });
+                    q.build().execute(&mut *self.conn().await?).await?;
+                    Ok(())
+                }
+
+                async fn audit(
+                    &self,
+                    filter: &AuditFilter,
+                    offset: u64,
+                    limit: u64,
+                ) -> StorageResult<(Vec<AuditRow>, u64)> {
+                    fn filtered<'a>(select: &str, f: &'a AuditFilter) -> QueryBuilder<'a, Db> {
+                        let mut q = QueryBuilder::<Db>::new(select);
+                        q.push(" WHERE 1 = 1");
+                        if let Some(v) = &f.target_type {
+                            q.push(" AND target_type = ").push_bind(v);
+                        }
+                        if let Some(v) = &f.target_id {
+                            q.push(" AND target_id = ").push_bind(v);
+                        }
+                        if let Some(v) = &f.actor {
+                            q.push(" AND actor = ").push_bind(v);
+                        }
+                        if let Some(v) = f.from_ms {
+                            q.push(" AND at_ms >= ").push_bind(v);
+                        }
+                        if let Some(v) = f.to_ms {
+                            q.push(" AND at_ms < ").push_bind(v);
+                        }
+                        q
+                    }
+                    let total: i64 = filtered("SELECT COUNT(*) FROM audit_log", filter)
+                        .build_query_scalar()
+                        .fetch_one(&mut *self.conn().await?)
+                        .await?;
+                    let mut q = filtered("SELECT * FROM audit_log", filter);
+                    q.push(" ORDER BY id DESC LIMIT ")
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .push(" OFFSET ")
+                        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+                    let rows = q
+                        .build_query_as::<AuditRecord>()
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                    Ok((
+                        rows.into_iter().map(Into::into).collect(),
+                        u64::try_from(total).unwrap_or(0),
+                    ))
+                }
+
+                async fn budget_levels(&self, owner: BudgetOwner) -> StorageResult<Vec<BudgetLevel>> {
+                    let (table, column) = owner_table(owner);
+                    let team = match owner {
+                        BudgetOwner::Team | BudgetOwner::Key | BudgetOwner::Member => "team_id",
+                        BudgetOwner::User | BudgetOwner::Organization => "CAST(NULL AS TEXT)",
+                    };
+                    let sql = format!(
+                        "SELECT {column} AS id, {team} AS team_id, {BUDGET_COLUMNS} FROM {table} \
+                         WHERE max_budget IS NOT NULL OR soft_budget IS NOT NULL"
+                    );
+                    let rows = QueryBuilder::<Db>::new(sql)
+                        .build_query_as::<LevelRecord>()
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn insert_alerts(&self, rows: &[AlertRow]) -> StorageResult<u64> {
+                    if rows.is_empty() {
+                        return Ok(0);
+                    }
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO alert_events (event_id, destination, dedup_key, event, scope, \
+                         target_id, payload, created_at, attempts, next_attempt_at, \
+                         delivered_at, last_error) ",
+                    );
+                    q.push_values(rows, |mut v, r| {
+                        v.push_bind(&r.event_id)
+                            .push_bind(&r.destination)
+                            .push_bind(&r.dedup_key)
+                            .push_bind(&r.event)
+                            .push_bind(&r.scope)
+                            .push_bind(&r.target_id)
+                            .push_bind(&r.payload)
+                            .push_bind(r.created_at)
+                            .push_bind(r.attempts)
+                            .push_bind(r.next_attempt_at)
+                            .push_bind(r.delivered_at)
+                            .push_bind(&r.last_error);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    Ok(q.build().execute(&mut *self.conn().await?).await?.rows_affected())
+                }
+
+                async fn due_alerts(&self, now: i64, limit: u64) -> StorageResult<Vec<AlertRow>> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT * FROM alert_events WHERE delivered_at IS NULL \
+                         AND destination <> '' AND next_attempt_at <= ",
+                    );
+                    q.push_bind(now)
+                        .push(" ORDER BY next_attempt_at LIMIT ")
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+                    Ok(q.build_query_as::<AlertRow>()
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?)
+                }
+
+                async fn claim_alert(&self, row: &AlertRow, until: i64) -> StorageResult<bool> {
+                    let mut q = QueryBuilder::<Db>::new("UPDATE alert_events SET next_attempt_at = ");
+                    q.push_bind(until)
+                        .push(" WHERE event_id = ")
+                        .push_bind(&row.event_id)
+                        .push(" AND destination = ")
+                        .push_bind(&row.destination)
+                        .push(" AND delivered_at IS NULL AND next_attempt_at = ")
+                        .push_bind(row.next_attempt_at);
+                    let done = q.build().execute(&mut *self.conn().await?).await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn alert_attempted(
+                    &self,
+                    row: &AlertRow,
+                    delivered_at: Option<i64>,
+                    next_attempt_at: i64,
+                    error: Option<&str>,
+                ) -> StorageResult<()> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "UPDATE alert_events SET attempts = attempts + 1, delivered_at = ",
+                    );
+                    q.push_bind(delivered_at)
+                        .push(", next_attempt_at = ")
+                        .push_bind(next_attempt_at)
+                        .push(", last_error = ")
+                        .push_bind(error)
+                        .push(" WHERE event_id = ")
+                        .push_bind(&row.event_id)
+                        .push(" AND destination = ")
+                        .push_bind(&row.destination);
+                    q.build().execute(&mut *self.conn().await?).await?;
+                    Ok(())
+                }
+
+                async fn alerts(
+                    &self,
+                    filter: &AlertFilter,
+                    offset: u64,
+                    limit: u64,
+                ) -> StorageResult<(Vec<AlertRow>, u64)> {
+                    fn filtered<'a>(select: &str, f: &'a AlertFilter) -> QueryBuilder<'a, Db> {
+                        let mut q = QueryBuilder::<Db>::new(select);
+                        q.push(" WHERE 1 = 1");
+                        if let Some(v) = &f.scope {
+                            q.push(" AND scope = ").push_bind(v);
+                        }
+                        if let Some(v) = &f.target_id {
+                            q.push(" AND target_id = ").push_bind(v);
+                        }
+                        q
+                    }
+                    let total: i64 = filtered("SELECT COUNT(*) FROM alert_events", filter)
+                        .build_query_scalar()
+                        .fetch_one(&mut *self.conn().await?)
+                        .await?;
+                    let mut q = filtered("SELECT * FROM alert_events", filter);
+                    q.push(" ORDER BY created_at DESC, event_id LIMIT ")
+                        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .push(" OFFSET ")
+                        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+                    let rows = q
+                        .build_query_as::<AlertRow>()
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                    Ok((rows, u64::try_from(total).unwrap_or(0)))
                 }
 
                 async fn close(&self) {

@@ -32,5 +32,6 @@ super::sql::sql_storage!(
     SqliteStorage,
     sqlx::Sqlite,
     order = "rowid",
-    day = "date(ts_ms / 1000, 'unixepoch')"
+    day = "date(ts_ms / 1000, 'unixepoch')",
+    begin = "BEGIN IMMEDIATE"
 );

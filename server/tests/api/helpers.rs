@@ -346,6 +346,8 @@ impl TestApp {
         let ctx = server::service::Ctx {
             storage: running.storage.as_ref(),
             gate: &running.gate,
+            actor: &server::service::access::SYSTEM,
+            alerts: &server::service::alerts::NONE,
         };
         server::service::budgets::reset_due(ctx)
             .await
@@ -354,10 +356,15 @@ impl TestApp {
 
     /// Stops cleanly (all spend written) and starts again on the same files.
     pub async fn restart(self) -> Self {
+        self.restart_with(&[]).await
+    }
+
+    /// [`TestApp::restart`] with these flags.
+    pub async fn restart_with(self, flags: &[&str]) -> Self {
         let config = self.dir.path().join("gatehouse.yaml");
         let config = config.exists().then_some(config);
         let stopped = self.stop().await;
-        Self::start(stopped.dir, stopped.database, config, &[]).await
+        Self::start(stopped.dir, stopped.database, config, flags).await
     }
 
     /// `POST /v1/chat/completions` with a virtual key.

@@ -1,6 +1,8 @@
 #![recursion_limit = "512"]
 //! The REST API against a real server and a real SQLite file.
 
+mod alerts;
+mod audit;
 mod auth;
 mod console;
 mod contract;
@@ -18,6 +20,7 @@ mod metrics;
 mod openapi;
 mod organizations;
 mod outages;
+mod people;
 mod proxy;
 mod teams;
 mod users;

@@ -321,9 +321,8 @@ async fn a_users_key_acts_with_the_users_role() {
         format!("/key/info?key={colleague}"),
         "/user/info?user_id=bob".to_string(),
         "/team/info?team_id=other".to_string(),
-        "/team/list".to_string(),
         "/user/list".to_string(),
-        "/key/list".to_string(),
+        "/key/list?user_id=bob".to_string(),
     ] {
         let reply = app.send(Method::GET, &path, Some(&own), None).await;
         assert_eq!(
@@ -334,12 +333,35 @@ async fn a_users_key_acts_with_the_users_role() {
         );
         assert!(!reply.body.to_string().contains(&own), "the key is echoed");
     }
+    // Its lists hold what it may see: its teams, its keys.
+    let teams = app.send(Method::GET, "/team/list", Some(&own), None).await;
+    let team_ids: Vec<&str> = ok(&teams)["teams"]
+        .as_array()
+        .expect("teams")
+        .iter()
+        .filter_map(|t| t["team_id"].as_str())
+        .collect();
+    assert_eq!(team_ids, ["ml"]);
+    let keys = app.send(Method::GET, "/key/list", Some(&own), None).await;
+    for key in ok(&keys)["keys"].as_array().expect("keys") {
+        assert_eq!(key["user_id"], "ada", "another user's key listed: {key}");
+    }
+    // It issues itself a key in its team, not one for a colleague.
+    let issued = app
+        .send(
+            Method::POST,
+            "/key/generate",
+            Some(&own),
+            Some(json!({"team_id": "ml"})),
+        )
+        .await;
+    assert_eq!(ok(&issued)["user_id"], "ada");
     assert_eq!(
         call(
             Method::POST,
             "/key/generate",
             &own,
-            Some(json!({"team_id": "ml"}))
+            Some(json!({"team_id": "ml", "user_id": "bob"}))
         )
         .await,
         StatusCode::FORBIDDEN
