@@ -123,6 +123,20 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_ALERT_WEBHOOK_HOSTS", value_delimiter = ',')]
     pub alert_webhook_hosts: Vec<String>,
 
+    /// Single sign-on: the OpenID Connect provider's issuer URL (its discovery document is at
+    /// `<issuer>/.well-known/openid-configuration`). People are matched to users by e-mail,
+    /// only when the provider says the address is verified. Needs the client id and secret.
+    #[arg(long, env = "GATEHOUSE_OIDC_ISSUER", value_parser = parse_webhook_url)]
+    pub oidc_issuer: Option<String>,
+
+    /// The client id Gatehouse has at the OpenID Connect provider.
+    #[arg(long, env = "GATEHOUSE_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// The client secret Gatehouse has at the OpenID Connect provider.
+    #[arg(long, env = "GATEHOUSE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+
     /// Percentages of max_budget whose crossing sends a `budget_threshold` alert.
     #[arg(long, env = "GATEHOUSE_ALERT_THRESHOLDS", value_delimiter = ',', default_value = "50,80,100",
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -199,7 +213,7 @@ fn parse_webhook_url(value: &str) -> Result<String, String> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             Ok(value.to_string())
         }
-        _ => Err("the alert webhook must be an http(s) URL".to_string()),
+        _ => Err("must be an http(s) URL".to_string()),
     }
 }
 

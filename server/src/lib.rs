@@ -12,6 +12,7 @@ pub mod gate;
 pub mod live;
 pub mod metrics;
 pub mod notices;
+pub mod oidc;
 pub mod providers;
 pub mod routes;
 pub mod serve;
@@ -208,6 +209,24 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     );
     let live = live::LiveTeams::new(gate.clone(), to_std(config.events_heartbeat));
     tokio::spawn(live.clone().run(std::time::Duration::from_secs(1)));
+    let origins = Arc::new(Origins::new(config.public_url.as_ref(), addr));
+    let oidc = match (
+        &config.oidc_issuer,
+        &config.oidc_client_id,
+        &config.oidc_client_secret,
+    ) {
+        (None, None, None) => None,
+        (Some(issuer), Some(id), Some(secret)) => Some(Arc::new(oidc::Oidc::new(
+            issuer.clone(),
+            id.clone(),
+            secret.clone(),
+            format!("{}/session/oidc/callback", origins.home()),
+        )?)),
+        _ => anyhow::bail!(
+            "single sign-on needs all of GATEHOUSE_OIDC_ISSUER, GATEHOUSE_OIDC_CLIENT_ID and \
+             GATEHOUSE_OIDC_CLIENT_SECRET"
+        ),
+    };
     let state = AppState {
         storage: storage.clone(),
         gate: gate.clone(),
@@ -217,7 +236,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         master_key: Arc::new(MasterKey::new(&master_key)),
         session_ttl: config.session_ttl,
         throttle,
-        origins: Arc::new(Origins::new(config.public_url.as_ref(), addr)),
+        origins,
+        oidc,
         trusted_proxies: config.trusted_proxies.clone().into(),
         leptos_options: leptos_options.clone(),
         metrics: metrics.clone(),

@@ -39,6 +39,8 @@ pub struct AppState {
     pub live: Arc<LiveTeams>,
     /// What the operator configured of budget alerts.
     pub alerts: Arc<crate::service::alerts::AlertSettings>,
+    /// Single sign-on, when configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl AppState {

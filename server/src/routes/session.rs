@@ -28,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(accept))
+        .routes(routes!(oidc_login))
+        .routes(routes!(oidc_callback))
 }
 
 /// Who is calling, and invitations: behind the admin routes' check.
@@ -207,4 +209,149 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     }
     let body = json!({ "signed_out": true });
     Ok(([(header::SET_COOKIE, cookie(&state, "", 0))], Json(body)).into_response())
+}
+
+/// The cookie that carries a single sign-on from its start to its way back.
+const OIDC_COOKIE: &str = "gatehouse_oidc";
+
+fn sso_unavailable(why: &str) -> ApiError {
+    tracing::warn!(why, "single sign-on failed");
+    ApiError::Status {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        message: "Single sign-on is unavailable now; try again, or sign in with a password."
+            .to_string(),
+    }
+}
+
+fn sso_not_configured() -> ApiError {
+    ApiError::NotFound(
+        "Single sign-on is not configured here (GATEHOUSE_OIDC_ISSUER); sign in with a password."
+            .to_string(),
+    )
+}
+
+/// Begins single sign-on: to the OpenID Connect provider's sign-in page.
+#[utoipa::path(get, path = "/session/oidc/login", tag = "session", security(()),
+    responses((status = 303, description = "To the provider's sign-in page; a short-lived cookie \
+        keeps the way back")))]
+async fn oidc_login(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let oidc = state.oidc.as_ref().ok_or_else(sso_not_configured)?;
+    let started = oidc.start().await.map_err(|why| sso_unavailable(&why))?;
+    let secure = if state.origins.secure { "; Secure" } else { "" };
+    // Lax: the provider's redirect back is a cross-site navigation.
+    let set_cookie = format!(
+        "{OIDC_COOKIE}={}.{}.{}; HttpOnly; SameSite=Lax; Path=/session/oidc; Max-Age=600{secure}",
+        started.state, started.verifier, started.nonce
+    );
+    Ok((
+        axum::http::StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, started.url),
+            (header::SET_COOKIE, set_cookie),
+        ],
+    )
+        .into_response())
+}
+
+/// What the provider sends the browser back with.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OidcCallback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// The way back from the provider: checks the state, trades the code for an ID token, finds the
+/// user by the verified e-mail address, and opens the same session the sign-in form does.
+#[utoipa::path(get, path = "/session/oidc/callback", tag = "session", security(()),
+    params(OidcCallback),
+    responses((status = 200, description = "Signed in; the page goes on to the console",
+        content_type = "text/html")))]
+async fn oidc_callback(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<OidcCallback>,
+) -> Result<Response, ApiError> {
+    let oidc = state.oidc.as_ref().ok_or_else(sso_not_configured)?;
+    let ip = client_address(peer, &headers, &state.trusted_proxies);
+    throttled(&state, ip, None)?;
+    if let Some(error) = &query.error {
+        return Err(ApiError::Forbidden(format!(
+            "The provider did not sign you in ({}).",
+            error.chars().take(100).collect::<String>()
+        )));
+    }
+    let refused = |message: &str| {
+        state.throttle.failure(ip, None);
+        ApiError::Forbidden(message.to_string())
+    };
+    let kept = crate::auth::cookie(&headers, OIDC_COOKIE).and_then(|value| {
+        let mut parts = value.splitn(3, '.');
+        Some((parts.next()?, parts.next()?, parts.next()?))
+    });
+    let (Some((expected, verifier, nonce)), Some(got), Some(code)) =
+        (kept, query.state.as_deref(), query.code.as_deref())
+    else {
+        return Err(refused(
+            "This sign-in was not started here, or took too long: start it again.",
+        ));
+    };
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        expected.as_bytes(),
+        got.as_bytes(),
+    )) {
+        return Err(refused(
+            "This sign-in was not started here, or took too long: start it again.",
+        ));
+    }
+    let person = oidc
+        .finish(code, verifier.to_string(), nonce.to_string())
+        .await
+        .map_err(|why| {
+            tracing::warn!(why, "single sign-on refused");
+            refused("The provider's answer does not check out: start the sign-in again.")
+        })?;
+    if !person.email_verified {
+        return Err(ApiError::Forbidden(
+            "The provider has not verified your e-mail address; Gatehouse matches people by a \
+             verified address only."
+                .to_string(),
+        ));
+    }
+    let email = person.email.unwrap_or_default();
+    let Some(user) = users::by_email(state.ctx(), &email).await? else {
+        return Err(ApiError::Forbidden(
+            "No Gatehouse user has your e-mail address: ask an admin to invite you.".to_string(),
+        ));
+    };
+    state.throttle.success(ip, None);
+    let new = session::open(
+        state.storage.as_ref(),
+        Some(&user.user_id),
+        state.session_ttl,
+        Utc::now(),
+    )
+    .await?;
+    let secure = if state.origins.secure { "; Secure" } else { "" };
+    let done =
+        format!("{OIDC_COOKIE}=; HttpOnly; SameSite=Lax; Path=/session/oidc; Max-Age=0{secure}");
+    // A page of ours moves on to the console: the Strict session cookie goes with a
+    // navigation Gatehouse starts, not with the provider's redirect.
+    let page = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <meta http-equiv=\"refresh\" content=\"0;url=/\"><title>Signed in</title></head>\
+        <body><p><a href=\"/\">Continue to Gatehouse</a></p></body></html>";
+    Ok((
+        axum::response::AppendHeaders([
+            (
+                header::SET_COOKIE,
+                cookie(&state, &new.token, state.session_ttl.num_seconds()),
+            ),
+            (header::SET_COOKIE, done),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+        ]),
+        page,
+    )
+        .into_response())
 }

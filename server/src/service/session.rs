@@ -32,7 +32,8 @@ impl NewSession {
     }
 }
 
-async fn open(
+/// Opens a session for `user_id` (`None`: the admin key's).
+pub async fn open(
     storage: &dyn Storage,
     user_id: Option<&str>,
     ttl: Duration,

@@ -132,7 +132,9 @@ async fn one_signed_event_per_threshold_crossed_across_restarts() {
         .as_str()
         .is_some_and(|id| id.starts_with("evt_")));
 
-    // Restarted between two crossings: the first is not sent again, the next ones are.
+    // Restarted between two crossings (once the first is recorded as delivered): the first
+    // is not sent again, the next ones are.
+    poll_alerts(&app, 1).await;
     let app = app.restart_with(&flags).await;
     ok(&app
         .update_team(json!({"team_id": "ml", "max_budget": spent / 0.85}))
@@ -159,15 +161,42 @@ async fn one_signed_event_per_threshold_crossed_across_restarts() {
         .await);
     let all = receiver.until(4).await;
     assert_eq!(all[3]["event"], "soft_budget");
+    poll_alerts(&app, 4).await;
     let app = app.restart_with(&flags).await;
-    // Nothing new: wait for the loop to have run on the restarted instance, then count.
-    let listed = poll_alerts(&app, 4).await;
-    assert_eq!(listed["total_count"], 4);
-    assert_eq!(receiver.events().len(), 4, "an event was sent twice");
+    // After another restart, a new crossing (the key's) is the only new event: the restarted
+    // instance looked at the team's crossings again and sent none of them twice.
+    let token = ok(&app.key_info(&key).await)["key"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    ok(&app
+        .update_key(json!({"key": token, "max_budget": spent}))
+        .await);
+    let all = receiver.until(7).await;
+    let listed = poll_alerts(&app, 7).await;
+    assert_eq!(listed["total_count"], 7);
+    assert_eq!(all.iter().filter(|e| e["scope"] == "key").count(), 3);
+    assert_eq!(all.iter().filter(|e| e["scope"] == "team").count(), 4);
+    let ids: std::collections::BTreeSet<&str> =
+        all.iter().filter_map(|e| e["event_id"].as_str()).collect();
+    assert_eq!(ids.len(), 7, "an event was sent twice: {all:?}");
     for alert in listed["alerts"].as_array().expect("alerts") {
         assert!(alert["delivered_at"].is_string(), "{alert}");
         assert_eq!(alert["attempts"], 1);
     }
+}
+
+/// The first alert `/alert/list` lists, once `done` says it is as wanted.
+async fn poll_alert(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..1000 {
+        let list = app.get("/alert/list").await;
+        let alert = ok(&list)["alerts"][0].clone();
+        if done(&alert) {
+            return alert;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the alert never got there");
 }
 
 /// `/alert/list` once it lists `n` alerts, all delivered.
@@ -210,22 +239,16 @@ async fn a_failing_receiver_is_retried_with_backoff() {
     ok(&app
         .update_team(json!({"team_id": "ml", "max_budget": spent}))
         .await);
-    // Refused once: the next try waits a second of the gateway's clock, then two.
-    for (tries, wait_ms) in [(1, 1_000), (2, 2_000)] {
-        for _ in 0..1000 {
-            if receiver.tries.load(Ordering::SeqCst) >= tries {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(receiver.tries.load(Ordering::SeqCst), tries);
-        let listed = app.get("/alert/list").await;
-        let alert = ok(&listed)["alerts"][0].clone();
-        assert_eq!(alert["attempts"], tries as u64);
+    // Refused once: the next try waits a second of the gateway's clock, then two. (The clock
+    // is the test's: nothing is tried again until it moves.)
+    for (tries, wait_ms) in [(1_u64, 1_000), (2, 2_000)] {
+        let alert = poll_alert(&app, |a| a["attempts"] == tries).await;
         assert!(alert["delivered_at"].is_null());
         assert!(alert["last_error"]
             .as_str()
             .is_some_and(|e| e.contains("503")));
+        assert!(alert["next_attempt_at"].is_string());
+        assert_eq!(receiver.tries.load(Ordering::SeqCst) as u64, tries);
         app.clock.advance(wait_ms);
     }
     let events = receiver.until(1).await;

@@ -17,6 +17,7 @@ mod litellm;
 mod live;
 mod members;
 mod metrics;
+mod oidc;
 mod openapi;
 mod organizations;
 mod outages;

@@ -34,9 +34,16 @@ async fn every_documented_operation_is_mounted_and_no_other_method_is() {
             if method != "get" {
                 request = request.json(&json!({}));
             }
-            let status = request.send().await.expect("answer").status();
+            let answer = request.send().await.expect("answer");
+            let status = answer.status();
+            let body = answer.text().await.unwrap_or_default();
             if item.get(method).is_some() {
-                assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path}");
+                // A mounted route may answer 404 of its own (single sign-on unconfigured), never
+                // the unknown path's.
+                assert!(
+                    !body.contains("No such endpoint"),
+                    "{method} {path} is documented but not mounted"
+                );
                 assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
             } else {
                 assert_eq!(
@@ -60,7 +67,11 @@ async fn every_operation_has_its_answers_and_error_shape() {
                 continue;
             };
             let responses = &operation["responses"];
-            assert!(responses["200"].is_object(), "{method} {path}: no 200");
+            // (Single sign-on's start answers with a redirect.)
+            assert!(
+                responses["200"].is_object() || responses["303"].is_object(),
+                "{method} {path}: no 200"
+            );
             if path.starts_with("/openapi.json") || path.starts_with("/docs") {
                 continue;
             }

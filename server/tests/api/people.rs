@@ -532,6 +532,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/session/login"),
     ("POST", "/session/logout"),
     ("POST", "/invitation/accept"),
+    ("GET", "/session/oidc/login"),
+    ("GET", "/session/oidc/callback"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/docs/"),
