@@ -247,6 +247,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             .map(|token| Arc::new(MasterKey::new(token))),
         live: live.clone(),
         alerts: alert_settings,
+        changes: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     // The console's pages and files (the .wasm above all) are compressed for the browser; the
     // API and proxy answers are not, to keep the request path lean.
@@ -446,8 +447,12 @@ fn wants_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// A path as it may be logged: a segment shaped like a secret key (someone named a key by its
-/// secret in `/key/{key}/regenerate`) is replaced.
+/// secret in `/key/{key}/regenerate`) is replaced, and so is an invitation link's id.
 fn loggable_path(path: &str) -> String {
+    // An invitation's id is a secret too: it sets a password.
+    if path.starts_with("/invite/") {
+        return "/invite/[secret]".to_string();
+    }
     if !path.contains("/sk-") {
         return path.to_string();
     }

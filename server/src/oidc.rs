@@ -10,7 +10,8 @@ use openidconnect::{
     EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     TokenResponse,
 };
-use tokio::sync::OnceCell;
+use std::sync::Arc;
+use tokio::sync::RwLock;
 
 type Client = CoreClient<
     EndpointSet,
@@ -29,7 +30,9 @@ pub struct Oidc {
     redirect: String,
     /// Never follows redirects: a provider cannot send Gatehouse's requests elsewhere.
     http: reqwest::Client,
-    client: OnceCell<Client>,
+    /// The provider's metadata and keys, discovered again when a token's key is not among
+    /// them (the provider rotated its keys).
+    client: RwLock<Option<Arc<Client>>>,
 }
 
 /// A sign-in begun: where to send the browser, and what the cookie keeps for the way back.
@@ -63,32 +66,37 @@ impl Oidc {
             client_secret,
             redirect,
             http,
-            client: OnceCell::new(),
+            client: RwLock::new(None),
         })
     }
 
-    async fn client(&self) -> Result<&Client, String> {
-        self.client
-            .get_or_try_init(|| async {
-                let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| e.to_string())?;
-                let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
-                    .await
-                    .map_err(|e| format!("cannot discover the provider: {e}"))?;
-                let redirect =
-                    RedirectUrl::new(self.redirect.clone()).map_err(|e| e.to_string())?;
-                Ok(CoreClient::from_provider_metadata(
-                    metadata,
-                    ClientId::new(self.client_id.clone()),
-                    Some(ClientSecret::new(self.client_secret.clone())),
-                )
-                .set_redirect_uri(redirect))
-            })
+    /// The provider as discovered; `fresh`: discovered again now.
+    async fn client(&self, fresh: bool) -> Result<Arc<Client>, String> {
+        if !fresh {
+            if let Some(client) = self.client.read().await.as_ref() {
+                return Ok(client.clone());
+            }
+        }
+        let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| e.to_string())?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
+            .map_err(|e| format!("cannot discover the provider: {e}"))?;
+        let redirect = RedirectUrl::new(self.redirect.clone()).map_err(|e| e.to_string())?;
+        let client = Arc::new(
+            CoreClient::from_provider_metadata(
+                metadata,
+                ClientId::new(self.client_id.clone()),
+                Some(ClientSecret::new(self.client_secret.clone())),
+            )
+            .set_redirect_uri(redirect),
+        );
+        *self.client.write().await = Some(client.clone());
+        Ok(client)
     }
 
     /// Where to send the browser to sign in.
     pub async fn start(&self) -> Result<Started, String> {
-        let client = self.client().await?;
+        let client = self.client(false).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
             .authorize_url(
@@ -116,7 +124,7 @@ impl Oidc {
         verifier: String,
         nonce: String,
     ) -> Result<Person, String> {
-        let client = self.client().await?;
+        let client = self.client(false).await?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| format!("the provider has no token endpoint: {e}"))?
@@ -127,9 +135,20 @@ impl Oidc {
         let token = response
             .id_token()
             .ok_or_else(|| "the provider sent no ID token".to_string())?;
-        let claims = token
-            .claims(&client.id_token_verifier(), &Nonce::new(nonce))
-            .map_err(|e| format!("the ID token does not check out: {e}"))?;
+        let nonce = Nonce::new(nonce);
+        let claims = match token.claims(&client.id_token_verifier(), &nonce) {
+            Ok(claims) => claims.clone(),
+            // Signed with a key the provider has rotated in since? Discover again, once.
+            Err(first) => {
+                let client = self.client(true).await?;
+                let verifier = client.id_token_verifier();
+                let claims = token
+                    .claims(&verifier, &nonce)
+                    .map_err(|e| format!("the ID token does not check out: {e} (first: {first})"))?
+                    .clone();
+                claims
+            }
+        };
         Ok(Person {
             email: claims.email().map(|e| e.as_str().to_string()),
             email_verified: claims.email_verified() == Some(true),

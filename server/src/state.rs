@@ -39,6 +39,9 @@ pub struct AppState {
     pub live: Arc<LiveTeams>,
     /// What the operator configured of budget alerts.
     pub alerts: Arc<crate::service::alerts::AlertSettings>,
+    /// One change through the API at a time on this instance: a change's transaction holds a
+    /// connection, and reads what it changes on another.
+    pub changes: Arc<tokio::sync::Semaphore>,
     /// Single sign-on, when configured.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }

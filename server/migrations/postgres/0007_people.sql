@@ -10,7 +10,9 @@ CREATE TABLE invitations (
     created_by  TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,
-    accepted_at BIGINT
+    accepted_at BIGINT,
+    -- Made by a proxy admin: may reset a password that is set, for anyone.
+    may_reset   BOOLEAN NOT NULL DEFAULT FALSE
 );
 ALTER TABLE api_keys ADD COLUMN previous_key_hash TEXT;
 ALTER TABLE api_keys ADD COLUMN previous_key_expires_at BIGINT;

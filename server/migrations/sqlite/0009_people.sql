@@ -9,7 +9,9 @@ CREATE TABLE invitations (
     created_by  TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL,
-    accepted_at INTEGER
+    accepted_at INTEGER,
+    -- Made by a proxy admin: may reset a password that is set, for anyone.
+    may_reset   BOOLEAN NOT NULL DEFAULT FALSE
 );
 ALTER TABLE api_keys ADD COLUMN previous_key_hash TEXT;
 ALTER TABLE api_keys ADD COLUMN previous_key_expires_at INTEGER;

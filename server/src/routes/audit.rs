@@ -3,7 +3,7 @@
 
 use crate::{
     error::ApiError,
-    extract::ApiQuery,
+    extract::{ApiBytes, ApiQuery},
     notices,
     service::{access::Actor, audit, budgets},
     state::AppState,
@@ -11,7 +11,7 @@ use crate::{
 };
 use app::types::{AuditList, AuditQuery};
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
+    extract::{ConnectInfo, FromRequest, MatchedPath, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
     Extension, Json,
@@ -55,6 +55,13 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let Some(actor) = req.extensions().get::<Actor>().cloned() else {
         return next.run(req).await;
     };
+    // The body arrives before the transaction begins: a slow client holds no lock.
+    let (parts, body) = req.into_parts();
+    let body = match ApiBytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
+        Ok(ApiBytes(bytes)) => bytes,
+        Err(err) => return err.into_response(),
+    };
+    let req = Request::from_parts(parts, axum::body::Body::from(body));
     let facts = audit::RequestFacts {
         request_id: uuid::Uuid::new_v4().to_string(),
         at_ms: chrono::Utc::now().timestamp_millis(),
@@ -69,6 +76,17 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
             .extensions()
             .get::<MatchedPath>()
             .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
+    };
+    // Its own task: a client that leaves mid-change cannot cut the transaction, the fleet's
+    // notice or the undo short.
+    let task = tokio::spawn(change(state, req, next, facts));
+    task.await.unwrap_or_else(|_| unavailable())
+}
+
+/// Runs one change and its audit rows in one transaction (one change at a time here).
+async fn change(state: AppState, req: Request, next: Next, facts: audit::RequestFacts) -> Response {
+    let Ok(_turn) = state.changes.clone().acquire_owned().await else {
+        return unavailable();
     };
     let outcome: Outcome = Arc::new(Mutex::new(None));
     let work = {

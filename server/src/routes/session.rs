@@ -39,6 +39,15 @@ pub fn signed_in_router() -> OpenApiRouter<AppState> {
         .routes(routes!(invite))
 }
 
+/// A browser page of another site may not sign someone in (into the attacker's account) or set
+/// a password; API clients send no `Origin`.
+fn refuse_other_sites(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(header::ORIGIN) && !state.origins.allows(headers) {
+        return Err(cross_site());
+    }
+    Ok(())
+}
+
 fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
     let secure = if state.origins.secure { "; Secure" } else { "" };
     format!(
@@ -57,6 +66,7 @@ async fn login(
     ApiJson(req): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     let ip = client_address(peer, &headers, &state.trusted_proxies);
+    refuse_other_sites(&state, &headers)?;
     let now = Utc::now();
     let (account, signed_in, user) = match (&req.key, &req.password) {
         (Some(key), None) if req.user_id.is_none() && req.user_email.is_none() => {
@@ -86,7 +96,7 @@ async fn login(
             throttled(&state, ip, Some(&account))?;
             let user = match (&req.user_id, &req.user_email) {
                 (Some(user_id), _) => state.storage.user(user_id).await?,
-                (None, Some(email)) => users::by_email(state.ctx(), email).await?,
+                (None, Some(email)) => users::only_one_with_email(state.ctx(), email).await?,
                 (None, None) => None,
             };
             let signed_in = session::sign_in_password(
@@ -182,6 +192,7 @@ async fn accept(
     headers: HeaderMap,
     ApiJson(req): ApiJson<InvitationAccept>,
 ) -> Result<Json<InvitationAccepted>, ApiError> {
+    refuse_other_sites(&state, &headers)?;
     // Guessing links is throttled like guessing passwords.
     let ip = client_address(peer, &headers, &state.trusted_proxies);
     throttled(&state, ip, None)?;
@@ -321,7 +332,7 @@ async fn oidc_callback(
         ));
     }
     let email = person.email.unwrap_or_default();
-    let Some(user) = users::by_email(state.ctx(), &email).await? else {
+    let Some(user) = users::only_one_with_email(state.ctx(), &email).await? else {
         return Err(ApiError::Forbidden(
             "No Gatehouse user has your e-mail address: ask an admin to invite you.".to_string(),
         ));

@@ -246,6 +246,41 @@ impl Actor {
         }
     }
 
+    /// Whether the actor may act for `user_id` (give them a key, which acts with their role; send
+    /// them a link that sets their password): a proxy admin for anyone; anyone for themself; else
+    /// a user not made yet, or an internal user whose every team and organization the actor
+    /// manages — never someone who could do more than the actor.
+    pub async fn reaches(&self, ctx: Ctx<'_>, user_id: &str) -> Result<bool, Error> {
+        if self.changes_all() || self.user_id.as_deref() == Some(user_id) {
+            return Ok(true);
+        }
+        let Some(user) = ctx.storage.user(user_id).await? else {
+            return Ok(true);
+        };
+        if !matches!(
+            user.user_role.as_str(),
+            "internal_user" | "internal_user_viewer"
+        ) {
+            return Ok(false);
+        }
+        for member in ctx.storage.org_members(None, Some(user_id)).await? {
+            if !self.manages_org(&member.organization_id) {
+                return Ok(false);
+            }
+        }
+        for member in ctx.storage.members(None, Some(user_id)).await? {
+            let managed = ctx
+                .storage
+                .team(&member.team_id)
+                .await?
+                .is_some_and(|team| self.manages_team(&team));
+            if !managed {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     pub fn check(&self, allowed: bool, what: &str) -> Result<(), Error> {
         if allowed {
             Ok(())

@@ -89,6 +89,13 @@ pub async fn generate(
     }
     let actor = ctx.actor;
     let mut req = req;
+    if let Some(user_id) = &req.user_id {
+        // The key acts with its user's role: only for someone the actor may act for.
+        actor.check(
+            actor.reaches(ctx, user_id).await?,
+            "issue a key for this user (their role or teams reach beyond yours)",
+        )?;
+    }
     if !actor.manages_team(&team) {
         // A member issues keys for itself, within the team's budget.
         if req.user_id.is_none() {
@@ -282,10 +289,27 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
     if let Some(Some(user_id)) = &req.user_id {
         validate::user_id("user_id", user_id)?;
     }
-    if req.user_id.is_some() && !ctx.actor.manages_team(&team) {
-        return Err(Error::Forbidden(
-            "Your role does not allow you to give a key to another user.".to_string(),
-        ));
+    if !ctx.actor.manages_team(&team) {
+        // A key's own user may rename it and keep notes on it; its limits, models, status,
+        // expiry and user are for who manages the team.
+        let limits = req.budget();
+        let changes_limits = req.user_id.is_some()
+            || req.models.is_some()
+            || req.aliases.is_some()
+            || req.blocked.is_some()
+            || req.duration.is_some()
+            || limits != Default::default();
+        ctx.actor.check(
+            !changes_limits,
+            "change this key's limits, models, status, expiry or user (its alias and metadata \
+             only)",
+        )?;
+    }
+    if let Some(Some(user_id)) = &req.user_id {
+        ctx.actor.check(
+            ctx.actor.reaches(ctx, user_id).await?,
+            "give a key to this user (their role or teams reach beyond yours)",
+        )?;
     }
     if let Some(Some(alias)) = &req.key_alias {
         validate::label("key_alias", alias)?;
@@ -337,7 +361,11 @@ pub async fn set_blocked(
     blocked: bool,
     now: DateTime<Utc>,
 ) -> Result<KeyInfo, Error> {
-    let (key, _) = scoped(ctx, "key", reference, Manage, "block or unblock this key").await?;
+    let (key, team) = scoped(ctx, "key", reference, Manage, "block or unblock this key").await?;
+    ctx.actor.check(
+        ctx.actor.manages_team(&team),
+        "block or unblock this key (who manages its team does)",
+    )?;
     let patch = KeyPatch {
         blocked: Some(blocked),
         ..KeyPatch::default()

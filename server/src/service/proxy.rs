@@ -122,7 +122,14 @@ pub async fn find_key(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Arc<KeyE
         tracing::warn!(%err, "cannot look a key up in the database");
         ProxyError::Denied(Denial::Unavailable(Unreachable::Database))
     };
-    let Some(row) = ctx.storage.key_by_hash(&hash).await.map_err(unavailable)? else {
+    let Some(row) = ctx
+        .storage
+        .key_by_hash(&hash)
+        .await
+        .map_err(unavailable)?
+        .filter(|row| row.accepts(&hash, ctx.gate.clock.now_secs()))
+    else {
+        // Unknown, or a rotated key's old secret past its grace period.
         ctx.gate.remember_unknown(&hash);
         return Err(invalid);
     };

@@ -181,14 +181,11 @@ pub async fn invite(
                         .to_string(),
                 ));
             }
-            if matches!(
-                user.user_role.as_str(),
-                "proxy_admin" | "proxy_admin_viewer"
-            ) {
-                return Err(Error::Forbidden(
-                    "Only a proxy admin can invite a proxy admin.".to_string(),
-                ));
-            }
+            // The link sets who they are: only for someone the actor may act for.
+            actor.check(
+                actor.reaches(ctx, &user.user_id).await?,
+                "invite this person (their role or teams reach beyond yours)",
+            )?;
         }
     }
     let user = users::find_or_make(ctx, user_id, user_email, now).await?;
@@ -205,6 +202,7 @@ pub async fn invite(
             created_at: now.timestamp(),
             expires_at,
             accepted_at: None,
+            may_reset: actor.changes_all(),
         })
         .await?;
     super::audit::changed(
@@ -261,6 +259,33 @@ pub async fn accept(
         .await?
         .filter(|i| i.accepted_at.is_none() && i.expires_at > now.timestamp())
         .ok_or_else(gone)?;
+    // A link a proxy admin did not make sets a first password, for someone who can do no more
+    // than a member: whoever made it cannot take over an account that has become more since.
+    if !invitation.may_reset {
+        let plain = storage.user(&invitation.user_id).await?.is_some_and(|u| {
+            matches!(
+                u.user_role.as_str(),
+                "internal_user" | "internal_user_viewer"
+            )
+        }) && storage.password_hash(&invitation.user_id).await?.is_none()
+            && storage
+                .members(None, Some(&invitation.user_id))
+                .await?
+                .iter()
+                .all(|m| m.role != "admin")
+            && storage
+                .org_members(None, Some(&invitation.user_id))
+                .await?
+                .iter()
+                .all(|m| m.user_role != "org_admin");
+        if !plain {
+            return Err(Error::Forbidden(
+                "This link can no longer set this person's password; ask a proxy admin for a \
+                 new one."
+                    .to_string(),
+            ));
+        }
+    }
     if let Some(why) = weakness(password, &[&invitation.user_id]) {
         return Err(Error::invalid("password", why));
     }

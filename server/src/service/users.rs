@@ -127,6 +127,25 @@ pub async fn by_email(ctx: Ctx<'_>, address: &str) -> Result<Option<UserRow>, Er
     }))
 }
 
+/// The one user with this e-mail address (compared without case): `None` when nobody has it,
+/// or several do — signing in by address must not pick one of several people.
+pub async fn only_one_with_email(ctx: Ctx<'_>, address: &str) -> Result<Option<UserRow>, Error> {
+    let query = UserQuery {
+        email: Some(address.to_lowercase()),
+        ..UserQuery::default()
+    };
+    let (rows, _) = ctx.storage.users_page(&query, 0, 1000).await?;
+    let mut exact = rows.into_iter().map(|(row, _)| row).filter(|row| {
+        row.user_email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(address))
+    });
+    Ok(match (exact.next(), exact.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    })
+}
+
 /// The user as the API shows it, with the live spend of the request path.
 pub async fn user_view(ctx: Ctx<'_>, row: &UserRow, teams: Vec<String>) -> User {
     let live = ctx.gate.budget(LevelKind::User, &row.user_id).await;

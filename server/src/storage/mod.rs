@@ -343,6 +343,8 @@ pub struct InvitationRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub accepted_at: Option<i64>,
+    /// Made by a proxy admin: it may replace a password that is set (a reset), for anyone.
+    pub may_reset: bool,
 }
 
 /// An organization (LiteLLM's): a budget, limits and models over all of its teams.

@@ -419,6 +419,17 @@ macro_rules! sql_storage {
                     }
                 }
 
+                /// Runs an INSERT on its own savepoint: a refused one (a row that exists, a row
+                /// it names that does not) leaves the transaction around it usable (PostgreSQL
+                /// aborts a whole transaction at its first error).
+                async fn insert(&self, mut q: QueryBuilder<'_, Db>) -> StorageResult<()> {
+                    let mut conn = self.conn().await?;
+                    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+                    q.build().execute(&mut *savepoint).await.map_err(classify)?;
+                    savepoint.commit().await?;
+                    Ok(())
+                }
+
                 /// The row of `select` (a `SELECT ... FROM ...`) whose `column` is `value`.
                 async fn one<R, T>(
                     &self,
@@ -507,7 +518,7 @@ macro_rules! sql_storage {
                             .push_bind(t.created_at)
                             .push_bind(t.updated_at);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
@@ -630,7 +641,7 @@ macro_rules! sql_storage {
                             .push_bind(k.created_at)
                             .push_bind(k.updated_at);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
@@ -741,7 +752,7 @@ macro_rules! sql_storage {
                             .push_bind(u.created_at)
                             .push_bind(u.updated_at);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
@@ -862,7 +873,7 @@ macro_rules! sql_storage {
                         bind_budget(&mut v, &m.budget);
                         v.push_bind(m.created_at).push_bind(m.updated_at);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
@@ -945,7 +956,7 @@ macro_rules! sql_storage {
                             .push_bind(o.created_at)
                             .push_bind(o.updated_at);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
@@ -1018,7 +1029,7 @@ macro_rules! sql_storage {
                             .push_bind(m.created_at)
                             .push_bind(m.updated_at);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
@@ -1300,7 +1311,7 @@ macro_rules! sql_storage {
                     q.push_values([(token_hash, user_id, expires_at)], |mut v, (hash, user, at)| {
                         v.push_bind(hash).push_bind(user).push_bind(at);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
@@ -1365,6 +1376,12 @@ macro_rules! sql_storage {
                         .push(" WHERE user_id = ")
                         .push_bind(&user_id);
                     q.build().execute(&mut *tx).await?;
+                    // The person's other links stop working: one sets the password.
+                    let mut q = QueryBuilder::<Db>::new("UPDATE invitations SET accepted_at = ");
+                    q.push_bind(now)
+                        .push(" WHERE accepted_at IS NULL AND user_id = ")
+                        .push_bind(&user_id);
+                    q.build().execute(&mut *tx).await?;
                     // A new password ends the sessions the old one opened.
                     let mut q =
                         QueryBuilder::<Db>::new("DELETE FROM admin_sessions WHERE user_id = ");
@@ -1377,7 +1394,7 @@ macro_rules! sql_storage {
                 async fn insert_invitation(&self, i: &InvitationRow) -> StorageResult<()> {
                     let mut q = QueryBuilder::<Db>::new(
                         "INSERT INTO invitations (id_hash, user_id, created_by, created_at, \
-                         expires_at, accepted_at) ",
+                         expires_at, accepted_at, may_reset) ",
                     );
                     q.push_values([i], |mut v, i| {
                         v.push_bind(&i.id_hash)
@@ -1385,16 +1402,17 @@ macro_rules! sql_storage {
                             .push_bind(&i.created_by)
                             .push_bind(i.created_at)
                             .push_bind(i.expires_at)
-                            .push_bind(i.accepted_at);
+                            .push_bind(i.accepted_at)
+                            .push_bind(i.may_reset);
                     });
-                    q.build().execute(&mut *self.conn().await?).await.map_err(classify)?;
+                    self.insert(q).await?;
                     Ok(())
                 }
 
                 async fn invitation(&self, id_hash: &str) -> StorageResult<Option<InvitationRow>> {
                     self.one::<InvitationRow, _>(
-                        "SELECT id_hash, user_id, created_by, created_at, expires_at, accepted_at \
-                         FROM invitations",
+                        "SELECT id_hash, user_id, created_by, created_at, expires_at, accepted_at, \
+                         may_reset FROM invitations",
                         "id_hash",
                         id_hash,
                     )

@@ -1004,6 +1004,95 @@ async fn an_invited_person_sets_a_password_and_signs_in() {
     assert!(!stored.contains(PASSWORD));
 }
 
+/// Another site's page cannot sign a browser in (into an attacker's account), and a request
+/// naming one user twice is one change on both databases.
+#[tokio::test]
+async fn sign_in_comes_from_gatehouse_pages_and_changes_are_whole() {
+    let app = TestApp::spawn().await;
+    ok(&app.new_team(json!({"team_id": "ml"})).await);
+    let forged = app
+        .client
+        .post(format!("{}/session/login", app.base))
+        .header(header::ORIGIN, "https://evil.example")
+        .json(&json!({"key": ADMIN_KEY}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let twice = app
+        .post(
+            "/team/member_add",
+            json!({"team_id": "ml", "member": [{"user_id": "dup"}, {"user_id": "dup"}]}),
+        )
+        .await;
+    assert_eq!(
+        ok(&twice)["updated_team_memberships"]
+            .as_array()
+            .expect("list")
+            .len(),
+        1
+    );
+    let audit = app.get("/audit?target_type=member").await;
+    assert_eq!(ok(&audit)["total_count"], 1);
+}
+
+/// A link a team admin made cannot set the password of someone who has become more since.
+#[tokio::test]
+async fn an_invitation_cannot_outgrow_who_made_it() {
+    let app = TestApp::spawn().await;
+    ok(&app.new_team(json!({"team_id": "ml"})).await);
+    ok(&app
+        .post("/user/new", json!({"user_id": "lead", "teams": ["ml"]}))
+        .await);
+    ok(&app
+        .post(
+            "/team/member_update",
+            json!({"team_id": "ml", "user_id": "lead", "role": "admin"}),
+        )
+        .await);
+    let lead = app
+        .generate_key(json!({"team_id": "ml", "user_id": "lead"}))
+        .await;
+    let lead = ok(&lead)["key"].as_str().expect("key").to_string();
+    let invite = |user: &str| {
+        let body = json!({"user_id": user, "team_id": "ml"});
+        let (app, lead) = (&app, lead.clone());
+        async move {
+            app.send(Method::POST, "/invitation/new", Some(&lead), Some(body))
+                .await
+        }
+    };
+    let kept = invite("newbie").await;
+    let kept = ok(&kept)["id"].as_str().expect("id").to_string();
+    let second = invite("newbie").await;
+    let second = ok(&second)["id"].as_str().expect("id").to_string();
+    // Promoted before setting a password: the team admin's link no longer works.
+    ok(&app
+        .post(
+            "/user/update",
+            json!({"user_id": "newbie", "user_role": "proxy_admin"}),
+        )
+        .await);
+    let accept = |id: &str| {
+        let body = json!({"id": id, "password": PASSWORD});
+        let app = &app;
+        async move {
+            app.send(Method::POST, "/invitation/accept", None, Some(body))
+                .await
+        }
+    };
+    assert_eq!(accept(&kept).await.status, StatusCode::FORBIDDEN);
+    // Back to a member: the person sets a password, and the other link is spent with it.
+    ok(&app
+        .post(
+            "/user/update",
+            json!({"user_id": "newbie", "user_role": "internal_user"}),
+        )
+        .await);
+    ok(&accept(&kept).await);
+    assert_eq!(accept(&second).await.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn failed_sign_ins_are_throttled_per_account() {
     let app = TestApp::spawn().await;
