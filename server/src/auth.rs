@@ -263,8 +263,8 @@ async fn user_actor(
     Ok(Actor::user(state.ctx(), &user.user_id, &user.user_role, key_id).await?)
 }
 
-/// Who is calling, from the bearer token or the session cookie (`None`: neither was sent).
-async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+/// Who is calling, from the bearer token or the session cookie, as the database says now.
+pub async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
     let ip = client_ip(parts, state);
     if let Some(token) = bearer_token(&parts.headers)? {
         let account = secrets::virtual_key_id(token).unwrap_or(ADMIN_ACCOUNT);

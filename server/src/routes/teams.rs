@@ -135,24 +135,36 @@ async fn info(
 async fn events(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    request: axum::http::request::Parts,
     ApiQuery(query): ApiQuery<TeamEventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let followed = live::followed(query.team_ids.as_deref(), query.keys.as_deref())?;
     live::check_followed(db.ctx_as(&actor), &followed).await?;
-    let watch = db.live.watch(followed);
+    let watch = db.live.watch(followed.clone());
     let heartbeat = db.live.heartbeat;
-    let changes = futures_util::stream::unfold((watch, true), |(mut watch, first)| async move {
-        let (teams, keys) = live::views(watch.next().await?);
-        // The first answer has both events, even empty: the page knows where it stands.
-        let mut events = Vec::with_capacity(2);
-        if first || !teams.is_empty() {
-            events.push(Event::default().event("budgets").json_data(teams));
-        }
-        if first || !keys.is_empty() {
-            events.push(Event::default().event("keys").json_data(keys));
-        }
-        Some((events, (watch, false)))
-    });
+    let first = (watch, true, db, request, followed);
+    let changes = futures_util::stream::unfold(
+        first,
+        |(mut watch, first, db, request, followed)| async move {
+            let changed = watch.next().await?;
+            // Who is watching is read again before each event: a role change, a removal from
+            // the team or a deleted user ends the stream.
+            let actor = crate::auth::identify(&request, &db).await.ok()?;
+            live::check_followed(db.ctx_as(&actor), &followed)
+                .await
+                .ok()?;
+            let (teams, keys) = live::views(changed);
+            // The first answer has both events, even empty: the page knows where it stands.
+            let mut events = Vec::with_capacity(2);
+            if first || !teams.is_empty() {
+                events.push(Event::default().event("budgets").json_data(teams));
+            }
+            if first || !keys.is_empty() {
+                events.push(Event::default().event("keys").json_data(keys));
+            }
+            Some((events, (watch, false, db, request, followed)))
+        },
+    );
     let events = changes.flat_map(|events| {
         futures_util::stream::iter(events.into_iter().filter_map(|event| event.ok().map(Ok)))
     });

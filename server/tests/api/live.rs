@@ -13,10 +13,15 @@ pub struct Events {
 
 impl Events {
     pub async fn open(app: &TestApp, query: &str) -> Self {
+        Self::open_as(app, query, ADMIN_KEY).await
+    }
+
+    /// [`Events::open`] with another key.
+    pub async fn open_as(app: &TestApp, query: &str, key: &str) -> Self {
         let response = app
             .client
             .get(format!("{}/team/events?{query}", app.base))
-            .bearer_auth(ADMIN_KEY)
+            .bearer_auth(key)
             .send()
             .await
             .expect("stream opened");
@@ -73,6 +78,53 @@ impl Events {
 
 fn ask() -> Value {
     json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5})
+}
+
+/// Who watches is read again before each event: removed from the team, the stream ends.
+#[tokio::test]
+async fn a_stream_ends_when_its_watcher_may_no_longer_see_the_team() {
+    let app = TestApp::spawn_gateway().await;
+    for team in ["ml", "home"] {
+        crate::helpers::ok(&app.new_team(json!({"team_id": team})).await);
+    }
+    crate::helpers::ok(
+        &app.post(
+            "/user/new",
+            json!({"user_id": "ada", "teams": ["home", "ml"]}),
+        )
+        .await,
+    );
+    let own = app
+        .generate_key(json!({"team_id": "home", "user_id": "ada"}))
+        .await;
+    let own = crate::helpers::ok(&own)["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let ml_key = app.generate_key(json!({"team_id": "ml"})).await;
+    let ml_key = crate::helpers::ok(&ml_key)["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let mut events = Events::open_as(&app, "team_ids=ml", &own).await;
+    assert_eq!(events.budgets().await[0]["team_id"], "ml");
+    crate::helpers::ok(&app.chat(&ml_key, ask()).await);
+    events.budgets().await;
+    crate::helpers::ok(
+        &app.post(
+            "/team/member_delete",
+            json!({"team_id": "ml", "user_id": "ada"}),
+        )
+        .await,
+    );
+    crate::helpers::ok(&app.chat(&ml_key, ask()).await);
+    loop {
+        match events.block().await {
+            None => break,
+            Some(block) if block.starts_with(':') => continue,
+            Some(block) => panic!("an event after the removal: {block}"),
+        }
+    }
 }
 
 #[tokio::test]
