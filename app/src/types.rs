@@ -1176,6 +1176,15 @@ pub struct SpendLogEntry {
     pub spend: f64,
     pub latency_ms: u64,
     pub status: u16,
+    /// The deployment that answered (`x-litellm-model-id`), and the tries besides its own:
+    /// retries within the model, fallbacks to other models. Not read by the console (kept
+    /// out of its bundle).
+    #[cfg(feature = "ssr")]
+    pub model_id: Option<String>,
+    #[cfg(feature = "ssr")]
+    pub retries: u64,
+    #[cfg(feature = "ssr")]
+    pub fallbacks: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

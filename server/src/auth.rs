@@ -185,6 +185,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/metrics", Rule::Admin),
     ("/audit", Rule::Admin),
     ("/alert/list", Rule::Admin),
+    ("/health/deployments", Rule::Admin),
 ];
 
 pub fn rule(path: &str) -> Option<Rule> {

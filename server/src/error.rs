@@ -3,7 +3,7 @@
 
 use crate::{
     gate::admission::{Denial, LevelKind, RateInfo, Unreachable},
-    providers::call::UpstreamError,
+    providers::{call::UpstreamError, router::Unavailable},
     service::{self, money::nanos_to_usd, proxy},
     storage::StorageError,
 };
@@ -40,8 +40,11 @@ pub enum ApiError {
     #[error("Too many failed attempts from this address or on this account; retry after {0} s.")]
     Throttled(u64),
     /// The model's provider failed.
-    #[error("{}", proxy::upstream_message(.0))]
+    #[error("{}", crate::providers::call::describe(.0))]
     Upstream(UpstreamError),
+    /// No deployment of the model (or of its fallbacks) could take the request now.
+    #[error("{}", no_deployment_message(.0))]
+    NoDeployment(Unavailable),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,6 +81,8 @@ impl ApiError {
             Self::Upstream(err) => {
                 StatusCode::from_u16(proxy::status_of(err)).unwrap_or(StatusCode::BAD_GATEWAY)
             }
+            Self::NoDeployment(Unavailable::AtLimit { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NoDeployment(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -98,15 +103,32 @@ impl ApiError {
                     LevelKind::User => "user_model_access_denied",
                     LevelKind::Member => "team_member_model_access_denied",
                     LevelKind::Organization => "organization_model_access_denied",
+                    LevelKind::Deployment => "model_access_denied",
                 },
                 Denial::OverBudget { .. } => "budget_exceeded",
                 Denial::RateLimited { .. } => "rate_limit_error",
                 Denial::Unavailable(_) => "service_unavailable",
             },
             Self::Upstream(err) => proxy::upstream_kind(err),
+            Self::NoDeployment(Unavailable::AtLimit { .. }) => "rate_limit_error",
+            Self::NoDeployment(_) => "service_unavailable",
             Self::Throttled(_) => "rate_limit_error",
             Self::Internal(_) => "internal_server_error",
         }
+    }
+}
+
+fn no_deployment_message(unavailable: &Unavailable) -> String {
+    match unavailable {
+        Unavailable::Cooling { retry_after } => format!(
+            "No deployments available for this model: every one is cooling down after \
+             failures. Try again in {retry_after} seconds."
+        ),
+        Unavailable::AtLimit { retry_after } => format!(
+            "No deployments available for this model: every one is at its requests- or \
+             tokens-per-minute limit. Try again in {retry_after} seconds."
+        ),
+        Unavailable::Unreachable(denial) => denial_message(denial),
     }
 }
 
@@ -129,6 +151,7 @@ fn denial_message(denial: &Denial) -> String {
                 LevelKind::User => ("user", format!(" {level}.")),
                 LevelKind::Member => ("team member", format!(" {level}.")),
                 LevelKind::Organization => ("organization", format!(" {level}.")),
+                LevelKind::Deployment => ("deployment", format!(" {level}.")),
             };
             format!(
                 "{kind} not allowed to access model. This {kind} can only access models=[{}]. \
@@ -166,6 +189,7 @@ fn denial_message(denial: &Denial) -> String {
                 LevelKind::User => "user",
                 LevelKind::Member => "team_member",
                 LevelKind::Organization => "organization",
+                LevelKind::Deployment => "deployment",
             },
             level.id,
             kind.label()
@@ -206,6 +230,10 @@ impl From<proxy::ProxyError> for ApiError {
             },
             proxy::ProxyError::Denied(denial) => Self::Denied(Box::new(denial)),
             proxy::ProxyError::Upstream(err) => Self::Upstream(err),
+            proxy::ProxyError::NoDeployment(Unavailable::Unreachable(denial)) => {
+                Self::Denied(Box::new(denial))
+            }
+            proxy::ProxyError::NoDeployment(unavailable) => Self::NoDeployment(unavailable),
             proxy::ProxyError::Internal => Self::Internal("the provider call's task failed".into()),
         }
     }
@@ -297,6 +325,9 @@ impl IntoResponse for ApiError {
                 _ => HeaderMap::new(),
             },
             Self::Upstream(UpstreamError::RateLimited { retry_after })
+            | Self::NoDeployment(
+                Unavailable::AtLimit { retry_after } | Unavailable::Cooling { retry_after },
+            )
             | Self::Throttled(retry_after) => {
                 let mut headers = HeaderMap::new();
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

@@ -139,6 +139,12 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         clock.clone(),
     )?;
     let throttle = Arc::new(Throttle::new(throttle::Limits::default(), clock.clone()));
+    let router = providers::router::Router::new(
+        Arc::new(models),
+        clock.clone(),
+        admission.clone(),
+        notices.clone(),
+    );
     let gate = Arc::new(Gate::new(clock, admission, notices));
     gate.load(&service::budgets::stored(&*storage).await?).await;
     if let Some(url) = &config.redis_url {
@@ -149,6 +155,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             config.redis_prefix.clone(),
             storage.clone(),
             gate.clone(),
+            router.clone(),
             subscribed,
         ));
         tokio::time::timeout(std::time::Duration::from_secs(10), ready)
@@ -158,7 +165,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             .context("cannot subscribe to Redis' change notices")?;
     }
     // The tokenizers' tables take a moment to load: before the first request, not during it.
-    let tokenizers = models.tokenizers();
+    let tokenizers = router.models().tokenizers();
     tokio::task::spawn_blocking(move || service::estimate::warm_up(&tokenizers))
         .await
         .context("loading the tokenizers")?;
@@ -230,7 +237,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     let state = AppState {
         storage: storage.clone(),
         gate: gate.clone(),
-        models: Arc::new(models),
+        router,
         spend: spend_sink,
         http,
         master_key: Arc::new(MasterKey::new(&master_key)),

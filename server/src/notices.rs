@@ -6,6 +6,7 @@
 
 use crate::{
     gate::Gate,
+    providers::router::Router,
     service::{budgets, Ctx},
     storage::{BudgetOwner, Storage},
 };
@@ -63,6 +64,22 @@ pub trait Notices: Send + Sync {
     /// Tells the other instances; a failure is logged, never the caller's error (the change
     /// is committed, and instances reload everything after they reconnect).
     async fn publish(&self, change: &Change);
+
+    /// Tells the other instances that a deployment cools down until `until_ms` (a notice lost
+    /// only lets them find out for themselves).
+    async fn cooldown(&self, _deployment_id: &str, _until_ms: i64) {}
+}
+
+/// The notice of a cooldown: `cooldown:<until_ms>:<deployment id>` (no change's owner is named
+/// `cooldown`).
+fn encode_cooldown(deployment_id: &str, until_ms: i64) -> String {
+    format!("cooldown:{until_ms}:{deployment_id}")
+}
+
+fn decode_cooldown(text: &str) -> Option<(i64, &str)> {
+    let rest = text.strip_prefix("cooldown:")?;
+    let (until, id) = rest.split_once(':')?;
+    Some((until.parse().ok()?, id))
 }
 
 /// One instance: nobody to tell.
@@ -111,6 +128,17 @@ impl Notices for RedisNotices {
             tracing::warn!(%err, ?change, "cannot tell the other instances of a change");
         }
     }
+
+    async fn cooldown(&self, deployment_id: &str, until_ms: i64) {
+        let sent = redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(encode_cooldown(deployment_id, until_ms))
+            .query_async::<i64>(&mut self.con.clone())
+            .await;
+        if let Err(err) = sent {
+            tracing::warn!(%err, "cannot tell the other instances of a cooldown");
+        }
+    }
 }
 
 /// Applies the fleet's notices to this instance for as long as it runs: subscribes, reloads
@@ -121,6 +149,7 @@ pub async fn listen(
     prefix: String,
     storage: Arc<dyn Storage>,
     gate: Arc<Gate>,
+    router: Arc<Router>,
     subscribed: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut subscribed = Some(subscribed);
@@ -150,6 +179,10 @@ pub async fn listen(
                     let Ok(text) = message.get_payload::<String>() else {
                         continue;
                     };
+                    if let Some((until_ms, id)) = decode_cooldown(&text) {
+                        router.cool(id, until_ms);
+                        continue;
+                    }
                     let Some(change) = Change::decode(&text) else {
                         continue;
                     };
@@ -201,5 +234,8 @@ mod tests {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
         assert_eq!(Change::decode("org:x"), None);
+        let cooldown = encode_cooldown("id:with:colons", 1_234);
+        assert_eq!(decode_cooldown(&cooldown), Some((1_234, "id:with:colons")));
+        assert_eq!(Change::decode(&cooldown), None);
     }
 }

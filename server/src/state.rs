@@ -5,7 +5,7 @@ use crate::{
     auth::Origins,
     gate::Gate,
     metrics::Metrics,
-    providers::Models,
+    providers::router::Router,
     service::{secrets::MasterKey, Ctx},
     spend::SpendSink,
     storage::Storage,
@@ -19,7 +19,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub gate: Arc<Gate>,
-    pub models: Arc<Models>,
+    /// The served models and which deployment answers.
+    pub router: Arc<Router>,
     pub spend: SpendSink,
     /// Pooled connections to the upstream providers.
     pub http: reqwest::Client,

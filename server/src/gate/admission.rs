@@ -21,6 +21,8 @@ pub enum LevelKind {
     Team,
     Organization,
     User,
+    /// One deployment of a model: its `rpm`/`tpm` only (see `providers::router`).
+    Deployment,
 }
 
 impl LevelKind {
@@ -32,18 +34,20 @@ impl LevelKind {
             Self::Team => "Team",
             Self::Organization => "Organization",
             Self::User => "User",
+            Self::Deployment => "Deployment",
         }
     }
 
-    /// The stored rows that hold this level's budget.
-    pub fn owner(self) -> BudgetOwner {
-        match self {
+    /// The stored rows that hold this level's budget (a deployment has none).
+    pub fn owner(self) -> Option<BudgetOwner> {
+        Some(match self {
             Self::Key => BudgetOwner::Key,
             Self::Member => BudgetOwner::Member,
             Self::Team => BudgetOwner::Team,
             Self::Organization => BudgetOwner::Organization,
             Self::User => BudgetOwner::User,
-        }
+            Self::Deployment => return None,
+        })
     }
 
     pub fn of(owner: BudgetOwner) -> Self {
@@ -58,7 +62,7 @@ impl LevelKind {
 
     /// Its lowercase name, as metrics and Redis keys use it.
     pub fn name(self) -> &'static str {
-        self.owner().name()
+        self.owner().map_or("deployment", BudgetOwner::name)
     }
 }
 

@@ -236,7 +236,7 @@ impl KeyEntry {
         match level.kind {
             LevelKind::Key => *self.level() == *level,
             LevelKind::Team => self.team.level == *level,
-            LevelKind::Organization => false,
+            LevelKind::Organization | LevelKind::Deployment => false,
             LevelKind::User => read(&self.links).user_id.as_deref() == Some(&*level.id),
             LevelKind::Member => read(&self.links)
                 .user_id
@@ -657,7 +657,7 @@ impl Gate {
             .filter_map(|entry| {
                 let (due_at, next) = read(&entry.config).due(now)?;
                 Some(DueReset {
-                    owner: entry.level.kind.owner(),
+                    owner: entry.level.kind.owner()?,
                     id: entry.level.id.to_string(),
                     due_at,
                     next,

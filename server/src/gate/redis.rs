@@ -279,6 +279,7 @@ impl RedisAdmission {
                 .organization(&level.id.id)
                 .await
                 .map(|r| r.map(|o| o.budget)),
+            LevelKind::Deployment => Ok(None),
         }
         .map_err(|err| {
             tracing::warn!(level = %level.id, %err, "cannot read a level's spend from storage");

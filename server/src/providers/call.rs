@@ -60,11 +60,32 @@ pub struct CallInfo<'a> {
     pub created: i64,
 }
 
+/// What a caller is told of an upstream failure; never the provider's own text, except the
+/// reason it refused a malformed request.
+pub fn describe(err: &UpstreamError) -> String {
+    match err {
+        UpstreamError::Unreachable => "The model's provider could not be reached.".into(),
+        UpstreamError::Timeout => "The model's provider did not answer in time.".into(),
+        UpstreamError::RateLimited { retry_after } => format!(
+            "The model's provider is rate limiting this gateway; retry after {retry_after} s."
+        ),
+        UpstreamError::Rejected { message } => message.clone(),
+        UpstreamError::Failed { status } => {
+            format!("The model's provider failed (status {status}).")
+        }
+        UpstreamError::BrokeOff => "The model's provider broke off its answer.".into(),
+        UpstreamError::BadAnswer => "The model's provider sent an answer that is not JSON.".into(),
+    }
+}
+
+/// One try: within the deployment's timeouts, and never past `limit` (what is left of the
+/// request's overall deadline) for its answer or its first chunk.
 pub async fn send(
     http: &reqwest::Client,
     deployment: &Deployment,
     body: &Value,
     info: CallInfo<'_>,
+    limit: Duration,
 ) -> Result<Answer, UpstreamError> {
     match &deployment.upstream {
         Upstream::Mock => Ok(mock_answer(deployment, body, &info)),
@@ -79,9 +100,9 @@ pub async fn send(
             }
             let secret = api_key.as_deref();
             if info.streaming {
-                stream(call, deployment.stream_timeout, secret).await
+                stream(call, deployment.stream_timeout, limit, secret).await
             } else {
-                tokio::time::timeout(deployment.timeout, whole(call, secret))
+                tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret))
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
             }
@@ -117,9 +138,10 @@ async fn whole(
 async fn stream(
     call: reqwest::RequestBuilder,
     timeout: Duration,
+    limit: Duration,
     secret: Option<&str>,
 ) -> Result<Answer, UpstreamError> {
-    let started = tokio::time::timeout(timeout, async {
+    let started = tokio::time::timeout(timeout.min(limit), async {
         let response = call.send().await.map_err(sent)?;
         success(response, secret).await
     });

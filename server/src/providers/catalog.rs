@@ -67,6 +67,8 @@ pub struct Price {
     pub cache_read: Option<i64>,
     /// Prompt tokens written to the provider's cache.
     pub cache_write: Option<i64>,
+    /// Completion tokens spent reasoning.
+    pub output_reasoning: Option<i64>,
 }
 
 /// Tokens of an answer, split by what they are priced as.
@@ -80,8 +82,9 @@ pub struct Tokens {
     pub prompt_cache_write: u64,
     /// All completion tokens (reasoning included).
     pub completion: u64,
-    /// Of `completion`: audio.
+    /// Of `completion`: audio, reasoning.
     pub completion_audio: u64,
+    pub completion_reasoning: u64,
 }
 
 impl Tokens {
@@ -138,7 +141,10 @@ impl Price {
 
     /// The most an output token can cost.
     pub fn dearest_output(&self) -> i64 {
-        self.output_audio.unwrap_or(0).max(self.output)
+        [self.output_audio, self.output_reasoning]
+            .into_iter()
+            .flatten()
+            .fold(self.output, i64::max)
     }
 
     /// The cost of an answer's tokens in pico-dollars, each kind at its own price. Never more
@@ -149,7 +155,8 @@ impl Price {
         let written = t.prompt_cache_write.min(t.prompt - audio_in - cached);
         let text_in = t.prompt - audio_in - cached - written;
         let audio_out = t.completion_audio.min(t.completion);
-        let text_out = t.completion - audio_out;
+        let reasoning = t.completion_reasoning.min(t.completion - audio_out);
+        let text_out = t.completion - audio_out - reasoning;
         let part = |tokens: u64, price: i64| u128::from(tokens) * picos(price);
         part(text_in, self.input)
             + part(audio_in, self.input_audio.unwrap_or(self.input))
@@ -157,11 +164,43 @@ impl Price {
             + part(written, self.cache_write.unwrap_or(self.input))
             + part(text_out, self.output)
             + part(audio_out, self.output_audio.unwrap_or(self.output))
+            + part(reasoning, self.output_reasoning.unwrap_or(self.output))
     }
 
     /// [`Price::cost_picos`] in nano-dollars, rounded up.
     pub fn cost_nanos(&self, t: &Tokens) -> i64 {
         picos_to_nanos(self.cost_picos(t))
+    }
+}
+
+/// A spec that bounds requests to either model: each price the dearest of the two (a component
+/// one of them does not price separately costs its plain price there), the smaller output
+/// limit, the larger image bound, and a tokenizer that counts at least what either does.
+pub fn either(a: &ModelSpec, b: &ModelSpec) -> ModelSpec {
+    let (p, q) = (&a.price, &b.price);
+    let part = |x: Option<i64>, x_plain: i64, y: Option<i64>, y_plain: i64| {
+        (x.is_some() || y.is_some()).then(|| x.unwrap_or(x_plain).max(y.unwrap_or(y_plain)))
+    };
+    ModelSpec {
+        price: Price {
+            input: p.input.max(q.input),
+            output: p.output.max(q.output),
+            input_audio: part(p.input_audio, p.input, q.input_audio, q.input),
+            output_audio: part(p.output_audio, p.output, q.output_audio, q.output),
+            cache_read: part(p.cache_read, p.input, q.cache_read, q.input),
+            cache_write: part(p.cache_write, p.input, q.cache_write, q.input),
+            output_reasoning: part(p.output_reasoning, p.output, q.output_reasoning, q.output),
+        },
+        max_output_tokens: a.max_output_tokens.min(b.max_output_tokens),
+        tokenizer: if a.tokenizer == b.tokenizer {
+            a.tokenizer
+        } else {
+            Tokenizer::Bytes
+        },
+        image_tokens: ImageTokens {
+            low: a.image_tokens.low.max(b.image_tokens.low),
+            high: a.image_tokens.high.max(b.image_tokens.high),
+        },
     }
 }
 
@@ -346,6 +385,7 @@ mod tests {
             output_audio: Some(200),
             cache_read: Some(1),
             cache_write: Some(15),
+            output_reasoning: Some(30),
         };
         assert_eq!(price.dearest_input(), 100);
         assert_eq!(price.dearest_output(), 200);
@@ -356,11 +396,33 @@ mod tests {
             prompt_cache_write: 1,
             completion: 5,
             completion_audio: 1,
+            completion_reasoning: 2,
         };
         assert_eq!(
             price.cost_picos(&t),
-            4 * 10 + 2 * 100 + 3 + 15 + 4 * 20 + 200
+            4 * 10 + 2 * 100 + 3 + 15 + 2 * 20 + 200 + 2 * 30
         );
+        // Two deployments' spec bounds each of them.
+        let cheap = ModelSpec {
+            price: Price::plain(5, 50),
+            max_output_tokens: 100,
+            tokenizer: Tokenizer::O200k,
+            image_tokens: DEFAULT_IMAGE_TOKENS,
+        };
+        let dear = ModelSpec {
+            price,
+            max_output_tokens: 50,
+            tokenizer: Tokenizer::Cl100k,
+            image_tokens: DEFAULT_IMAGE_TOKENS,
+        };
+        let both = either(&cheap, &dear);
+        assert_eq!(both.price.dearest_input(), 100);
+        assert_eq!(both.price.dearest_output(), 200);
+        assert_eq!(both.price.cache_read, Some(5));
+        assert!(both.price.cost_picos(&t) >= cheap.price.cost_picos(&t));
+        assert!(both.price.cost_picos(&t) >= dear.price.cost_picos(&t));
+        assert_eq!(both.max_output_tokens, 50);
+        assert_eq!(both.tokenizer, Tokenizer::Bytes);
         // Details that claim more than the total are cut to it.
         let lying = Tokens {
             prompt: 2,

@@ -5,10 +5,12 @@
 pub mod call;
 pub mod catalog;
 pub mod mock;
+pub mod router;
 
 use anyhow::{bail, Context};
 use catalog::{ModelSpec, Price, Tokenizer};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 /// How long a non-streamed call may take, and a stream may wait for its next chunk, when the
@@ -32,7 +34,12 @@ pub enum Upstream {
 
 #[derive(Debug, Clone)]
 pub struct Deployment {
-    /// The name callers use.
+    /// LiteLLM's `model_info.id`, or a hash of what the deployment is (the same on every
+    /// instance of a fleet): `x-litellm-model-id`.
+    pub id: String,
+    /// Its place among all deployments ([`Models::deployments`]).
+    pub index: usize,
+    /// The name callers use: its group's.
     pub model_name: String,
     pub upstream: Upstream,
     /// Prices, output limit, tokenizer: what a request's cost is bounded with.
@@ -41,13 +48,107 @@ pub struct Deployment {
     pub timeout: Duration,
     /// A stream's wait for its first and for each next chunk.
     pub stream_timeout: Duration,
+    /// `litellm_params.weight`: its share of `simple-shuffle`'s picks.
+    pub weight: Option<f64>,
+    /// `litellm_params.rpm` / `tpm`: never exceeded (fleet-wide in a fleet).
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+}
+
+impl Deployment {
+    /// The model the provider is asked for.
+    pub fn upstream_model(&self) -> &str {
+        match &self.upstream {
+            Upstream::OpenAi { model, .. } => model,
+            Upstream::Mock => &self.model_name,
+        }
+    }
+
+    /// Where it is, without its key.
+    pub fn api_base(&self) -> Option<&str> {
+        match &self.upstream {
+            Upstream::OpenAi { base_url, .. } => Some(base_url),
+            Upstream::Mock => None,
+        }
+    }
+}
+
+/// The deployments that serve one model name, and what bounds a request to any of them.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub deployments: Vec<Arc<Deployment>>,
+    /// The dearest prices, the smallest output limit: a request bounded with it is bounded for
+    /// every deployment of the group.
+    pub spec: ModelSpec,
+}
+
+/// `router_settings.routing_strategy`, LiteLLM's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    SimpleShuffle,
+    LeastBusy,
+    LatencyBased,
+    UsageBased,
+    CostBased,
+}
+
+impl Strategy {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "simple-shuffle" => Self::SimpleShuffle,
+            "least-busy" => Self::LeastBusy,
+            "latency-based-routing" => Self::LatencyBased,
+            "usage-based-routing" | "usage-based-routing-v2" => Self::UsageBased,
+            "cost-based-routing" => Self::CostBased,
+            _ => return None,
+        })
+    }
+}
+
+/// LiteLLM's `router_settings` (and the same keys of `litellm_settings`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterSettings {
+    pub strategy: Strategy,
+    /// Tries after the first, within a group.
+    pub num_retries: u32,
+    /// Waited before each retry.
+    pub retry_after: Duration,
+    /// Other groups to try, in order, when a group fails.
+    pub fallbacks: HashMap<String, Vec<String>>,
+    /// Other groups to try when a prompt is too long for a group.
+    pub context_window_fallbacks: HashMap<String, Vec<String>>,
+    /// Failures a deployment may have in a minute before it cools down.
+    pub allowed_fails: u32,
+    pub cooldown_time: Duration,
+    /// The whole request, every try and fallback included.
+    pub timeout: Duration,
+}
+
+impl Default for RouterSettings {
+    /// LiteLLM's defaults.
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::SimpleShuffle,
+            num_retries: 2,
+            retry_after: Duration::ZERO,
+            fallbacks: HashMap::new(),
+            context_window_fallbacks: HashMap::new(),
+            allowed_fails: 3,
+            cooldown_time: Duration::from_secs(5),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 /// The served models, by the name callers use, in configuration order.
 #[derive(Debug, Clone, Default)]
 pub struct Models {
-    by_name: HashMap<String, Arc<Deployment>>,
+    groups: HashMap<String, Arc<Group>>,
     names: Vec<String>,
+    deployments: Vec<Arc<Deployment>>,
+    pub settings: RouterSettings,
 }
 
 /// Models served when no configuration is given: the spec's and a few current ones, all on the
@@ -67,6 +168,11 @@ impl Models {
         let mut models = Self::default();
         for name in MOCK_MODELS {
             models.add(Deployment {
+                id: model_id(name, "mock", None),
+                index: 0,
+                weight: None,
+                rpm: None,
+                tpm: None,
                 model_name: name.to_string(),
                 upstream: Upstream::Mock,
                 spec: catalog::builtin(name).unwrap_or_else(|| catalog::unknown(name)),
@@ -95,23 +201,63 @@ impl Models {
             let deployment = entry
                 .into_deployment()
                 .with_context(|| format!("model_name {name:?}"))?;
-            if models.by_name.contains_key(&name) {
-                tracing::warn!(model = %name, "model listed twice: the first entry is used");
-                continue;
+            if models.deployments.iter().any(|d| d.id == deployment.id) {
+                bail!(
+                    "model_name {name:?}: two deployments with the id {:?}",
+                    deployment.id
+                );
             }
             models.add(deployment);
+        }
+        models.settings = file.router_settings.or(file.litellm_settings).settings()?;
+        for (kind, map) in [
+            ("fallbacks", &models.settings.fallbacks),
+            (
+                "context_window_fallbacks",
+                &models.settings.context_window_fallbacks,
+            ),
+        ] {
+            for (from, to) in map {
+                for name in std::iter::once(from).chain(to) {
+                    if !models.groups.contains_key(name) {
+                        bail!("router_settings.{kind}: {name:?} is not a model_name of model_list");
+                    }
+                }
+            }
         }
         Ok(models)
     }
 
-    fn add(&mut self, deployment: Deployment) {
-        self.names.push(deployment.model_name.clone());
-        self.by_name
-            .insert(deployment.model_name.clone(), Arc::new(deployment));
+    fn add(&mut self, mut deployment: Deployment) {
+        deployment.index = self.deployments.len();
+        let deployment = Arc::new(deployment);
+        self.deployments.push(deployment.clone());
+        let name = deployment.model_name.clone();
+        match self.groups.get_mut(&name) {
+            Some(group) => {
+                let group = Arc::make_mut(group);
+                group.spec = catalog::either(&group.spec, &deployment.spec);
+                group.deployments.push(deployment);
+            }
+            None => {
+                self.names.push(name.clone());
+                let group = Group {
+                    name: name.clone(),
+                    spec: deployment.spec,
+                    deployments: vec![deployment],
+                };
+                self.groups.insert(name, Arc::new(group));
+            }
+        }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Deployment>> {
-        self.by_name.get(name)
+    pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
+        self.groups.get(name)
+    }
+
+    /// Every deployment, in configuration order.
+    pub fn deployments(&self) -> &[Arc<Deployment>] {
+        &self.deployments
     }
 
     pub fn names(&self) -> &[String] {
@@ -121,7 +267,7 @@ impl Models {
     /// The tokenizers the served models count with, each once.
     pub fn tokenizers(&self) -> Vec<Tokenizer> {
         let mut used: Vec<Tokenizer> = Vec::new();
-        for deployment in self.by_name.values() {
+        for deployment in &self.deployments {
             if !used.contains(&deployment.spec.tokenizer) {
                 used.push(deployment.spec.tokenizer);
             }
@@ -134,6 +280,87 @@ impl Models {
 struct ConfigFile {
     #[serde(default)]
     model_list: Vec<ModelEntry>,
+    #[serde(default)]
+    router_settings: RouterEntry,
+    #[serde(default)]
+    litellm_settings: RouterEntry,
+}
+
+/// `router_settings` as written; `litellm_settings` may hold some of the same keys.
+#[derive(Deserialize, Default)]
+struct RouterEntry {
+    routing_strategy: Option<String>,
+    num_retries: Option<u32>,
+    retry_after: Option<f64>,
+    fallbacks: Option<Vec<HashMap<String, Vec<String>>>>,
+    context_window_fallbacks: Option<Vec<HashMap<String, Vec<String>>>>,
+    allowed_fails: Option<u32>,
+    cooldown_time: Option<f64>,
+    timeout: Option<f64>,
+    request_timeout: Option<f64>,
+}
+
+impl RouterEntry {
+    /// `self` where it says something, else `other`.
+    fn or(self, other: RouterEntry) -> RouterEntry {
+        RouterEntry {
+            routing_strategy: self.routing_strategy.or(other.routing_strategy),
+            num_retries: self.num_retries.or(other.num_retries),
+            retry_after: self.retry_after.or(other.retry_after),
+            fallbacks: self.fallbacks.or(other.fallbacks),
+            context_window_fallbacks: self
+                .context_window_fallbacks
+                .or(other.context_window_fallbacks),
+            allowed_fails: self.allowed_fails.or(other.allowed_fails),
+            cooldown_time: self.cooldown_time.or(other.cooldown_time),
+            timeout: self.timeout.or(other.timeout),
+            request_timeout: self.request_timeout.or(other.request_timeout),
+        }
+    }
+
+    fn settings(self) -> anyhow::Result<RouterSettings> {
+        let defaults = RouterSettings::default();
+        let strategy = match self.routing_strategy {
+            None => defaults.strategy,
+            Some(name) => Strategy::parse(&name).with_context(|| {
+                format!(
+                    "router_settings.routing_strategy {name:?}: use simple-shuffle, least-busy, \
+                     latency-based-routing, usage-based-routing or cost-based-routing"
+                )
+            })?,
+        };
+        let num_retries = self.num_retries.unwrap_or(defaults.num_retries);
+        if num_retries > 10 {
+            bail!("router_settings.num_retries must be at most 10");
+        }
+        let merged = |lists: Option<Vec<HashMap<String, Vec<String>>>>| {
+            let mut map: HashMap<String, Vec<String>> = HashMap::new();
+            for (from, to) in lists.into_iter().flatten().flatten() {
+                map.entry(from).or_default().extend(to);
+            }
+            map
+        };
+        // 0 (no wait) is allowed here, unlike the other durations.
+        let retry_after = seconds(
+            "router_settings.retry_after",
+            self.retry_after.filter(|secs| *secs != 0.0),
+        )?;
+        Ok(RouterSettings {
+            strategy,
+            num_retries,
+            retry_after: retry_after.unwrap_or(defaults.retry_after),
+            fallbacks: merged(self.fallbacks),
+            context_window_fallbacks: merged(self.context_window_fallbacks),
+            allowed_fails: self.allowed_fails.unwrap_or(defaults.allowed_fails),
+            cooldown_time: seconds("router_settings.cooldown_time", self.cooldown_time)?
+                .unwrap_or(defaults.cooldown_time),
+            timeout: seconds(
+                "router_settings.timeout",
+                self.timeout.or(self.request_timeout),
+            )?
+            .unwrap_or(defaults.timeout),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -151,6 +378,9 @@ struct LitellmParams {
     api_key: Option<String>,
     timeout: Option<f64>,
     stream_timeout: Option<f64>,
+    weight: Option<f64>,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
     #[serde(flatten)]
     info: ModelInfo,
 }
@@ -159,12 +389,15 @@ struct LitellmParams {
 /// `tokenizer` and `max_tokens_per_image`. USD per token.
 #[derive(Deserialize, Default)]
 struct ModelInfo {
+    /// The deployment's id (`x-litellm-model-id`); only in `model_info`.
+    id: Option<String>,
     input_cost_per_token: Option<f64>,
     output_cost_per_token: Option<f64>,
     input_cost_per_audio_token: Option<f64>,
     output_cost_per_audio_token: Option<f64>,
     cache_read_input_token_cost: Option<f64>,
     cache_creation_input_token_cost: Option<f64>,
+    output_cost_per_reasoning_token: Option<f64>,
     max_output_tokens: Option<u64>,
     /// LiteLLM's older name for the output limit.
     max_tokens: Option<u64>,
@@ -176,6 +409,7 @@ impl ModelInfo {
     /// `self` where it says something, else `other`.
     fn or(self, other: ModelInfo) -> ModelInfo {
         ModelInfo {
+            id: self.id.or(other.id),
             input_cost_per_token: self.input_cost_per_token.or(other.input_cost_per_token),
             output_cost_per_token: self.output_cost_per_token.or(other.output_cost_per_token),
             input_cost_per_audio_token: self
@@ -190,6 +424,9 @@ impl ModelInfo {
             cache_creation_input_token_cost: self
                 .cache_creation_input_token_cost
                 .or(other.cache_creation_input_token_cost),
+            output_cost_per_reasoning_token: self
+                .output_cost_per_reasoning_token
+                .or(other.output_cost_per_reasoning_token),
             max_output_tokens: self.max_output_tokens.or(other.max_output_tokens),
             max_tokens: self.max_tokens.or(other.max_tokens),
             tokenizer: self.tokenizer.or(other.tokenizer),
@@ -234,6 +471,11 @@ impl ModelInfo {
             self.cache_creation_input_token_cost,
         )?;
         p.cache_write = cache_write.or(p.cache_write);
+        let reasoning = usd(
+            "output_cost_per_reasoning_token",
+            self.output_cost_per_reasoning_token,
+        )?;
+        p.output_reasoning = reasoning.or(p.output_reasoning);
         match self.max_output_tokens.or(self.max_tokens) {
             Some(0) => bail!("max_output_tokens must be at least 1"),
             Some(limit) => spec.max_output_tokens = limit,
@@ -257,6 +499,17 @@ impl ModelInfo {
         }
         Ok(spec)
     }
+}
+
+/// A deployment's id when its `model_info` names none: the same wherever the same entry is
+/// configured, so a fleet agrees on it.
+fn model_id(model_name: &str, model: &str, api_base: Option<&str>) -> String {
+    let mut hash = Sha256::new();
+    for part in [model_name, model, api_base.unwrap_or_default()] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(hash.finalize())
 }
 
 /// Resolves LiteLLM's `os.environ/NAME` indirection.
@@ -328,15 +581,42 @@ impl ModelEntry {
         // In `litellm_params`, `max_tokens` is a default for requests, not the model's limit.
         let from_params = ModelInfo {
             max_tokens: None,
+            id: None,
             ..params.info
         };
-        let info = self.model_info.unwrap_or_default().or(from_params);
+        let mut info = self.model_info.unwrap_or_default().or(from_params);
+        let id = match info.id.take() {
+            Some(id) if id.is_empty() || id.len() > 200 => {
+                bail!("model_info.id must be 1 to 200 characters")
+            }
+            Some(id) => id,
+            None => {
+                let base = match &upstream {
+                    Upstream::OpenAi { base_url, .. } => Some(base_url.as_str()),
+                    Upstream::Mock => None,
+                };
+                model_id(&self.model_name, &params.model, base)
+            }
+        };
+        if let Some(weight) = params.weight {
+            if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
+                bail!("weight must be a number above 0");
+            }
+        }
+        if params.rpm == Some(0) || params.tpm == Some(0) {
+            bail!("rpm and tpm must be at least 1");
+        }
         let spec = info.apply(base, known, &self.model_name)?;
         if spec.price == Price::default() {
             tracing::warn!(model = %self.model_name, "no price known: its requests cost $0; set model_info.input_cost_per_token");
         }
         let timeout = seconds("timeout", params.timeout)?.unwrap_or(DEFAULT_TIMEOUT);
         Ok(Deployment {
+            id,
+            index: 0,
+            weight: params.weight,
+            rpm: params.rpm,
+            tpm: params.tpm,
             model_name: self.model_name,
             upstream,
             spec,
@@ -349,6 +629,10 @@ impl ModelEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn first<'a>(models: &'a Models, name: &str) -> &'a Arc<Deployment> {
+        &models.group(name).expect(name).deployments[0]
+    }
 
     #[test]
     fn reads_a_litellm_model_list() {
@@ -380,7 +664,7 @@ litellm_settings:
         )
         .expect("valid config");
         assert_eq!(models.names(), ["gpt-4o", "local-llama", "fake"]);
-        let gpt = models.get("gpt-4o").expect("gpt-4o");
+        let gpt = first(&models, "gpt-4o");
         assert_eq!(
             gpt.upstream,
             Upstream::OpenAi {
@@ -391,7 +675,7 @@ litellm_settings:
         );
         assert_eq!(gpt.spec, catalog::builtin("gpt-4o").expect("known"));
         assert_eq!(gpt.timeout, DEFAULT_TIMEOUT);
-        let llama = models.get("local-llama").expect("llama");
+        let llama = first(&models, "local-llama");
         assert_eq!(llama.spec.price, Price::plain(1_000_000, 2_000_000));
         assert_eq!(llama.spec.max_output_tokens, 2048);
         assert_eq!(llama.spec.tokenizer, Tokenizer::Bytes);
@@ -406,7 +690,7 @@ litellm_settings:
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(models.get("fake").expect("fake").upstream, Upstream::Mock);
+        assert_eq!(first(&models, "fake").upstream, Upstream::Mock);
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(session::signed_in_router())
         .merge(audit::router())
         .merge(alerts::router())
+        .merge(health::deployments_router())
         // Layers run outermost last-added first: the caller is known before the change runs.
         .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .route_layer(middleware::from_extractor_with_state::<Admin, AppState>(

@@ -13,17 +13,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/model/info", tag = "models",
     responses((status = 200, description = "The models", body = ModelList)))]
 async fn info(State(state): State<AppState>) -> Json<ModelList> {
-    let data = state
-        .models
+    let models = state.router.models();
+    // A group's dearest prices: what a request to it may be charged.
+    let data = models
         .names()
         .iter()
-        .filter_map(|name| state.models.get(name))
-        .map(|d| ModelEntry {
-            model_name: d.model_name.clone(),
+        .filter_map(|name| models.group(name))
+        .map(|g| ModelEntry {
+            model_name: g.name.clone(),
             model_info: ModelPrice {
-                input_cost_per_token: picos_to_usd(d.spec.price.input),
-                output_cost_per_token: picos_to_usd(d.spec.price.output),
-                max_output_tokens: Some(d.spec.max_output_tokens),
+                input_cost_per_token: picos_to_usd(g.spec.price.input),
+                output_cost_per_token: picos_to_usd(g.spec.price.output),
+                max_output_tokens: Some(g.spec.max_output_tokens),
             },
         })
         .collect();

@@ -53,7 +53,7 @@ fn ctx(state: &AppState) -> ProxyCtx<'_> {
     ProxyCtx {
         storage: &state.storage,
         gate: &state.gate,
-        models: &state.models,
+        router: &state.router,
         http: &state.http,
         spend: &state.spend,
     }
@@ -161,8 +161,10 @@ async fn forward(
     }
 }
 
-/// `x-ratelimit-*`, `x-litellm-response-cost`, `x-litellm-key-spend`, and
-/// `x-gatehouse-max-tokens` when the gateway chose the output limit to fit a budget.
+/// `x-ratelimit-*`, `x-litellm-response-cost`, `x-litellm-key-spend`, the deployment that
+/// answered and the tries it took (`x-litellm-model-id`, `x-litellm-attempted-retries`,
+/// `x-litellm-attempted-fallbacks`), and `x-gatehouse-max-tokens` when the gateway chose the
+/// output limit to fit a budget.
 fn meta_headers(meta: &Meta) -> HeaderMap {
     let mut headers = rate_headers(&meta.rate);
     let mut put = |name: &'static str, value: String| {
@@ -178,6 +180,11 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
     }
     if let Some(limit) = meta.lowered_to {
         put("x-gatehouse-max-tokens", limit.to_string());
+    }
+    if let Some(id) = &meta.model_id {
+        put("x-litellm-model-id", id.clone());
+        put("x-litellm-attempted-retries", meta.retries.to_string());
+        put("x-litellm-attempted-fallbacks", meta.fallbacks.to_string());
     }
     headers
 }

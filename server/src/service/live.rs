@@ -25,9 +25,10 @@ pub fn followed(team_ids: Option<&str>, keys: Option<&str>) -> Result<Vec<LevelI
             match kind {
                 LevelKind::Team => validate::team_id(param, id)?,
                 LevelKind::Key => validate::token(param, id)?,
-                LevelKind::User | LevelKind::Member | LevelKind::Organization => {
-                    validate::user_id(param, id)?
-                }
+                LevelKind::User
+                | LevelKind::Member
+                | LevelKind::Organization
+                | LevelKind::Deployment => validate::user_id(param, id)?,
             }
             let level = LevelId::new(kind, id);
             if !levels.contains(&level) {
@@ -96,7 +97,10 @@ pub fn views(changed: Vec<(LevelId, Figures)>) -> (Vec<TeamFigures>, Vec<KeyFigu
             }),
             LevelKind::Key => keys.push(KeyFigures { token: id, figures }),
             // Not followed by the console (yet).
-            LevelKind::User | LevelKind::Member | LevelKind::Organization => {}
+            LevelKind::User
+            | LevelKind::Member
+            | LevelKind::Organization
+            | LevelKind::Deployment => {}
         }
     }
     (teams, keys)

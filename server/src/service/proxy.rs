@@ -13,13 +13,14 @@ use super::{
 };
 use crate::{
     gate::{
-        admission::{Denial, LevelId, LevelKind, RateInfo, Reservation, Unreachable},
+        admission::{Denial, Estimate, LevelId, LevelKind, RateInfo, Reservation, Unreachable},
         Gate, KeyEntry,
     },
     providers::{
         call::{self, Answer, CallInfo, Endpoint, UpstreamError},
-        catalog::Tokens,
-        Deployment, Models, Upstream,
+        catalog::{self, ModelSpec, Tokens},
+        router::{Pick, Router, Unavailable},
+        Deployment, Group,
     },
     service::secrets,
     spend::{Durability, SpendSink},
@@ -28,7 +29,10 @@ use crate::{
 use axum::body::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Fields LiteLLM clients may send that address or authenticate an upstream: dropped, not
@@ -52,7 +56,7 @@ const STREAM_BUFFER: usize = 32;
 pub struct ProxyCtx<'a> {
     pub storage: &'a Arc<dyn Storage>,
     pub gate: &'a Arc<Gate>,
-    pub models: &'a Arc<Models>,
+    pub router: &'a Arc<Router>,
     pub http: &'a reqwest::Client,
     pub spend: &'a SpendSink,
 }
@@ -69,6 +73,8 @@ pub enum ProxyError {
     },
     Denied(Denial),
     Upstream(UpstreamError),
+    /// No deployment of the model (or its fallbacks) could take the request.
+    NoDeployment(Unavailable),
     /// The provider call's task died (a bug, not something a caller can cause).
     Internal,
 }
@@ -82,6 +88,10 @@ pub struct Meta {
     /// What the request cost and the key's spend after it (whole answers only).
     pub cost: Option<i64>,
     pub key_spend: Option<i64>,
+    /// The deployment that answered, and the tries besides its own.
+    pub model_id: Option<String>,
+    pub retries: u32,
+    pub fallbacks: u32,
 }
 
 pub enum Reply {
@@ -160,7 +170,7 @@ pub async fn find_key(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Arc<KeyE
 pub async fn models(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Vec<String>, ProxyError> {
     let key = find_key(ctx, token).await?;
     ctx.gate.authorize(&key, None).map_err(ProxyError::Denied)?;
-    Ok(ctx.gate.allowed_models(&key, ctx.models.names()))
+    Ok(ctx.gate.allowed_models(&key, ctx.router.models().names()))
 }
 
 /// Checks, admits and forwards one request; answers once the provider has (or, for a stream,
@@ -187,7 +197,8 @@ pub async fn forward(
         .gate
         .authorize(&key, Some(&model))
         .map_err(ProxyError::Denied)?;
-    let deployment = ctx.models.get(&model).cloned().ok_or_else(|| {
+    let models = ctx.router.models();
+    let group = models.group(&model).cloned().ok_or_else(|| {
         invalid(
             Some("model"),
             format!(
@@ -196,9 +207,26 @@ pub async fn forward(
             ),
         )
     })?;
+    // The groups the request may reach, each one the key's chain allows: the bound (and so
+    // the reservation) covers the dearest deployment of any of them.
+    let allowed =
+        |name: &String| name != &model && ctx.gate.authorize(&key, Some(name.as_str())).is_ok();
+    let reachable = |map: &std::collections::HashMap<String, Vec<String>>| -> Vec<Arc<Group>> {
+        map.get(&model)
+            .into_iter()
+            .flatten()
+            .filter(|name| allowed(name))
+            .filter_map(|name| models.group(name).cloned())
+            .collect()
+    };
+    let plan = Plan {
+        fallbacks: reachable(&models.settings.fallbacks),
+        context_window: reachable(&models.settings.context_window_fallbacks),
+        primary: group,
+    };
+    let spec = plan.spec();
     let (request, bound) = if body.len() > INLINE_ESTIMATE_BYTES {
         // Counting a long prompt takes milliseconds: off the threads that serve requests.
-        let spec = deployment.spec;
         tokio::task::spawn_blocking(move || {
             let bound = estimate::bound(endpoint, &request, &spec);
             (request, bound)
@@ -206,7 +234,7 @@ pub async fn forward(
         .await
         .map_err(|_| ProxyError::Internal)?
     } else {
-        let bound = estimate::bound(endpoint, &request, &deployment.spec);
+        let bound = estimate::bound(endpoint, &request, &spec);
         (request, bound)
     };
     let mut request = request;
@@ -219,7 +247,7 @@ pub async fn forward(
     let grant = ctx
         .gate
         .admission
-        .admit(&chain, &bound.estimate(&deployment.spec.price))
+        .admit(&chain, &bound.estimate(&spec.price))
         .await
         .map_err(ProxyError::Denied)?;
     let streaming =
@@ -227,12 +255,15 @@ pub async fn forward(
     let lowered_to = (endpoint == Endpoint::Chat && grant.lowered).then_some(grant.output_tokens);
     prepare(
         &mut request,
-        &deployment,
         &bound,
         grant.output_tokens,
         endpoint,
         streaming,
     );
+    let usage = Estimate {
+        output_tokens: grant.output_tokens,
+        ..bound.estimate(&spec.price)
+    };
     let meta = Meta {
         rate: grant.rate.clone(),
         lowered_to,
@@ -277,8 +308,15 @@ pub async fn forward(
             member_window,
             organization_id,
             organization_window,
+            model_id: None,
+            retries: 0,
+            fallbacks: 0,
         },
-        deployment,
+        deployment: plan.primary.deployments[0].clone(),
+        pick: None,
+        plan,
+        usage,
+        router: ctx.router.clone(),
         bound,
         request,
         endpoint,
@@ -293,11 +331,30 @@ pub async fn forward(
     answer.await.unwrap_or(Err(ProxyError::Internal))
 }
 
-/// The request as the provider gets it: its model name there, an output limit that keeps the
-/// bound true, the usage chunk asked for, and nothing that could redirect the gateway.
+/// The groups a request may be answered by, in the order they are tried.
+struct Plan {
+    primary: Arc<Group>,
+    /// `fallbacks`, then (only for a prompt too long) `context_window_fallbacks`.
+    fallbacks: Vec<Arc<Group>>,
+    context_window: Vec<Arc<Group>>,
+}
+
+impl Plan {
+    /// A spec that bounds the request at every deployment it may reach.
+    fn spec(&self) -> ModelSpec {
+        self.fallbacks
+            .iter()
+            .chain(&self.context_window)
+            .fold(self.primary.spec, |spec, group| {
+                catalog::either(&spec, &group.spec)
+            })
+    }
+}
+
+/// The request as the provider gets it (but for its model, set per try): an output limit that
+/// keeps the bound true, the usage chunk asked for, and nothing that could redirect the gateway.
 fn prepare(
     request: &mut Value,
-    deployment: &Deployment,
     bound: &Bound,
     output_tokens: u64,
     endpoint: Endpoint,
@@ -326,12 +383,9 @@ fn prepare(
             fields.insert((*name).to_string(), json!(output_tokens));
         }
     }
-    if let Upstream::OpenAi { model, .. } = &deployment.upstream {
-        fields.insert("model".to_string(), Value::String(model.clone()));
-        // Where a request goes is the configuration's call, never the caller's.
-        for field in GATEWAY_ONLY_FIELDS {
-            fields.remove(*field);
-        }
+    // Where a request goes is the configuration's call, never the caller's.
+    for field in GATEWAY_ONLY_FIELDS {
+        fields.remove(*field);
     }
 }
 
@@ -340,7 +394,13 @@ struct Call {
     reservation: Reservation,
     /// The spend row, filled in as the answer comes.
     log: SpendLog,
+    /// The deployment trying (then answering) the request, and its hold on its limits.
     deployment: Arc<Deployment>,
+    pick: Option<Pick>,
+    plan: Plan,
+    /// What the request can use, for deployments' `tpm`.
+    usage: Estimate,
+    router: Arc<Router>,
     bound: Bound,
     request: Value,
     endpoint: Endpoint,
@@ -353,40 +413,194 @@ struct Call {
 
 type ReplyTo = oneshot::Sender<Result<Reply, ProxyError>>;
 
+type Chunks = futures_util::stream::BoxStream<'static, Result<Bytes, UpstreamError>>;
+
+/// What a successful try brought.
+enum Got {
+    Json(Bytes, Value),
+    /// A stream that has sent its first chunk (the chunk comes first again).
+    Stream(Chunks),
+}
+
+/// Why the last try (or pick) failed.
+enum Failure {
+    Upstream(UpstreamError),
+    Unavailable(Unavailable),
+}
+
+/// Whether a provider refused a prompt for its length (OpenAI's, Anthropic's and vLLM's words).
+fn too_long(err: &UpstreamError) -> bool {
+    let UpstreamError::Rejected { message } = err else {
+        return false;
+    };
+    let message = message.to_ascii_lowercase();
+    [
+        "context length",
+        "context_length_exceeded",
+        "context window",
+        "prompt is too long",
+        "too many tokens",
+    ]
+    .iter()
+    .any(|words| message.contains(words))
+}
+
 impl Call {
-    async fn run(self, reply: ReplyTo) {
+    /// Tries the plan's groups in order, each up to `1 + num_retries` times on the deployments
+    /// its strategy picks, until one answers; a prompt too long goes to the context-window
+    /// fallbacks instead. A stream counts as answered once its first chunk has come.
+    async fn run(mut self, reply: ReplyTo) {
+        let settings = &self.router.models().settings;
+        let (num_retries, retry_after) = (settings.num_retries, settings.retry_after);
+        let deadline = self.started + settings.timeout;
+        let mut groups: std::collections::VecDeque<Arc<Group>> =
+            std::iter::once(self.plan.primary.clone())
+                .chain(std::mem::take(&mut self.plan.fallbacks))
+                .collect();
+        let mut context_window = Some(std::mem::take(&mut self.plan.context_window));
+        let mut last = Failure::Upstream(UpstreamError::Unreachable);
+        let mut first = true;
+        let mut tried_any = false;
+        'groups: while let Some(group) = groups.pop_front() {
+            if !std::mem::take(&mut first) {
+                self.meta.fallbacks += 1;
+            }
+            let mut tried: Vec<usize> = Vec::new();
+            for attempt in 0..=num_retries {
+                if attempt > 0 {
+                    self.meta.retries += 1;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !retry_after.is_zero() {
+                        tokio::time::sleep(retry_after.min(left)).await;
+                    }
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    last = Failure::Upstream(UpstreamError::Timeout);
+                    break 'groups;
+                }
+                let pick = match self.router.pick(&group, &tried, &self.usage).await {
+                    Ok(pick) => pick,
+                    Err(unavailable) => {
+                        let unreachable = matches!(unavailable, Unavailable::Unreachable(_));
+                        // A provider's own failure in this request says more than "cooling".
+                        if unreachable || !matches!(last, Failure::Upstream(_)) || !tried_any {
+                            last = Failure::Unavailable(unavailable);
+                        }
+                        if unreachable {
+                            break 'groups;
+                        }
+                        continue 'groups;
+                    }
+                };
+                let deployment = pick.deployment.clone();
+                tried.push(deployment.index);
+                tried_any = true;
+                let tried_at = Instant::now();
+                match self.try_once(&deployment, left).await {
+                    Ok(got) => {
+                        self.router.succeeded(&deployment, tried_at.elapsed());
+                        self.meta.model_id = Some(deployment.id.clone());
+                        self.log.model.clone_from(&group.name);
+                        self.deployment = deployment;
+                        self.pick = Some(pick);
+                        match got {
+                            Got::Json(body, answer) => self.answer(body, answer, reply).await,
+                            Got::Stream(chunks) => self.stream(chunks, reply).await,
+                        }
+                        return;
+                    }
+                    Err(err) => {
+                        self.router.failed(&deployment, &err, status_of(&err)).await;
+                        pick.settle(0).await;
+                        if too_long(&err) {
+                            if let Some(next) = context_window.take().filter(|g| !g.is_empty()) {
+                                groups = next.into();
+                                last = Failure::Upstream(err);
+                                continue 'groups;
+                            }
+                        }
+                        let refused = matches!(err, UpstreamError::Rejected { .. });
+                        last = Failure::Upstream(err);
+                        if refused {
+                            break 'groups; // the request's fault: elsewhere too
+                        }
+                    }
+                }
+            }
+        }
+        self.fail(last, reply).await
+    }
+
+    /// One try at one deployment.
+    async fn try_once(
+        &mut self,
+        deployment: &Deployment,
+        left: Duration,
+    ) -> Result<Got, UpstreamError> {
+        if let Some(fields) = self.request.as_object_mut() {
+            fields.insert(
+                "model".into(),
+                Value::String(deployment.upstream_model().to_string()),
+            );
+        }
         let info = CallInfo {
             endpoint: self.endpoint,
             streaming: self.streaming,
             request_id: &self.log.request_id,
             created: self.log.ts_ms / 1000,
         };
-        let answer = call::send(&self.http, &self.deployment, &self.request, info).await;
-        match answer {
-            Err(err) => self.fail(err, reply).await,
-            Ok(Answer::Json(body)) => self.answer(body, reply).await,
-            Ok(Answer::Stream(stream)) => self.stream(stream, reply).await,
+        match call::send(&self.http, deployment, &self.request, info, left).await? {
+            Answer::Json(body) => {
+                let answer = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .filter(Value::is_object);
+                match answer {
+                    Some(answer) => Ok(Got::Json(body, answer)),
+                    None => {
+                        tracing::warn!(model = %deployment.model_name, "upstream answer is not JSON");
+                        Err(UpstreamError::BadAnswer)
+                    }
+                }
+            }
+            Answer::Stream(mut chunks) => match chunks.next().await {
+                Some(Ok(first)) => Ok(Got::Stream(
+                    futures_util::stream::once(async move { Ok(first) })
+                        .chain(chunks)
+                        .boxed(),
+                )),
+                Some(Err(err)) => Err(err),
+                None => Err(UpstreamError::BrokeOff),
+            },
         }
     }
 
-    /// The provider failed: nothing is charged, the failure is logged with the status the
-    /// caller gets.
-    async fn fail(mut self, err: UpstreamError, reply: ReplyTo) {
+    /// No try succeeded: nothing is charged, the failure is logged with the status the caller
+    /// gets.
+    async fn fail(mut self, failure: Failure, reply: ReplyTo) {
         self.reservation.release().await;
-        self.log.status = i64::from(status_of(&err));
+        let (status, err) = match failure {
+            Failure::Upstream(err) => (status_of(&err), ProxyError::Upstream(err)),
+            Failure::Unavailable(Unavailable::Unreachable(denial)) => {
+                (503, ProxyError::Denied(denial))
+            }
+            Failure::Unavailable(unavailable) => (
+                match unavailable {
+                    Unavailable::AtLimit { .. } => 429,
+                    _ => 503,
+                },
+                ProxyError::NoDeployment(unavailable),
+            ),
+        };
+        self.log.status = i64::from(status);
         self.log.latency_ms = elapsed_ms(self.started);
+        self.log.retries = i64::from(self.meta.retries);
+        self.log.fallbacks = i64::from(self.meta.fallbacks);
         self.sink.record(self.log).await;
-        let _ = reply.send(Err(ProxyError::Upstream(err)));
+        let _ = reply.send(Err(err));
     }
 
-    async fn answer(self, body: Bytes, reply: ReplyTo) {
-        let Some(answer) = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .filter(Value::is_object)
-        else {
-            tracing::warn!(model = %self.log.model, "upstream answer is not JSON");
-            return self.fail(UpstreamError::BadAnswer, reply).await;
-        };
+    async fn answer(self, body: Bytes, answer: Value, reply: ReplyTo) {
         let tokens = usage::from_json(&answer).unwrap_or_else(|| {
             Tokens::plain(
                 self.bound.prompt_tokens,
@@ -402,11 +616,7 @@ impl Call {
 
     /// Passes the stream through chunk by chunk; when it ends (or breaks, or times out) charges
     /// what it used. A caller that leaves does not stop it: the rest is read and charged.
-    async fn stream(
-        self,
-        mut stream: futures_util::stream::BoxStream<'static, Result<Bytes, UpstreamError>>,
-        reply: ReplyTo,
-    ) {
+    async fn stream(self, mut stream: Chunks, reply: ReplyTo) {
         let (tx, chunks) = mpsc::channel(STREAM_BUFFER);
         let meta = self.meta.clone();
         let mut client = reply
@@ -474,6 +684,9 @@ impl Call {
     /// Settles the reservation to what `tokens` cost (never more than it) and logs the
     /// request; answers its cost, the key's spend after it, and the meta to send.
     async fn charge(mut self, tokens: Tokens, status: u16) -> (i64, i64, Meta) {
+        if let Some(pick) = self.pick.take() {
+            pick.settle(tokens.total()).await;
+        }
         let mut cost = self.deployment.spec.price.cost_nanos(&tokens);
         let reserved = self.reservation.grant().cost;
         if cost > reserved {
@@ -493,6 +706,9 @@ impl Call {
         self.log.completion_tokens = i64::try_from(tokens.completion).unwrap_or(i64::MAX);
         self.log.cost = cost;
         self.log.status = i64::from(status);
+        self.log.model_id.clone_from(&self.meta.model_id);
+        self.log.retries = i64::from(self.meta.retries);
+        self.log.fallbacks = i64::from(self.meta.fallbacks);
         self.log.latency_ms = elapsed_ms(self.started);
         self.sink.record(self.log).await;
         (cost, key_spend, self.meta)
@@ -516,24 +732,6 @@ pub fn status_of(err: &UpstreamError) -> u16 {
     }
 }
 
-/// What a caller is told of an upstream failure; never the provider's own text, except the
-/// reason it refused a malformed request.
-pub fn upstream_message(err: &UpstreamError) -> String {
-    match err {
-        UpstreamError::Unreachable => "The model's provider could not be reached.".into(),
-        UpstreamError::Timeout => "The model's provider did not answer in time.".into(),
-        UpstreamError::RateLimited { retry_after } => format!(
-            "The model's provider is rate limiting this gateway; retry after {retry_after} s."
-        ),
-        UpstreamError::Rejected { message } => message.clone(),
-        UpstreamError::Failed { status } => {
-            format!("The model's provider failed (status {status}).")
-        }
-        UpstreamError::BrokeOff => "The model's provider broke off its answer.".into(),
-        UpstreamError::BadAnswer => "The model's provider sent an answer that is not JSON.".into(),
-    }
-}
-
 /// The `error.type` of an upstream failure.
 pub fn upstream_kind(err: &UpstreamError) -> &'static str {
     match err {
@@ -547,7 +745,7 @@ pub fn upstream_kind(err: &UpstreamError) -> &'static str {
 /// The SSE event that ends a stream the provider broke off.
 fn error_event(err: &UpstreamError) -> String {
     let body = json!({"error": {
-        "message": upstream_message(err),
+        "message": call::describe(err),
         "type": upstream_kind(err),
         "param": null,
         "code": status_of(err).to_string(),

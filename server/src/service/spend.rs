@@ -105,6 +105,9 @@ pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, Er
                 spend: nanos_to_usd(r.cost),
                 latency_ms: count(r.latency_ms),
                 status: u16::try_from(r.status).unwrap_or(0),
+                model_id: r.model_id,
+                retries: count(r.retries),
+                fallbacks: count(r.fallbacks),
             })
             .collect(),
         total_count: total,

@@ -17,6 +17,7 @@ pub fn from_json(value: &Value) -> Option<Tokens> {
         prompt_cache_write: field("/cache_creation_input_tokens"),
         completion: field("/completion_tokens"),
         completion_audio: field("/completion_tokens_details/audio_tokens"),
+        completion_reasoning: field("/completion_tokens_details/reasoning_tokens"),
     })
 }
 
@@ -108,7 +109,8 @@ mod tests {
                 prompt_cached: 30,
                 prompt_cache_write: 0,
                 completion: 20,
-                completion_audio: 7
+                completion_audio: 7,
+                completion_reasoning: 3
             }
         );
         assert_eq!(from_json(&json!({"usage": null})), None);

@@ -431,6 +431,10 @@ pub struct SpendLog {
     /// The team's organization when the request was admitted, and its window.
     pub organization_id: Option<String>,
     pub organization_window: i64,
+    /// The deployment that answered (none when none did), and the tries besides its own.
+    pub model_id: Option<String>,
+    pub retries: i64,
+    pub fallbacks: i64,
 }
 
 #[derive(Debug, Clone, Default)]

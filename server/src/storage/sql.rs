@@ -1072,7 +1072,8 @@ macro_rules! sql_storage {
                             "INSERT INTO spend_logs (request_id, ts_ms, key_id, team_id, \
                              user_id, model, prompt_tokens, completion_tokens, cost, \
                              latency_ms, status, key_window, team_window, user_window, \
-                             member_window, organization_id, organization_window) ",
+                             member_window, organization_id, organization_window, model_id, \
+                             retries, fallbacks) ",
                         );
                         q.push_values(chunk, |mut row, log| {
                             row.push_bind(&log.request_id)
@@ -1091,7 +1092,10 @@ macro_rules! sql_storage {
                                 .push_bind(log.user_window)
                                 .push_bind(log.member_window)
                                 .push_bind(&log.organization_id)
-                                .push_bind(log.organization_window);
+                                .push_bind(log.organization_window)
+                                .push_bind(&log.model_id)
+                                .push_bind(log.retries)
+                                .push_bind(log.fallbacks);
                         });
                         q.push(
                             " ON CONFLICT (request_id) DO NOTHING \
@@ -1205,7 +1209,7 @@ macro_rules! sql_storage {
                         "SELECT request_id, ts_ms, key_id, team_id, user_id, model, \
                          prompt_tokens, completion_tokens, cost, latency_ms, status, key_window, \
                          team_window, user_window, member_window, organization_id, \
-                         organization_window FROM spend_logs",
+                         organization_window, model_id, retries, fallbacks FROM spend_logs",
                         filter,
                     );
                     q.push(" ORDER BY ts_ms DESC, id DESC LIMIT ")

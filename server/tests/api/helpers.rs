@@ -218,6 +218,31 @@ impl TestApp {
         Some(apps)
     }
 
+    /// A gateway serving this LiteLLM-style config (`model_list`, `router_settings`).
+    pub async fn spawn_yaml(yaml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("gatehouse.yaml");
+        std::fs::write(&config, yaml).expect("config written");
+        Self::spawn_in(dir, Some(config)).await
+    }
+
+    /// `n` gateways serving this config as one fleet: one PostgreSQL database, one Redis (under
+    /// a prefix of their own). `None` as for [`TestApp::spawn_fleet`].
+    pub async fn spawn_fleet_yaml(n: usize, yaml: &str) -> Option<Vec<Self>> {
+        let redis = database::redis_url().await?;
+        let database = Arc::new(TestDatabase::create_postgres().await?);
+        let prefix = database::redis_prefix();
+        let mut apps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let config = dir.path().join("gatehouse.yaml");
+            std::fs::write(&config, yaml).expect("config written");
+            let flags = ["--redis-url", &redis, "--redis-prefix", &prefix];
+            apps.push(Self::start(dir, database.clone(), Some(config), &flags).await);
+        }
+        Some(apps)
+    }
+
     /// A gateway in front of a [`Faults`] upstream: each behaviour is a model of that name,
     /// priced like the tests' upstream model, with an output limit of 1,000 tokens, images of
     /// at most 1,445 tokens, and a timeout of 30 s (`hang`: 1 s).

@@ -23,5 +23,6 @@ mod organizations;
 mod outages;
 mod people;
 mod proxy;
+mod routing;
 mod teams;
 mod users;

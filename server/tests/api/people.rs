@@ -515,6 +515,14 @@ const CASES: &[Case] = &[
         SIGNED,
     ),
     case("GET", "/metrics", "/metrics", None, Prep::Nothing, READERS),
+    case(
+        "GET",
+        "/health/deployments",
+        "/health/deployments",
+        None,
+        Prep::Nothing,
+        READERS,
+    ),
     case("GET", "/audit", "/audit", None, Prep::Nothing, READERS),
     case(
         "GET",
