@@ -285,6 +285,22 @@ pub fn redact_keys(text: &str) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, headers, body) = self.parts();
+        (status, headers, Json(body)).into_response()
+    }
+}
+
+impl ApiError {
+    /// The same refusal in Anthropic's error shape (`/v1/messages`): its status and headers,
+    /// `{"type": "error", "error": {"type", "message"}}`.
+    pub fn into_anthropic(self) -> Response {
+        let (status, headers, body) = self.parts();
+        let kind = crate::providers::anthropic::error_kind(status.as_u16());
+        let body = crate::providers::anthropic::error_body(kind, &body.error.message);
+        (status, headers, Json(body)).into_response()
+    }
+
+    fn parts(self) -> (StatusCode, HeaderMap, ErrorBody) {
         let status = self.status();
         let message = match &self {
             Self::Internal(cause) => {
@@ -335,6 +351,6 @@ impl IntoResponse for ApiError {
             }
             _ => HeaderMap::new(),
         };
-        (status, headers, Json(body)).into_response()
+        (status, headers, body)
     }
 }

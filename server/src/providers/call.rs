@@ -3,7 +3,7 @@
 //! An upstream's own error text is passed on only for requests it refused as malformed; its
 //! authentication and server errors stay here, since they can describe the provider's key.
 
-use super::{mock, Deployment, Upstream};
+use super::{anthropic, mock, Deployment, Upstream};
 use axum::body::Bytes;
 use futures_util::{stream::BoxStream, StreamExt};
 use serde_json::Value;
@@ -106,6 +106,50 @@ pub async fn send(
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
             }
+        }
+        Upstream::Anthropic {
+            url,
+            api_key,
+            model,
+        } => {
+            if info.endpoint != Endpoint::Chat {
+                return Err(UpstreamError::Rejected {
+                    message: "This model serves chat only.".into(),
+                });
+            }
+            let mut call = http
+                .post(url)
+                .header("anthropic-version", anthropic::VERSION)
+                .json(&anthropic::request_from_openai(body, model));
+            if let Some(api_key) = api_key {
+                call = call.header("x-api-key", api_key);
+            }
+            let secret = api_key.as_deref();
+            if info.streaming {
+                let Answer::Stream(events) =
+                    stream(call, deployment.stream_timeout, limit, secret).await?
+                else {
+                    return Err(UpstreamError::BadAnswer);
+                };
+                let mut chunks = anthropic::ToOpenAiStream::new(info.request_id, info.created);
+                return Ok(Answer::Stream(
+                    events
+                        .map(move |item| item.map(|bytes| Bytes::from(chunks.feed(&bytes))))
+                        .boxed(),
+                ));
+            }
+            let answer = tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret))
+                .await
+                .map_err(|_| UpstreamError::Timeout)??;
+            let Answer::Json(bytes) = answer else {
+                return Err(UpstreamError::BadAnswer);
+            };
+            let answer = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or(UpstreamError::BadAnswer)?;
+            let answer = anthropic::answer_to_openai(&answer, info.request_id, info.created);
+            Ok(Answer::Json(Bytes::from(answer.to_string())))
         }
     }
 }

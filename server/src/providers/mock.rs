@@ -1,6 +1,8 @@
 //! The mock provider: deterministic OpenAI-shaped answers with usage computed from the input.
 //! Served in-process for `mock/...` models, and over real HTTP by [`router`] (the
-//! `mock-upstream` binary and the tests' upstream).
+//! `mock-upstream` binary and the tests' upstream), which also answers Anthropic's
+//! `/v1/messages` as Anthropic does (a tool call when tools are offered; usage with cache
+//! reads and writes).
 
 use axum::{
     body::Bytes,
@@ -136,6 +138,7 @@ pub fn router() -> Router {
     Router::new()
         .route("/v1/chat/completions", post(http_chat))
         .route("/v1/embeddings", post(http_embeddings))
+        .route("/v1/messages", post(http_messages))
         .route(
             "/v1/models",
             get(|| async { Json(json!({"object": "list", "data": []})) }),
@@ -183,6 +186,112 @@ async fn http_chat(bytes: Bytes) -> Response {
             .into_response();
     }
     Json(chat_completion(&body, &model, "chatcmpl-mock", 0)).into_response()
+}
+
+/// Prompt tokens the Anthropic mock reports read from and written to its cache, besides the
+/// prompt's own.
+pub const CACHE_READ_TOKENS: u64 = 4;
+pub const CACHE_WRITE_TOKENS: u64 = 2;
+
+/// An Anthropic answer's blocks, stop reason and output tokens: the first offered tool called
+/// with `{"query": "mock"}`, else the reply's words.
+fn messages_content(body: &Value, chat: &Value) -> (Vec<Value>, &'static str, u64) {
+    let tool = body.pointer("/tools/0/name").and_then(Value::as_str);
+    match tool {
+        Some(name) => (
+            vec![json!({"type": "tool_use", "id": "toolu_mock", "name": name,
+                "input": {"query": "mock"}})],
+            "tool_use",
+            6,
+        ),
+        None => {
+            let words = reply_words(chat);
+            (
+                vec![json!({"type": "text", "text": words.join(" ")})],
+                "end_turn",
+                words.len() as u64,
+            )
+        }
+    }
+}
+
+async fn http_messages(headers: axum::http::HeaderMap, bytes: Bytes) -> Response {
+    let refuse = |status: StatusCode, message: &str| {
+        let body = json!({"type": "error", "error": {"type": "invalid_request_error",
+            "message": message}});
+        (status, Json(body)).into_response()
+    };
+    if !headers.contains_key("anthropic-version") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "anthropic-version: header required",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
+        return refuse(StatusCode::BAD_REQUEST, "invalid JSON");
+    };
+    let chat = match super::anthropic::request_to_openai(&body) {
+        Ok(chat) => chat,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, &message),
+    };
+    let model = body.get("model").cloned().unwrap_or(json!("mock"));
+    let input = prompt_tokens(&chat);
+    let (content, stop, output) = messages_content(&body, &chat);
+    let usage = json!({"input_tokens": input, "output_tokens": output,
+        "cache_read_input_tokens": CACHE_READ_TOKENS,
+        "cache_creation_input_tokens": CACHE_WRITE_TOKENS});
+    if body.get("stream") != Some(&json!(true)) {
+        return Json(
+            json!({"id": "msg_mock", "type": "message", "role": "assistant",
+            "model": model, "content": content, "stop_reason": stop, "stop_sequence": null,
+            "usage": usage}),
+        )
+        .into_response();
+    }
+    let mut events = vec![
+        json!({"type": "message_start", "message": {"id": "msg_mock",
+        "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input,
+        "output_tokens": 1, "cache_read_input_tokens": CACHE_READ_TOKENS,
+        "cache_creation_input_tokens": CACHE_WRITE_TOKENS}}}),
+    ];
+    for (index, block) in content.iter().enumerate() {
+        let (start, deltas) = match block["type"].as_str() {
+            Some("tool_use") => (
+                json!({"type": "tool_use", "id": block["id"], "name": block["name"],
+                    "input": {}}),
+                ["{\"query\": ", "\"mock\"}"]
+                    .iter()
+                    .map(|part| json!({"type": "input_json_delta", "partial_json": part}))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => (
+                json!({"type": "text", "text": ""}),
+                block["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split_inclusive(' ')
+                    .map(|word| json!({"type": "text_delta", "text": word}))
+                    .collect(),
+            ),
+        };
+        events.push(json!({"type": "content_block_start", "index": index,
+            "content_block": start}));
+        for delta in deltas {
+            events.push(json!({"type": "content_block_delta", "index": index, "delta": delta}));
+        }
+        events.push(json!({"type": "content_block_stop", "index": index}));
+    }
+    events.push(
+        json!({"type": "message_delta", "delta": {"stop_reason": stop,
+        "stop_sequence": null}, "usage": {"output_tokens": output}}),
+    );
+    events.push(json!({"type": "message_stop"}));
+    let text: String = events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")))
+        .collect();
+    ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response()
 }
 
 async fn http_embeddings(bytes: Bytes) -> Response {

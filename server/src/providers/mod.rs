@@ -2,6 +2,7 @@
 //! YAML `model_list` (GATEHOUSE_CONFIG), or the built-in mock models when there is none.
 //! Upstream addresses come only from here; a request can never redirect the gateway.
 
+pub mod anthropic;
 pub mod call;
 pub mod catalog;
 pub mod mock;
@@ -26,6 +27,13 @@ pub enum Upstream {
         base_url: String,
         api_key: Option<String>,
         /// The model name the upstream knows.
+        model: String,
+    },
+    /// Anthropic's Messages API: chat requests are translated there and back.
+    Anthropic {
+        /// The whole endpoint, e.g. `https://api.anthropic.com/v1/messages`.
+        url: String,
+        api_key: Option<String>,
         model: String,
     },
     /// Answers in-process, deterministically, with usage computed from the input.
@@ -59,7 +67,7 @@ impl Deployment {
     /// The model the provider is asked for.
     pub fn upstream_model(&self) -> &str {
         match &self.upstream {
-            Upstream::OpenAi { model, .. } => model,
+            Upstream::OpenAi { model, .. } | Upstream::Anthropic { model, .. } => model,
             Upstream::Mock => &self.model_name,
         }
     }
@@ -68,6 +76,7 @@ impl Deployment {
     pub fn api_base(&self) -> Option<&str> {
         match &self.upstream {
             Upstream::OpenAi { base_url, .. } => Some(base_url),
+            Upstream::Anthropic { url, .. } => Some(url),
             Upstream::Mock => None,
         }
     }
@@ -548,13 +557,14 @@ impl ModelEntry {
         })?;
         let default_base = match provider {
             "mock" => None,
+            "anthropic" => Some("https://api.anthropic.com"),
             "openai" => Some("https://api.openai.com/v1"),
             "groq" => Some("https://api.groq.com/openai/v1"),
             "ollama" | "ollama_chat" => Some("http://localhost:11434/v1"),
             "hosted_vllm" | "openai_compatible" => None,
             other => bail!(
-                "provider {other:?} is not supported; any OpenAI-compatible server works as \
-                 openai/<model> with api_base"
+                "provider {other:?} is not supported: use anthropic/<model>, or any \
+                 OpenAI-compatible server as openai/<model> with api_base"
             ),
         };
         let upstream = if provider == "mock" {
@@ -569,10 +579,29 @@ impl ModelEntry {
             if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
                 bail!("api_base must start with http:// or https://");
             }
-            Upstream::OpenAi {
-                base_url: base_url.trim_end_matches('/').to_string(),
-                api_key: params.api_key.as_deref().map(resolve_secret).transpose()?,
-                model: model.to_string(),
+            let base_url = base_url.trim_end_matches('/').to_string();
+            let api_key = params.api_key.as_deref().map(resolve_secret).transpose()?;
+            if provider == "anthropic" {
+                // As LiteLLM: the key from ANTHROPIC_API_KEY when the entry names none; the
+                // endpoint completed from a bare host or a `/v1` base.
+                let url = if base_url.ends_with("/v1/messages") {
+                    base_url
+                } else if base_url.ends_with("/v1") {
+                    format!("{base_url}/messages")
+                } else {
+                    format!("{base_url}/v1/messages")
+                };
+                Upstream::Anthropic {
+                    url,
+                    api_key: api_key.or_else(|| std::env::var("ANTHROPIC_API_KEY").ok()),
+                    model: model.to_string(),
+                }
+            } else {
+                Upstream::OpenAi {
+                    base_url,
+                    api_key,
+                    model: model.to_string(),
+                }
             }
         };
         let builtin = catalog::builtin(model).or_else(|| catalog::builtin(&self.model_name));
@@ -593,6 +622,7 @@ impl ModelEntry {
             None => {
                 let base = match &upstream {
                     Upstream::OpenAi { base_url, .. } => Some(base_url.as_str()),
+                    Upstream::Anthropic { url, .. } => Some(url.as_str()),
                     Upstream::Mock => None,
                 };
                 model_id(&self.model_name, &params.model, base)

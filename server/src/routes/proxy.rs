@@ -1,12 +1,13 @@
 //! The OpenAI-compatible proxy: `/v1/chat/completions` (streaming too), `/v1/embeddings` and
-//! `/v1/models`, with and without the `/v1` prefix. HTTP in and out; the request path itself
-//! is `service::proxy`.
+//! `/v1/models`, with and without the `/v1` prefix; and Anthropic's `/v1/messages` (streaming
+//! too) and `/v1/messages/count_tokens`, translated to chat requests and back. HTTP in and
+//! out; the request path itself is `service::proxy`.
 
 use crate::{
     auth::bearer_token,
     error::{rate_headers, ApiError},
     extract::ApiBytes,
-    providers::call::Endpoint,
+    providers::{anthropic, call::Endpoint},
     service::{
         money::nanos_to_usd,
         proxy::{self, Meta, ProxyCtx, ProxyError, Reply},
@@ -16,7 +17,7 @@ use crate::{
     throttle::client_address,
 };
 use axum::{
-    body::Body,
+    body::{Body, Bytes},
     extract::{ConnectInfo, State},
     http::{header, HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
@@ -43,6 +44,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat))
         .routes(routes!(embeddings))
         .routes(routes!(models))
+        .routes(routes!(messages))
+        .routes(routes!(count_tokens))
         .route(ALIASES[0].1, post(chat))
         .route(ALIASES[1].1, post(embeddings))
         .route(ALIASES[2].1, get(models))
@@ -86,6 +89,122 @@ async fn embeddings(
     forward(&state, peer, &headers, &body, Endpoint::Embeddings).await
 }
 
+/// Anthropic's Messages API, with a virtual key in `x-api-key` (or `Authorization: Bearer`);
+/// `"stream": true` answers Anthropic's server-sent events. Errors come in Anthropic's shape.
+#[utoipa::path(post, path = "/v1/messages", tag = "proxy",
+    request_body(content = Object, description = "Anthropic's Messages request"),
+    responses((status = 200, description = "Anthropic's message, or its stream of events",
+        content((Object = "application/json"), (String = "text/event-stream")))))]
+async fn messages(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<ApiBytes, ApiError>,
+) -> Response {
+    let caller = match body.and_then(|body| Ok((body, Caller::anthropic(&state, peer, &headers)?)))
+    {
+        Ok((ApiBytes(body), caller)) => (body, caller),
+        Err(err) => return err.into_anthropic(),
+    };
+    let (body, caller) = caller;
+    let translated = serde_json::from_slice::<Value>(&body)
+        .map_err(|err| format!("Invalid JSON body: {err}"))
+        .and_then(|request| {
+            let model = request
+                .get("model")
+                .and_then(Value::as_str)
+                .map(String::from);
+            Ok((
+                anthropic::request_to_openai(&request)?,
+                model.unwrap_or_default(),
+            ))
+        });
+    let (chat, model) = match translated {
+        Ok(translated) => translated,
+        Err(message) => return ApiError::bad_request(message).into_anthropic(),
+    };
+    let chat = serde_json::to_vec(&chat).unwrap_or_default();
+    let reply = proxy::forward(ctx(&state), caller.token, &chat, Endpoint::Chat).await;
+    match caller.outcome(&state, reply) {
+        Ok(Reply::Answer { body, meta }) => {
+            let answer = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+            let mut headers = meta_headers(&meta);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            (
+                headers,
+                Json(anthropic::answer_from_openai(&answer, &model)),
+            )
+                .into_response()
+        }
+        Ok(Reply::Stream { chunks, meta }) => {
+            let events = anthropic::FromOpenAiStream::new(&model);
+            let stream = futures_util::stream::unfold(
+                (chunks, Some(events)),
+                |(mut chunks, events)| async move {
+                    let mut events = events?;
+                    let out = match chunks.recv().await {
+                        Some(bytes) => {
+                            let out = events.feed(&bytes);
+                            (out, Some(events))
+                        }
+                        None => (events.end(), None),
+                    };
+                    Some((
+                        Ok::<_, std::convert::Infallible>(Bytes::from(out.0)),
+                        (chunks, out.1),
+                    ))
+                },
+            );
+            event_stream(meta, Body::from_stream(stream))
+        }
+        Err(err) => err.into_anthropic(),
+    }
+}
+
+/// Anthropic's token count: the prompt as the gateway bounds it (an upper bound of what the
+/// model counts), `{"input_tokens": n}`.
+#[utoipa::path(post, path = "/v1/messages/count_tokens", tag = "proxy",
+    request_body(content = Object, description = "Anthropic's token counting request"),
+    responses((status = 200, description = "The prompt's tokens", body = Object,
+        example = json!({"input_tokens": 14}))))]
+async fn count_tokens(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<ApiBytes, ApiError>,
+) -> Response {
+    let counted = async {
+        let ApiBytes(body) = body?;
+        let caller = Caller::anthropic(&state, peer, &headers)?;
+        let mut request = serde_json::from_slice::<Value>(&body)
+            .map_err(|err| ApiError::bad_request(format!("Invalid JSON body: {err}")))?;
+        if let Some(fields) = request.as_object_mut() {
+            fields.entry("max_tokens").or_insert(json!(1));
+        }
+        let chat = anthropic::request_to_openai(&request).map_err(ApiError::bad_request)?;
+        let tokens = proxy::count_tokens(ctx(&state), caller.token, &chat).await;
+        caller.outcome(&state, tokens)
+    };
+    match counted.await {
+        Ok(tokens) => Json(json!({ "input_tokens": tokens })).into_response(),
+        Err(err) => err.into_anthropic(),
+    }
+}
+
+/// A stream's response: its meta headers and server-sent events.
+fn event_stream(meta: Meta, body: Body) -> Response {
+    let mut headers = meta_headers(&meta);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (headers, body).into_response()
+}
+
 /// Who is calling, for throttling addresses and keys that keep failing to authenticate.
 struct Caller<'a> {
     token: Option<&'a str>,
@@ -96,7 +215,31 @@ struct Caller<'a> {
 impl<'a> Caller<'a> {
     /// The caller, unless it has failed too often to be heard now.
     fn new(state: &AppState, peer: SocketAddr, headers: &'a HeaderMap) -> Result<Self, ApiError> {
-        let token = bearer_token(headers)?;
+        Self::with(state, peer, headers, bearer_token(headers)?)
+    }
+
+    /// An Anthropic client: its key in `x-api-key`, or as a bearer token.
+    fn anthropic(
+        state: &AppState,
+        peer: SocketAddr,
+        headers: &'a HeaderMap,
+    ) -> Result<Self, ApiError> {
+        let token = match headers.get("x-api-key") {
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::Unauthorized("x-api-key must be a key (sk-...)".to_string())
+            })?)
+            .filter(|token| !token.is_empty()),
+            None => bearer_token(headers)?,
+        };
+        Self::with(state, peer, headers, token)
+    }
+
+    fn with(
+        state: &AppState,
+        peer: SocketAddr,
+        headers: &'a HeaderMap,
+        token: Option<&'a str>,
+    ) -> Result<Self, ApiError> {
         let ip = client_address(peer, headers, &state.trusted_proxies);
         let account = token.and_then(secrets::virtual_key_id);
         state
@@ -145,17 +288,11 @@ async fn forward(
             (headers, body).into_response()
         }
         Ok(Reply::Stream { chunks, meta }) => {
-            let mut headers = meta_headers(&meta);
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let stream = futures_util::stream::unfold(chunks, |mut chunks| async move {
                 let bytes = chunks.recv().await?;
                 Some((Ok::<_, std::convert::Infallible>(bytes), chunks))
             });
-            (headers, Body::from_stream(stream)).into_response()
+            event_stream(meta, Body::from_stream(stream))
         }
         Err(err) => err.into_response(),
     }

@@ -173,6 +173,33 @@ pub async fn models(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Vec<String
     Ok(ctx.gate.allowed_models(&key, ctx.router.models().names()))
 }
 
+/// The prompt tokens of a chat request as the gateway bounds them for its model (Anthropic's
+/// `count_tokens`), once the key may use the model.
+pub async fn count_tokens(
+    ctx: ProxyCtx<'_>,
+    token: Option<&str>,
+    request: &Value,
+) -> Result<u64, ProxyError> {
+    let key = find_key(ctx, token).await?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(Some("model"), "model is required"))?;
+    let model = ctx.gate.resolve_model(&key, model);
+    ctx.gate
+        .authorize(&key, Some(&model))
+        .map_err(ProxyError::Denied)?;
+    let group = ctx.router.models().group(&model).ok_or_else(|| {
+        invalid(
+            Some("model"),
+            format!("Model '{model}' is not served here."),
+        )
+    })?;
+    let bound = estimate::bound(Endpoint::Chat, request, &group.spec)
+        .map_err(|e| invalid(Some(e.param), e.message))?;
+    Ok(bound.prompt_tokens)
+}
+
 /// Checks, admits and forwards one request; answers once the provider has (or, for a stream,
 /// once it has started).
 pub async fn forward(

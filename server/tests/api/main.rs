@@ -2,6 +2,7 @@
 //! The REST API against a real server and a real SQLite file.
 
 mod alerts;
+mod anthropic;
 mod audit;
 mod auth;
 mod console;

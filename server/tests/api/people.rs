@@ -548,6 +548,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/embeddings"),
     ("GET", "/v1/models"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
     ("POST", "/chat/completions"),
     ("POST", "/embeddings"),
     ("GET", "/models"),
