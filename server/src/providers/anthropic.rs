@@ -6,6 +6,7 @@
 //! usage keeps Anthropic's cache reads and writes (`cached_tokens`,
 //! `cache_creation_input_tokens`), so either side is priced alike.
 
+use super::call::UpstreamError;
 use serde_json::{json, Map, Value};
 
 /// The Messages API version Gatehouse speaks upstream.
@@ -267,10 +268,11 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
             _ => messages.push(json!({"role": "user", "content": user_content(content)})),
         }
     }
-    let max_tokens = request
-        .get("max_tokens")
-        .or_else(|| request.get("max_completion_tokens"))
-        .and_then(Value::as_u64)
+    // The smaller of the two when both are set (a `null` is not a limit).
+    let max_tokens = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .filter_map(|field| request.get(*field).and_then(Value::as_u64))
+        .min()
         .unwrap_or(DEFAULT_MAX_TOKENS);
     let mut out = json!({"model": model, "messages": messages, "max_tokens": max_tokens});
     let fields = out.as_object_mut().expect("an object");
@@ -508,6 +510,9 @@ pub fn error_kind(status: u16) -> &'static str {
 
 // ---- streams ----
 
+/// The longest SSE line kept while waiting for its end; a longer one is dropped.
+const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Complete `data:` payloads out of SSE bytes however they were cut.
 #[derive(Default)]
 struct Lines {
@@ -516,6 +521,10 @@ struct Lines {
 
 impl Lines {
     fn feed(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        if self.pending.len() + bytes.len() > MAX_LINE_BYTES && !bytes.contains(&b'\n') {
+            self.pending.clear();
+            return Vec::new();
+        }
         self.pending.extend_from_slice(bytes);
         let mut out = Vec::new();
         while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
@@ -564,16 +573,32 @@ impl ToOpenAiStream {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}))
     }
 
-    /// The chunks these bytes complete.
-    pub fn feed(&mut self, bytes: &[u8]) -> String {
+    /// The chunks these bytes complete; an `error` event is the stream's failure (before its
+    /// first chunk, the try's: it is retried).
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<String, UpstreamError> {
         let mut out = String::new();
         for data in self.lines.feed(bytes) {
+            if self.done {
+                break;
+            }
             let Ok(event) = serde_json::from_slice::<Value>(&data) else {
                 continue;
             };
+            if event.get("type").and_then(Value::as_str) == Some("error") {
+                return Err(match event.pointer("/error/type").and_then(Value::as_str) {
+                    Some("rate_limit_error") => UpstreamError::RateLimited { retry_after: 1 },
+                    Some("overloaded_error") => UpstreamError::Failed { status: 529 },
+                    _ => UpstreamError::Failed { status: 500 },
+                });
+            }
             out.push_str(&self.event(&event));
         }
-        out
+        Ok(out)
+    }
+
+    /// Whether `message_stop` went by: nothing after it counts.
+    pub fn done(&self) -> bool {
+        self.done
     }
 
     fn event(&mut self, event: &Value) -> String {
@@ -640,9 +665,6 @@ impl ToOpenAiStream {
                         "choices": [], "usage": usage}))
                 )
             }
-            Some("error") => sse(&json!({"error": {
-                "message": event.pointer("/error/message"),
-                "type": event.pointer("/error/type")}})),
             _ => String::new(),
         }
     }
@@ -924,12 +946,29 @@ mod tests {
         ];
         let bytes: String = upstream
             .iter()
-            .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+            .map(|e| {
+                format!(
+                    "event: {}\ndata: {e}\n\n",
+                    e["type"].as_str().expect("type")
+                )
+            })
             .collect();
         let mut to = ToOpenAiStream::new("chatcmpl-1", 0);
         // Cut anywhere: the same chunks come out.
         let (a, b) = bytes.split_at(77);
-        let chunks = to.feed(a.as_bytes()) + &to.feed(b.as_bytes());
+        let chunks =
+            to.feed(a.as_bytes()).expect("no error") + &to.feed(b.as_bytes()).expect("no error");
+        assert!(to.done());
+        assert_eq!(
+            to.feed(b"data: {\"type\": \"ping\"}\n\n"),
+            Ok(String::new())
+        );
+        let mut failing = ToOpenAiStream::new("chatcmpl-2", 0);
+        let overloaded = "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n";
+        assert_eq!(
+            failing.feed(overloaded.as_bytes()),
+            Err(UpstreamError::Failed { status: 529 })
+        );
         assert!(chunks.ends_with("data: [DONE]\n\n"));
         let mut meter = crate::service::usage::StreamMeter::default();
         meter.feed(chunks.as_bytes());

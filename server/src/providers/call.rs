@@ -131,12 +131,21 @@ pub async fn send(
                 else {
                     return Err(UpstreamError::BadAnswer);
                 };
-                let mut chunks = anthropic::ToOpenAiStream::new(info.request_id, info.created);
-                return Ok(Answer::Stream(
-                    events
-                        .map(move |item| item.map(|bytes| Bytes::from(chunks.feed(&bytes))))
-                        .boxed(),
-                ));
+                // Chunks until Anthropic's `message_stop` (or its `error`), then the end.
+                let chunks = anthropic::ToOpenAiStream::new(info.request_id, info.created);
+                let translated = futures_util::stream::unfold(
+                    (events, chunks, false),
+                    |(mut events, mut chunks, ended)| async move {
+                        if ended {
+                            return None;
+                        }
+                        let item = events.next().await?;
+                        let out = item.and_then(|bytes| chunks.feed(&bytes).map(Bytes::from));
+                        let ended = out.is_err() || chunks.done();
+                        Some((out, (events, chunks, ended)))
+                    },
+                );
+                return Ok(Answer::Stream(translated.boxed()));
             }
             let answer = tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret))
                 .await

@@ -174,8 +174,9 @@ impl Price {
 }
 
 /// A spec that bounds requests to either model: each price the dearest of the two (a component
-/// one of them does not price separately costs its plain price there), the smaller output
-/// limit, the larger image bound, and a tokenizer that counts at least what either does.
+/// one of them does not price separately costs its plain price there), the larger output
+/// limit (each try sends at most its own deployment's), the larger image bound, and a
+/// tokenizer that counts at least what either does.
 pub fn either(a: &ModelSpec, b: &ModelSpec) -> ModelSpec {
     let (p, q) = (&a.price, &b.price);
     let part = |x: Option<i64>, x_plain: i64, y: Option<i64>, y_plain: i64| {
@@ -191,7 +192,7 @@ pub fn either(a: &ModelSpec, b: &ModelSpec) -> ModelSpec {
             cache_write: part(p.cache_write, p.input, q.cache_write, q.input),
             output_reasoning: part(p.output_reasoning, p.output, q.output_reasoning, q.output),
         },
-        max_output_tokens: a.max_output_tokens.min(b.max_output_tokens),
+        max_output_tokens: a.max_output_tokens.max(b.max_output_tokens),
         tokenizer: if a.tokenizer == b.tokenizer {
             a.tokenizer
         } else {
@@ -421,7 +422,7 @@ mod tests {
         assert_eq!(both.price.cache_read, Some(5));
         assert!(both.price.cost_picos(&t) >= cheap.price.cost_picos(&t));
         assert!(both.price.cost_picos(&t) >= dear.price.cost_picos(&t));
-        assert_eq!(both.max_output_tokens, 50);
+        assert_eq!(both.max_output_tokens, 100);
         assert_eq!(both.tokenizer, Tokenizer::Bytes);
         // Details that claim more than the total are cut to it.
         let lying = Tokens {

@@ -2,7 +2,7 @@
 //! Served in-process for `mock/...` models, and over real HTTP by [`router`] (the
 //! `mock-upstream` binary and the tests' upstream), which also answers Anthropic's
 //! `/v1/messages` as Anthropic does (a tool call when tools are offered; usage with cache
-//! reads and writes).
+//! reads and writes; model `overloaded` fails its stream with an `error` event).
 
 use axum::{
     body::Bytes,
@@ -240,6 +240,16 @@ async fn http_messages(headers: axum::http::HeaderMap, bytes: Bytes) -> Response
     let usage = json!({"input_tokens": input, "output_tokens": output,
         "cache_read_input_tokens": CACHE_READ_TOKENS,
         "cache_creation_input_tokens": CACHE_WRITE_TOKENS});
+    if model == "overloaded" {
+        // Anthropic's way of failing a stream it has begun: an `error` event after a 200.
+        let error = json!({"type": "error", "error": {"type": "overloaded_error",
+            "message": "Overloaded"}});
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            format!("event: error\ndata: {error}\n\n"),
+        )
+            .into_response();
+    }
     if body.get("stream") != Some(&json!(true)) {
         return Json(
             json!({"id": "msg_mock", "type": "message", "role": "assistant",

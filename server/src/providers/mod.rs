@@ -87,7 +87,7 @@ impl Deployment {
 pub struct Group {
     pub name: String,
     pub deployments: Vec<Arc<Deployment>>,
-    /// The dearest prices, the smallest output limit: a request bounded with it is bounded for
+    /// The dearest prices, the largest output limit: a request bounded with it is bounded for
     /// every deployment of the group.
     pub spec: ModelSpec,
 }
@@ -177,7 +177,7 @@ impl Models {
         let mut models = Self::default();
         for name in MOCK_MODELS {
             models.add(Deployment {
-                id: model_id(name, "mock", None),
+                id: model_id(&[name, "mock"]),
                 index: 0,
                 weight: None,
                 rpm: None,
@@ -207,14 +207,25 @@ impl Models {
         let mut models = Self::default();
         for entry in file.model_list {
             let name = entry.model_name.clone();
-            let deployment = entry
+            let named = entry.model_info.as_ref().is_some_and(|i| i.id.is_some());
+            let mut deployment = entry
                 .into_deployment()
                 .with_context(|| format!("model_name {name:?}"))?;
-            if models.deployments.iter().any(|d| d.id == deployment.id) {
-                bail!(
-                    "model_name {name:?}: two deployments with the id {:?}",
-                    deployment.id
-                );
+            let taken = |id: &str| models.deployments.iter().any(|d| d.id == id);
+            if taken(&deployment.id) {
+                if named {
+                    bail!(
+                        "model_name {name:?}: two deployments with the id {:?}",
+                        deployment.id
+                    );
+                }
+                // The same entry twice: the second one's id says so.
+                let base = deployment.id.clone();
+                let mut n = 2;
+                while taken(&deployment.id) {
+                    deployment.id = format!("{base}-{n}");
+                    n += 1;
+                }
             }
             models.add(deployment);
         }
@@ -512,9 +523,9 @@ impl ModelInfo {
 
 /// A deployment's id when its `model_info` names none: the same wherever the same entry is
 /// configured, so a fleet agrees on it.
-fn model_id(model_name: &str, model: &str, api_base: Option<&str>) -> String {
+fn model_id(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
-    for part in [model_name, model, api_base.unwrap_or_default()] {
+    for part in parts {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
@@ -625,7 +636,15 @@ impl ModelEntry {
                     Upstream::Anthropic { url, .. } => Some(url.as_str()),
                     Upstream::Mock => None,
                 };
-                model_id(&self.model_name, &params.model, base)
+                // The key as written (`os.environ/NAME`, or the key itself, as LiteLLM hashes
+                // it): deployments of one model on several keys each get their own id.
+                let key = params.api_key.as_deref().unwrap_or_default();
+                model_id(&[
+                    &self.model_name,
+                    &params.model,
+                    base.unwrap_or_default(),
+                    key,
+                ])
             }
         };
         if let Some(weight) = params.weight {
@@ -721,6 +740,87 @@ litellm_settings:
             other => panic!("{other:?}"),
         }
         assert_eq!(first(&models, "fake").upstream, Upstream::Mock);
+    }
+
+    #[test]
+    fn reads_router_settings_and_groups_deployments() {
+        std::env::set_var("GATEHOUSE_TEST_KEY_A", "sk-a");
+        // The README's example.
+        let models = Models::from_yaml(
+            r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/GATEHOUSE_TEST_KEY_A, weight: 3, rpm: 600}
+    model_info: {id: gpt-4o-east}
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_base: https://west.example/v1, weight: 1}
+  - model_name: claude
+    litellm_params: {model: anthropic/claude-sonnet-4-5, api_key: sk-ant}
+router_settings:
+  routing_strategy: latency-based-routing
+  num_retries: 1
+  retry_after: 0
+  fallbacks: [{gpt-4o: [claude]}]
+  context_window_fallbacks: [{gpt-4o: [claude]}]
+  allowed_fails: 1
+  cooldown_time: 30
+  timeout: 60
+"#,
+        )
+        .expect("valid config");
+        assert_eq!(models.names(), ["gpt-4o", "claude"]);
+        let group = models.group("gpt-4o").expect("group");
+        assert_eq!(group.deployments.len(), 2);
+        assert_eq!(group.deployments[0].id, "gpt-4o-east");
+        assert_eq!(group.deployments[0].rpm, Some(600));
+        assert_eq!(group.deployments[1].weight, Some(1.0));
+        assert_eq!(group.deployments[1].id.len(), 64);
+        assert_eq!(
+            first(&models, "claude").upstream,
+            Upstream::Anthropic {
+                url: "https://api.anthropic.com/v1/messages".into(),
+                api_key: Some("sk-ant".into()),
+                model: "claude-sonnet-4-5".into()
+            }
+        );
+        let settings = &models.settings;
+        assert_eq!(settings.strategy, Strategy::LatencyBased);
+        assert_eq!(settings.num_retries, 1);
+        assert_eq!(settings.retry_after, Duration::ZERO);
+        assert_eq!(settings.fallbacks["gpt-4o"], ["claude"]);
+        assert_eq!(settings.context_window_fallbacks["gpt-4o"], ["claude"]);
+        assert_eq!(settings.allowed_fails, 1);
+        assert_eq!(settings.cooldown_time, Duration::from_secs(30));
+        assert_eq!(settings.timeout, Duration::from_secs(60));
+        // Without router_settings: LiteLLM's defaults.
+        let plain = Models::from_yaml(
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: mock/m\n",
+        )
+        .expect("valid");
+        assert_eq!(plain.settings, RouterSettings::default());
+        assert_eq!(plain.settings.num_retries, 2);
+        // One model over two keys, or the same entry twice: a deployment each.
+        let spread = Models::from_yaml(
+            "model_list:\n\
+             - {model_name: m, litellm_params: {model: openai/m, api_key: sk-one}}\n\
+             - {model_name: m, litellm_params: {model: openai/m, api_key: sk-two}}\n\
+             - {model_name: m, litellm_params: {model: openai/m, api_key: sk-two}}\n",
+        )
+        .expect("valid");
+        let ids: Vec<&str> = spread
+            .group("m")
+            .expect("m")
+            .deployments
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(ids[2], format!("{}-2", ids[1]));
+        let named_twice = "model_list:\n\
+             - {model_name: m, litellm_params: {model: mock/m}, model_info: {id: x}}\n\
+             - {model_name: m, litellm_params: {model: mock/m}, model_info: {id: x}}\n";
+        assert!(Models::from_yaml(named_twice).is_err());
     }
 
     #[test]

@@ -333,10 +333,11 @@ impl Router {
             });
             fails.count
         };
+        // As LiteLLM: the provider's rate limit, key or route refused cools at once; anything
+        // else (timeouts too) counts toward `allowed_fails`.
         let immediate = matches!(
             err,
             UpstreamError::RateLimited { .. }
-                | UpstreamError::Timeout
                 | UpstreamError::Failed {
                     status: 401 | 404 | 408
                 }
@@ -362,8 +363,13 @@ impl Router {
         self.fleet.cooldown(&deployment.id, until).await;
     }
 
-    /// Cools a deployment down until `until_ms` (this instance's decision or the fleet's).
+    /// Cools a deployment down until `until_ms` (this instance's decision or the fleet's), at
+    /// most `cooldown_time` from now whatever a notice says.
     pub fn cool(&self, deployment_id: &str, until_ms: i64) {
+        let longest = i64::try_from(self.models.settings.cooldown_time.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.clock.now_ms());
+        let until_ms = until_ms.min(longest);
         if let Some(d) = self
             .models
             .deployments()

@@ -89,12 +89,39 @@ async fn embeddings(
     forward(&state, peer, &headers, &body, Endpoint::Embeddings).await
 }
 
+/// How `/v1/messages` refuses: Anthropic's error shape.
+const ANTHROPIC_ERROR: &str = "Anthropic's error: its type and message";
+
+/// Anthropic's error body (built by `providers::anthropic::error_body`; described here).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AnthropicError {
+    /// Always `error`.
+    #[schema(rename = "type")]
+    kind: String,
+    error: AnthropicErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AnthropicErrorDetail {
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `not_found_error`, `request_too_large`, `rate_limit_error`, `overloaded_error` or
+    /// `api_error`.
+    #[schema(rename = "type")]
+    kind: String,
+    message: String,
+}
+
 /// Anthropic's Messages API, with a virtual key in `x-api-key` (or `Authorization: Bearer`);
 /// `"stream": true` answers Anthropic's server-sent events. Errors come in Anthropic's shape.
 #[utoipa::path(post, path = "/v1/messages", tag = "proxy",
     request_body(content = Object, description = "Anthropic's Messages request"),
     responses((status = 200, description = "Anthropic's message, or its stream of events",
-        content((Object = "application/json"), (String = "text/event-stream")))))]
+        content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = ANTHROPIC_ERROR, body = AnthropicError),
+        (status = 401, description = ANTHROPIC_ERROR, body = AnthropicError),
+        (status = "default", description = ANTHROPIC_ERROR, body = AnthropicError)))]
 async fn messages(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -169,7 +196,10 @@ async fn messages(
 #[utoipa::path(post, path = "/v1/messages/count_tokens", tag = "proxy",
     request_body(content = Object, description = "Anthropic's token counting request"),
     responses((status = 200, description = "The prompt's tokens", body = Object,
-        example = json!({"input_tokens": 14}))))]
+        example = json!({"input_tokens": 14})),
+        (status = 400, description = ANTHROPIC_ERROR, body = AnthropicError),
+        (status = 401, description = ANTHROPIC_ERROR, body = AnthropicError),
+        (status = "default", description = ANTHROPIC_ERROR, body = AnthropicError)))]
 async fn count_tokens(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

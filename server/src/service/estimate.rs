@@ -184,7 +184,10 @@ fn chat_bound(request: &Value, spec: &ModelSpec) -> Result<Bound, Invalid> {
         (Some(a), Some(b)) => (Some(a.max(b)), LimitField::Both),
         (Some(a), None) => (Some(a), LimitField::MaxTokens),
         (None, Some(b)) => (Some(b), LimitField::MaxCompletionTokens),
-        (None, None) => (None, default_limit_field(request)),
+        (None, None) => (
+            None,
+            limit_field_for(request.get("model").and_then(Value::as_str).unwrap_or("")),
+        ),
     };
     if let Some(requested) = requested {
         if requested > spec.max_output_tokens {
@@ -216,9 +219,9 @@ fn chat_bound(request: &Value, spec: &ModelSpec) -> Result<Bound, Invalid> {
     })
 }
 
-/// OpenAI's reasoning models refuse `max_tokens`; everything else knows it.
-fn default_limit_field(request: &Value) -> LimitField {
-    let model = request.get("model").and_then(Value::as_str).unwrap_or("");
+/// The field a model takes its output limit in: OpenAI's reasoning models refuse
+/// `max_tokens`; everything else knows it.
+pub fn limit_field_for(model: &str) -> LimitField {
     let name = model.rsplit('/').next().unwrap_or(model);
     let reasoning = ["o1", "o3", "o4", "gpt-5"]
         .iter()

@@ -195,8 +195,13 @@ pub async fn count_tokens(
             format!("Model '{model}' is not served here."),
         )
     })?;
-    let bound = estimate::bound(Endpoint::Chat, request, &group.spec)
-        .map_err(|e| invalid(Some(e.param), e.message))?;
+    // Counting a long prompt takes milliseconds: off the threads that serve requests.
+    let (request, spec) = (request.clone(), group.spec);
+    let bound =
+        tokio::task::spawn_blocking(move || estimate::bound(Endpoint::Chat, &request, &spec))
+            .await
+            .map_err(|_| ProxyError::Internal)?
+            .map_err(|e| invalid(Some(e.param), e.message))?;
     Ok(bound.prompt_tokens)
 }
 
@@ -280,13 +285,7 @@ pub async fn forward(
     let streaming =
         endpoint == Endpoint::Chat && request.get("stream").and_then(Value::as_bool) == Some(true);
     let lowered_to = (endpoint == Endpoint::Chat && grant.lowered).then_some(grant.output_tokens);
-    prepare(
-        &mut request,
-        &bound,
-        grant.output_tokens,
-        endpoint,
-        streaming,
-    );
+    prepare(&mut request, streaming);
     let usage = Estimate {
         output_tokens: grant.output_tokens,
         ..bound.estimate(&spec.price)
@@ -378,15 +377,9 @@ impl Plan {
     }
 }
 
-/// The request as the provider gets it (but for its model, set per try): an output limit that
-/// keeps the bound true, the usage chunk asked for, and nothing that could redirect the gateway.
-fn prepare(
-    request: &mut Value,
-    bound: &Bound,
-    output_tokens: u64,
-    endpoint: Endpoint,
-    streaming: bool,
-) {
+/// The request as every provider gets it (its model and output limit are set per try): the
+/// usage chunk asked for, and nothing that could redirect the gateway.
+fn prepare(request: &mut Value, streaming: bool) {
     let Some(fields) = request.as_object_mut() else {
         return;
     };
@@ -397,18 +390,6 @@ fn prepare(
             *options = json!({});
         }
         options["include_usage"] = json!(true);
-    }
-    if endpoint == Endpoint::Chat && (output_tokens != bound.output_tokens || !bound.explicit_limit)
-    {
-        use estimate::LimitField;
-        let names: &[&str] = match bound.limit_field {
-            LimitField::MaxTokens => &["max_tokens"],
-            LimitField::MaxCompletionTokens => &["max_completion_tokens"],
-            LimitField::Both => &["max_tokens", "max_completion_tokens"],
-        };
-        for name in names {
-            fields.insert((*name).to_string(), json!(output_tokens));
-        }
     }
     // Where a request goes is the configuration's call, never the caller's.
     for field in GATEWAY_ONLY_FIELDS {
@@ -449,6 +430,39 @@ enum Got {
     Stream(Chunks),
 }
 
+/// The output limit one try sends: what admission granted, within the deployment's own limit
+/// (a request that may fall back to a model with a smaller one), in the field the caller used —
+/// or, when it set none, the one the deployment's model takes.
+fn output_limit(
+    fields: &mut serde_json::Map<String, Value>,
+    bound: &Bound,
+    granted: u64,
+    deployment: &Deployment,
+) {
+    use estimate::LimitField;
+    let limit = granted.min(deployment.spec.max_output_tokens);
+    if bound.explicit_limit && limit == bound.output_tokens {
+        return; // the caller's own limit, as sent
+    }
+    let field = if bound.explicit_limit {
+        bound.limit_field
+    } else {
+        estimate::limit_field_for(deployment.upstream_model())
+    };
+    let names: &[&str] = match field {
+        LimitField::MaxTokens => &["max_tokens"],
+        LimitField::MaxCompletionTokens => &["max_completion_tokens"],
+        LimitField::Both => &["max_tokens", "max_completion_tokens"],
+    };
+    for name in ["max_tokens", "max_completion_tokens"] {
+        if names.contains(&name) {
+            fields.insert(name.to_string(), json!(limit));
+        } else if !bound.explicit_limit {
+            fields.remove(name); // a `null` the caller sent
+        }
+    }
+}
+
 /// Why the last try (or pick) failed.
 enum Failure {
     Upstream(UpstreamError),
@@ -465,6 +479,7 @@ fn too_long(err: &UpstreamError) -> bool {
         "context length",
         "context_length_exceeded",
         "context window",
+        "context limit",
         "prompt is too long",
         "too many tokens",
     ]
@@ -548,9 +563,15 @@ impl Call {
                             }
                         }
                         let refused = matches!(err, UpstreamError::Rejected { .. });
+                        // A lone deployment's own rate limit is not retried at once.
+                        let limited = matches!(err, UpstreamError::RateLimited { .. })
+                            && group.deployments.len() == 1;
                         last = Failure::Upstream(err);
                         if refused {
                             break 'groups; // the request's fault: elsewhere too
+                        }
+                        if limited {
+                            continue 'groups;
                         }
                     }
                 }
@@ -570,6 +591,9 @@ impl Call {
                 "model".into(),
                 Value::String(deployment.upstream_model().to_string()),
             );
+            if self.endpoint == Endpoint::Chat {
+                output_limit(fields, &self.bound, self.usage.output_tokens, deployment);
+            }
         }
         let info = CallInfo {
             endpoint: self.endpoint,
@@ -590,15 +614,25 @@ impl Call {
                     }
                 }
             }
-            Answer::Stream(mut chunks) => match chunks.next().await {
-                Some(Ok(first)) => Ok(Got::Stream(
+            Answer::Stream(mut chunks) => {
+                // Answered once a chunk with something in it came, within the deadline.
+                let first = tokio::time::timeout(left, async {
+                    loop {
+                        match chunks.next().await {
+                            Some(Ok(bytes)) if bytes.is_empty() => continue,
+                            Some(Ok(bytes)) => return Ok(bytes),
+                            Some(Err(err)) => return Err(err),
+                            None => return Err(UpstreamError::BrokeOff),
+                        }
+                    }
+                });
+                let first = first.await.map_err(|_| UpstreamError::Timeout)??;
+                Ok(Got::Stream(
                     futures_util::stream::once(async move { Ok(first) })
                         .chain(chunks)
                         .boxed(),
-                )),
-                Some(Err(err)) => Err(err),
-                None => Err(UpstreamError::BrokeOff),
-            },
+                ))
+            }
         }
     }
 

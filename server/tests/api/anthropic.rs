@@ -75,7 +75,10 @@ async fn chat_completions_reach_an_anthropic_deployment() {
     let reply = app.chat(&key, ask("claude")).await;
     let answer = ok(&reply);
     assert_eq!(answer["object"], "chat.completion");
-    assert_eq!(answer["choices"][0]["message"]["content"], "This is a mock reply");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "This is a mock reply"
+    );
     assert_eq!(answer["choices"][0]["finish_reason"], "stop");
     // 3 words + 3 of the message, and the cache's 4 + 2, as OpenAI counts prompts.
     assert_eq!(answer["usage"]["prompt_tokens"], 12);
@@ -91,6 +94,52 @@ async fn chat_completions_reach_an_anthropic_deployment() {
     assert_eq!(
         spend_of(&app, "chat-to-claude", 2).await,
         [cost_nanos(6, 5), cost_nanos(6, 5)]
+    );
+}
+
+#[tokio::test]
+async fn an_anthropic_deployment_gets_the_limit_it_was_reserved_for() {
+    let (app, key) = gateway("limits").await;
+    let mut body = ask("claude");
+    body["max_tokens"] = Value::Null;
+    body["max_completion_tokens"] = json!(3);
+    let reply = app.chat(&key, body).await;
+    let answer = ok(&reply);
+    assert_eq!(answer["choices"][0]["message"]["content"], "This is a");
+    assert_eq!(answer["usage"]["completion_tokens"], 3);
+}
+
+#[tokio::test]
+async fn a_stream_anthropic_fails_with_an_error_event_is_tried_elsewhere() {
+    let upstream = spawn_upstream().await;
+    let yaml = format!(
+        "model_list:\n\
+         - model_name: claude\n  litellm_params:\n    model: anthropic/overloaded\n    \
+         api_base: {upstream}\n  model_info: {{id: overloaded}}\n\
+         - model_name: claude\n  litellm_params:\n    model: anthropic/claude-sonnet-4-5\n    \
+         api_base: {upstream}\n  model_info: {{id: fine}}\n\
+         router_settings:\n  routing_strategy: latency-based-routing\n"
+    );
+    let app = TestApp::spawn_yaml(&yaml).await;
+    let key = app.team_with_key("overloaded").await;
+    for _ in 0..5 {
+        let (status, headers, text) = app.chat_stream(&key, ask("claude")).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert_eq!(headers["x-litellm-model-id"], "fine");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert!(!text.contains("Overloaded"), "{text}");
+    }
+    let health = app.get("/health/deployments").await;
+    let overloaded = ok(&health)["deployments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["model_id"] == "overloaded")
+        .expect("listed")
+        .clone();
+    assert_eq!(
+        overloaded["recent_errors"][0]["message"],
+        "The model's provider failed (status 529)."
     );
 }
 
@@ -124,7 +173,9 @@ async fn the_messages_api_answers_in_anthropics_shape() {
         .client
         .post(format!("{}/v1/messages/count_tokens", app.base))
         .bearer_auth(&key)
-        .json(&json!({"model": "claude", "messages": [{"role": "user", "content": "one two three"}]}))
+        .json(
+            &json!({"model": "claude", "messages": [{"role": "user", "content": "one two three"}]}),
+        )
         .send()
         .await
         .map(|r| (r.status(), r))
@@ -150,9 +201,15 @@ async fn tool_use_streams_as_input_json_deltas() {
         assert!(events.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
         if model == "claude" {
             assert!(events.contains(r#""type":"tool_use""#), "{events}");
-            assert!(events.contains(r#""partial_json":"{\"query\": ""#), "{events}");
+            assert!(
+                events.contains(r#""partial_json":"{\"query\": ""#),
+                "{events}"
+            );
             assert!(events.contains(r#""stop_reason":"tool_use""#), "{events}");
-            assert!(events.contains(r#""cache_read_input_tokens":4"#), "{events}");
+            assert!(
+                events.contains(r#""cache_read_input_tokens":4"#),
+                "{events}"
+            );
         } else {
             assert!(events.contains(r#""type":"text_delta""#), "{events}");
         }
@@ -174,7 +231,10 @@ async fn refusals_come_in_anthropics_error_shape() {
     assert_eq!(error_type(&body), "authentication_error");
     assert!(!body.to_string().contains("sk-not-a-key-at-all"));
     let mut no_limit = question("claude");
-    no_limit.as_object_mut().expect("object").remove("max_tokens");
+    no_limit
+        .as_object_mut()
+        .expect("object")
+        .remove("max_tokens");
     let (status, body) = messages(&app, Some(&key), no_limit).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_type(&body), "invalid_request_error");
