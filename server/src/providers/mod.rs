@@ -703,6 +703,8 @@ model_list:
     model_info:
       input_cost_per_token: 0.000001
       output_cost_per_token: 0.000002
+      output_cost_per_reasoning_token: 0.000003
+      cache_read_input_token_cost: 0.0000001
       max_output_tokens: 2048
   - model_name: fake
     litellm_params:
@@ -725,7 +727,14 @@ litellm_settings:
         assert_eq!(gpt.spec, catalog::builtin("gpt-4o").expect("known"));
         assert_eq!(gpt.timeout, DEFAULT_TIMEOUT);
         let llama = first(&models, "local-llama");
-        assert_eq!(llama.spec.price, Price::plain(1_000_000, 2_000_000));
+        assert_eq!(
+            llama.spec.price,
+            Price {
+                output_reasoning: Some(3_000_000),
+                cache_read: Some(100_000),
+                ..Price::plain(1_000_000, 2_000_000)
+            }
+        );
         assert_eq!(llama.spec.max_output_tokens, 2048);
         assert_eq!(llama.spec.tokenizer, Tokenizer::Bytes);
         assert_eq!(llama.timeout, Duration::from_millis(2500));

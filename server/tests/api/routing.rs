@@ -14,6 +14,7 @@ use std::sync::{
 const ANSWER: u8 = 0;
 const FAIL: u8 = 1;
 const TOO_LONG: u8 = 2;
+const HANG: u8 = 3;
 
 /// An OpenAI-compatible upstream that counts what reaches it; it answers (streams too) with a
 /// usage of 10 prompt and 5 completion tokens, or fails as told.
@@ -55,6 +56,7 @@ async fn respond(
     upstream.hits.fetch_add(1, Ordering::SeqCst);
     let usage = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
     match upstream.mode.load(Ordering::SeqCst) {
+        HANG => std::future::pending().await,
         FAIL => (
             StatusCode::INTERNAL_SERVER_ERROR,
             axum::Json(json!({"error": {"message": "upstream exploded", "type": "x"}})),
@@ -456,6 +458,29 @@ async fn a_fleet_shares_rpm_and_cooldowns() {
     let hits = bad.hits();
     chats(&fleet[1], &key, "chat", 20).await;
     assert_eq!(bad.hits(), hits);
+}
+
+#[tokio::test]
+async fn every_try_ends_within_the_requests_deadline() {
+    let (a, b) = (Upstream::start(HANG).await, Upstream::start(HANG).await);
+    // Each try may take 10 minutes (the default); the whole request 1 s.
+    let yaml = format!(
+        "model_list:\n{}{}router_settings:\n  timeout: 1\n",
+        deployment("chat", "a", &a, ""),
+        deployment("chat", "b", &b, ""),
+    );
+    let app = TestApp::spawn_yaml(&yaml).await;
+    let key = app.team_with_key("deadline").await;
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.chat(&key, ask("chat")),
+    )
+    .await
+    .expect("answered within the deadline, not a try's timeout");
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.body);
+    assert_eq!(a.hits() + b.hits(), 1, "no try starts past the deadline");
+    let logs = app.wait_for_logs("deadline", 1).await;
+    assert_eq!(logs["logs"][0]["spend"], 0.0);
 }
 
 #[tokio::test]
