@@ -223,27 +223,7 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
         match turn.get("role").and_then(Value::as_str) {
             Some("system" | "developer") => system.push(text_of(content)),
             Some("assistant") => {
-                let mut blocks = Vec::new();
-                let text = text_of(content);
-                if !text.is_empty() {
-                    blocks.push(json!({"type": "text", "text": text}));
-                }
-                for call in turn
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let arguments = call
-                        .pointer("/function/arguments")
-                        .and_then(Value::as_str)
-                        .unwrap_or("{}");
-                    blocks.push(json!({"type": "tool_use",
-                        "id": call.get("id").cloned().unwrap_or(json!("")),
-                        "name": call.pointer("/function/name").cloned().unwrap_or(json!("")),
-                        "input": serde_json::from_str::<Value>(arguments).unwrap_or(json!({})),
-                    }));
-                }
+                let blocks = assistant_content(turn);
                 messages.push(json!({"role": "assistant", "content": blocks}));
             }
             Some("tool") => {
@@ -328,6 +308,33 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
         fields.insert("tool_choice".into(), choice);
     }
     out
+}
+
+/// An assistant's chat message as Anthropic's blocks: its text, then its tool calls as
+/// `tool_use` (arguments that are not JSON become `{}`).
+fn assistant_content(message: &Value) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    let text = text_of(message.get("content").unwrap_or(&Value::Null));
+    if !text.is_empty() {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    for call in message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let arguments = call
+            .pointer("/function/arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("{}");
+        blocks.push(json!({"type": "tool_use",
+            "id": call.get("id").cloned().unwrap_or(json!("")),
+            "name": call.pointer("/function/name").cloned().unwrap_or(json!("")),
+            "input": serde_json::from_str::<Value>(arguments).unwrap_or(json!({})),
+        }));
+    }
+    blocks
 }
 
 fn user_content(content: &Value) -> Value {
@@ -452,25 +459,7 @@ pub fn answer_to_openai(answer: &Value, id: &str, created: i64) -> Value {
 pub fn answer_from_openai(answer: &Value, model: &str) -> Value {
     let choice = answer.pointer("/choices/0").unwrap_or(&Value::Null);
     let message = choice.get("message").unwrap_or(&Value::Null);
-    let mut content = Vec::new();
-    let text = text_of(message.get("content").unwrap_or(&Value::Null));
-    if !text.is_empty() {
-        content.push(json!({"type": "text", "text": text}));
-    }
-    for call in message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let arguments = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("{}");
-        content.push(json!({"type": "tool_use", "id": call.get("id"),
-            "name": call.pointer("/function/name"),
-            "input": serde_json::from_str::<Value>(arguments).unwrap_or(json!({}))}));
-    }
+    let content = assistant_content(message);
     json!({
         "id": message_id(answer.get("id").and_then(Value::as_str)),
         "type": "message",
