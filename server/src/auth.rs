@@ -2,9 +2,9 @@
 //! `Authorization: Bearer ...`, or a console session cookie (opened with the admin key or by a
 //! person with a password). A virtual key acts with its user's role, as in LiteLLM, exactly as
 //! the user signed in would: each route has a [`Rule`], and the services check the target
-//! against the actor's scopes ([`crate::service::access`]). Failed attempts are throttled per
-//! address and per account; a signed-in browser may change things only from Gatehouse's own
-//! origin.
+//! against the actor's scopes ([`crate::service::access`]). Wrong keys and sessions are
+//! throttled per address and per account ([`crate::throttle`]); a signed-in browser may
+//! change things only from Gatehouse's own origin.
 
 use crate::{
     config::PublicUrl,
@@ -14,7 +14,7 @@ use crate::{
         secrets, session,
     },
     state::AppState,
-    throttle::client_address,
+    throttle::{client_address, Guess},
 };
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
@@ -113,12 +113,28 @@ pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
     }
 }
 
-/// Refuses a request from an address or for an account that failed too often.
+/// Refuses a sign-in from an address or for an account that failed too often, before its
+/// password (or link) is checked.
 pub fn throttled(state: &AppState, ip: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
     state
         .throttle
-        .check(ip, account)
+        .check(Guess::SignIn, ip, account)
         .map_err(ApiError::Throttled)
+}
+
+/// The answer to a wrong credential: counted, and 401 — or 429 once its address or account
+/// has failed too often.
+pub fn wrong(
+    state: &AppState,
+    guess: Guess,
+    ip: IpAddr,
+    account: Option<&str>,
+    why: &str,
+) -> ApiError {
+    match state.throttle.failure(guess, ip, account) {
+        Ok(()) => ApiError::Unauthorized(why.to_string()),
+        Err(wait) => ApiError::Throttled(wait),
+    }
 }
 
 /// The admin account's name for throttling.
@@ -233,12 +249,13 @@ fn changed_by(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The actor behind a virtual key: its user, with the user's role; or the key alone.
+/// The actor behind a virtual key: its user, with the user's role (at most the key's
+/// [`crate::storage::KeyRow::max_role`]); or the key alone.
 async fn key_actor(state: &AppState, key: &crate::storage::KeyRow) -> Result<Actor, ApiError> {
     if key.blocked
         || key
             .expires_at
-            .is_some_and(|at| at <= chrono::Utc::now().timestamp())
+            .is_some_and(|at| at <= state.now().timestamp())
     {
         return Err(ApiError::Unauthorized(
             "This key is blocked or has expired.".to_string(),
@@ -247,7 +264,13 @@ async fn key_actor(state: &AppState, key: &crate::storage::KeyRow) -> Result<Act
     let Some(user_id) = &key.user_id else {
         return Ok(Actor::key_only(&key.key_id));
     };
-    user_actor(state, user_id, Some(key.key_id.clone())).await
+    user_actor(
+        state,
+        user_id,
+        Some(key.key_id.clone()),
+        key.max_role.as_deref(),
+    )
+    .await
 }
 
 /// A user acting now, as the database says now: a role change or a deletion holds at once.
@@ -255,23 +278,24 @@ async fn user_actor(
     state: &AppState,
     user_id: &str,
     key_id: Option<String>,
+    cap: Option<&str>,
 ) -> Result<Actor, ApiError> {
     let Some(user) = state.storage.user(user_id).await? else {
         return Err(ApiError::Unauthorized(
             "This user no longer exists; sign in again.".to_string(),
         ));
     };
-    Ok(Actor::user(state.ctx(), &user.user_id, &user.user_role, key_id).await?)
+    Ok(Actor::user(state.ctx(), &user.user_id, &user.user_role, key_id, cap).await?)
 }
 
-/// Who is calling, from the bearer token or the session cookie, as the database says now.
+/// Who is calling, from the bearer token or the session cookie, as the database says now. A
+/// valid key or session is never refused by the failure throttle; a wrong one is counted.
 pub async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
     let ip = client_ip(parts, state);
     if let Some(token) = bearer_token(&parts.headers)? {
         let account = secrets::virtual_key_id(token).unwrap_or(ADMIN_ACCOUNT);
-        throttled(state, ip, Some(account))?;
         if state.master_key.matches(token) {
-            state.throttle.success(ip, Some(ADMIN_ACCOUNT));
+            state.throttle.success(Some(ADMIN_ACCOUNT));
             return Ok(Actor {
                 changed_by: changed_by(&parts.headers),
                 ..Actor::admin()
@@ -279,22 +303,46 @@ pub async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
         }
         if secrets::is_virtual_key(token) {
             let hash = secrets::sha256_hex(token);
-            if let Some(key) = state.storage.key_by_hash(&hash).await? {
-                if key.accepts(&hash, chrono::Utc::now().timestamp()) {
+            // Every live key is in memory: a throttled caller's unknown keys cost no database
+            // read.
+            let throttled = state.throttle.check(Guess::Key, ip, Some(account)).is_err();
+            let key = if throttled && state.gate.key_by_hash(&hash).is_none() {
+                None
+            } else {
+                state.storage.key_by_hash(&hash).await?
+            };
+            if let Some(key) = key {
+                if key.key_hash == hash {
+                    state.throttle.success(Some(account));
                     return key_actor(state, &key).await;
+                }
+                if key.accepts(&hash, state.now().timestamp()) {
+                    // A rotated key's old secret, in its grace period: it keeps serving models,
+                    // never managing anything (whoever took it cannot rotate the key again).
+                    return Err(ApiError::Unauthorized(
+                        "This key was rotated: until its grace period ends the old secret works \
+                         on the model routes only; use the new secret here."
+                            .to_string(),
+                    ));
                 }
             }
         }
-        state.throttle.failure(ip, Some(account));
-        return Err(ApiError::Unauthorized("Invalid admin key.".to_string()));
+        return Err(wrong(
+            state,
+            Guess::Key,
+            ip,
+            Some(account),
+            "Invalid admin key.",
+        ));
     }
     if let Some(token) = session_cookie(&parts.headers) {
-        throttled(state, ip, None)?;
-        let Some(found) = session::find(state.storage.as_ref(), token, chrono::Utc::now()).await?
-        else {
-            state.throttle.failure(ip, None);
-            return Err(ApiError::Unauthorized(
-                "Your session has expired; sign in again.".to_string(),
+        let Some(found) = session::find(state.storage.as_ref(), token, state.now()).await? else {
+            return Err(wrong(
+                state,
+                Guess::Key,
+                ip,
+                None,
+                "Your session has expired; sign in again.",
             ));
         };
         if !parts.method.is_safe() && !state.origins.allows(&parts.headers) {
@@ -302,7 +350,7 @@ pub async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
         }
         return match &found.user_id {
             None => Ok(Actor::admin()),
-            Some(user_id) => user_actor(state, user_id, None).await,
+            Some(user_id) => user_actor(state, user_id, None, None).await,
         };
     }
     Err(ApiError::Unauthorized(

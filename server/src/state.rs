@@ -48,6 +48,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Now, on the clock budgets, expiries and sessions run on (tests set and move it).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.gate.clock.now()
+    }
+
     /// Gatehouse acting for itself (or the admin key).
     pub fn ctx(&self) -> Ctx<'_> {
         self.ctx_as(&crate::service::access::SYSTEM)

@@ -1,11 +1,17 @@
 //! Throttling failed authentication, per client address and per account (the admin account,
-//! a virtual key's id): past a number of failures in a minute, further attempts are refused
-//! with a time to wait, before any credential is checked.
+//! a virtual key's id, a person's sign-in): past a number of failures in a minute, further
+//! failures are refused with a time to wait.
 //!
-//! Correct callers are not slowed: successes are never counted, an address's success clears
-//! its failures, and an account under attack stays open to the addresses that recently signed
-//! in to it correctly. The address is the socket's peer, or the client named in
-//! `X-Forwarded-For` when the peer is a trusted proxy (see [`client_address`]).
+//! Correct callers are never slowed. A key (the admin key, a virtual key) or a session that is
+//! valid is answered whatever its address or account has failed: keys are checked first, and
+//! only a wrong one meets the throttle (401, then 429 once its address or account is over the
+//! limit). A password is different: it can be guessed, so a sign-in is checked against the
+//! throttle before its password is, per address and per account (an account under attack
+//! stays open to the addresses that recently signed in to it). A success forgives nothing but
+//! its own account's failures. Wrong keys and failed sign-ins are counted apart per address:
+//! a script with a stale key behind a shared address does not keep people from signing in.
+//! The address is the socket's peer, or the client named in `X-Forwarded-For` when the peer is
+//! a trusted proxy (see [`client_address`]).
 
 use crate::gate::clock::Clock;
 use axum::http::HeaderMap;
@@ -29,7 +35,7 @@ const MAX_TRACKED: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Failed attempts from one address per minute before it must wait.
+    /// Failed attempts from one address per minute (of one kind) before it must wait.
     pub per_address: usize,
     /// Failed attempts on one account per minute (from anywhere) before addresses it does not
     /// trust must wait.
@@ -45,9 +51,18 @@ impl Default for Limits {
     }
 }
 
+/// What a failure was: a wrong key (or session, or link), or a failed sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Guess {
+    /// A key, a session cookie: checked before the throttle, so only wrong ones meet it.
+    Key,
+    /// A password, an invitation link, a single sign-on answer: checked after the throttle.
+    SignIn,
+}
+
 #[derive(Default)]
 struct State {
-    addresses: HashMap<IpAddr, VecDeque<i64>>,
+    addresses: HashMap<(Guess, IpAddr), VecDeque<i64>>,
     accounts: HashMap<String, VecDeque<i64>>,
 }
 
@@ -101,15 +116,27 @@ impl Throttle {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Before checking a credential: `Err(seconds to wait)` when this address, or this account
-    /// from an address it does not trust, has failed too often.
-    pub fn check(&self, address: IpAddr, account: Option<&str>) -> Result<(), u64> {
+    /// `Err(seconds to wait)` when this address (for this kind of guess), or this account from
+    /// an address it does not trust, has failed too often. A sign-in asks before its password
+    /// is checked; a key asks only once it turned out wrong (see [`Self::failure`]).
+    pub fn check(&self, guess: Guess, address: IpAddr, account: Option<&str>) -> Result<(), u64> {
         if !self.tracking.load(Ordering::Relaxed) {
             return Ok(());
         }
         let now = self.clock.now_secs();
         let mut state = self.state();
-        if let Some(failures) = state.addresses.get_mut(&address) {
+        self.verdict(&mut state, guess, address, account, now)
+    }
+
+    fn verdict(
+        &self,
+        state: &mut State,
+        guess: Guess,
+        address: IpAddr,
+        account: Option<&str>,
+        now: i64,
+    ) -> Result<(), u64> {
+        if let Some(failures) = state.addresses.get_mut(&(guess, address)) {
             if let Some(retry) = wait(failures, self.limits.per_address, now) {
                 return Err(retry);
             }
@@ -129,15 +156,21 @@ impl Throttle {
         }
     }
 
-    /// A credential was wrong.
-    pub fn failure(&self, address: IpAddr, account: Option<&str>) {
+    /// A credential was wrong: counted for the address and the account. `Err(seconds to
+    /// wait)` when they had failed too often already (the caller answers 429, not 401).
+    pub fn failure(&self, guess: Guess, address: IpAddr, account: Option<&str>) -> Result<(), u64> {
         let now = self.clock.now_secs();
         let mut state = self.state();
         if state.addresses.len() >= MAX_TRACKED || state.accounts.len() >= MAX_TRACKED {
             prune(&mut state, now);
         }
+        let verdict = self.verdict(&mut state, guess, address, account, now);
         let limit = self.limits.per_address;
-        record(state.addresses.entry(address).or_default(), limit, now);
+        record(
+            state.addresses.entry((guess, address)).or_default(),
+            limit,
+            now,
+        );
         if let Some(account) = account {
             let limit = self.limits.per_account;
             record(
@@ -147,6 +180,7 @@ impl Throttle {
             );
         }
         self.tracking.store(true, Ordering::Relaxed);
+        verdict
     }
 
     fn trusted_until(&self, address: IpAddr, account: &str) -> i64 {
@@ -159,18 +193,24 @@ impl Throttle {
             .unwrap_or(i64::MIN)
     }
 
-    /// A credential was right: the address's failures are forgiven, and the address stays
-    /// trusted for the account (should the account come under attack) for a day.
-    pub fn success(&self, address: IpAddr, account: Option<&str>) {
-        let now = self.clock.now_secs();
+    /// A credential was right: its account's failures are forgiven (nobody else's, and not
+    /// the address's).
+    pub fn success(&self, account: Option<&str>) {
+        let Some(account) = account else { return };
         if self.tracking.load(Ordering::Relaxed) {
             let mut state = self.state();
-            state.addresses.remove(&address);
+            state.accounts.remove(account);
             if state.addresses.is_empty() && state.accounts.is_empty() {
                 self.tracking.store(false, Ordering::Relaxed);
             }
         }
-        let Some(account) = account else { return };
+    }
+
+    /// A sign-in succeeded: as [`Self::success`], and the address stays trusted for the
+    /// account (should the account come under attack) for a day.
+    pub fn signed_in(&self, address: IpAddr, account: &str) {
+        self.success(Some(account));
+        let now = self.clock.now_secs();
         // Refreshed at most hourly: the common case is one read lock.
         if self.trusted_until(address, account) > now + TRUSTED_SECS - 3600 {
             return;
@@ -290,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn an_address_waits_after_its_failures_and_is_forgiven_by_a_success() {
+    fn an_address_waits_after_its_failures_and_only_its_own_account_is_forgiven() {
         let clock = Clock::manual(1_000_000);
         let throttle = Throttle::new(
             Limits {
@@ -301,18 +341,24 @@ mod tests {
         );
         let a = ip("192.0.2.1");
         for _ in 0..3 {
-            assert_eq!(throttle.check(a, None), Ok(()));
-            throttle.failure(a, None);
+            assert_eq!(throttle.check(Guess::SignIn, a, None), Ok(()));
+            assert_eq!(throttle.failure(Guess::SignIn, a, None), Ok(()));
         }
-        assert_eq!(throttle.check(a, None), Err(60));
-        assert_eq!(throttle.check(ip("192.0.2.2"), None), Ok(()));
+        assert_eq!(throttle.check(Guess::SignIn, a, None), Err(60));
+        assert_eq!(throttle.failure(Guess::SignIn, a, None), Err(60));
+        // Wrong keys are counted apart from failed sign-ins.
+        assert_eq!(throttle.check(Guess::Key, a, None), Ok(()));
+        assert_eq!(throttle.check(Guess::SignIn, ip("192.0.2.2"), None), Ok(()));
         clock.advance(30_000);
-        assert_eq!(throttle.check(a, None), Err(30));
-        clock.advance(30_000);
-        assert_eq!(throttle.check(a, None), Ok(()));
-        throttle.failure(a, None);
-        throttle.success(a, None);
-        assert_eq!(throttle.check(a, None), Ok(()));
+        assert_eq!(throttle.check(Guess::SignIn, a, None), Err(30));
+        clock.advance(30_001);
+        assert_eq!(throttle.check(Guess::SignIn, a, None), Ok(()));
+        // A success forgives its own account, never the address.
+        for _ in 0..3 {
+            let _ = throttle.failure(Guess::SignIn, a, Some("user:mallory"));
+        }
+        throttle.signed_in(a, "user:mallory");
+        assert!(throttle.check(Guess::SignIn, a, None).is_err());
     }
 
     #[test]
@@ -326,14 +372,27 @@ mod tests {
             clock,
         );
         let owner = ip("198.51.100.7");
-        throttle.failure(owner, Some("admin"));
-        throttle.success(owner, Some("admin"));
+        let _ = throttle.failure(Guess::SignIn, owner, Some("user:ann"));
+        throttle.signed_in(owner, "user:ann");
         for i in 0..5 {
-            throttle.failure(ip(&format!("203.0.113.{i}")), Some("admin"));
+            let _ = throttle.failure(
+                Guess::SignIn,
+                ip(&format!("203.0.113.{i}")),
+                Some("user:ann"),
+            );
         }
-        assert!(throttle.check(ip("203.0.113.99"), Some("admin")).is_err());
-        assert_eq!(throttle.check(owner, Some("admin")), Ok(()));
-        assert_eq!(throttle.check(ip("203.0.113.99"), Some("other")), Ok(()));
+        let stranger = ip("203.0.113.99");
+        assert!(throttle
+            .check(Guess::SignIn, stranger, Some("user:ann"))
+            .is_err());
+        assert_eq!(
+            throttle.check(Guess::SignIn, owner, Some("user:ann")),
+            Ok(())
+        );
+        assert_eq!(
+            throttle.check(Guess::SignIn, stranger, Some("user:bob")),
+            Ok(())
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let req = Request::from_parts(parts, axum::body::Body::from(body));
     let facts = audit::RequestFacts {
         request_id: uuid::Uuid::new_v4().to_string(),
-        at_ms: chrono::Utc::now().timestamp_millis(),
+        at_ms: state.now().timestamp_millis(),
         actor: actor.name(),
         changed_by: actor.changed_by.clone(),
         address: req

@@ -12,7 +12,6 @@ use app::types::{
     KeyRegenerate, KeyUpdate, KeysDeleted, NewKey,
 };
 use axum::{extract::State, Extension, Json};
-use chrono::Utc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 type Db = State<AppState>;
@@ -49,7 +48,7 @@ async fn regenerate(
         db.ctx_as(&actor),
         &reference,
         req.grace_period.as_deref(),
-        Utc::now(),
+        db.now(),
     )
     .await
     .map(Json)
@@ -91,7 +90,7 @@ async fn regenerate_named(
         db.ctx_as(&actor),
         &key,
         req.grace_period.as_deref(),
-        Utc::now(),
+        db.now(),
     )
     .await
     .map(Json)
@@ -106,7 +105,7 @@ async fn generate(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<Json<GeneratedKey>, ApiError> {
-    keys::generate(db.ctx_as(&actor), req, Utc::now())
+    keys::generate(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -156,7 +155,7 @@ async fn update(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<KeyUpdate>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::update(db.ctx_as(&actor), req, Utc::now())
+    keys::update(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -187,7 +186,7 @@ async fn block(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<KeyRef>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.ctx_as(&actor), &req.key, true, Utc::now())
+    keys::set_blocked(db.ctx_as(&actor), &req.key, true, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -201,7 +200,7 @@ async fn unblock(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<KeyRef>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.ctx_as(&actor), &req.key, false, Utc::now())
+    keys::set_blocked(db.ctx_as(&actor), &req.key, false, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

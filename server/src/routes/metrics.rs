@@ -65,7 +65,7 @@ async fn gauge(state: &AppState, owner: Owner<'_>, now: i64) -> BudgetGauge {
 /// Every team's budget (and every key's, when per-key series are on), with the live spend
 /// admission sees: in a fleet, the same on every instance.
 async fn budgets(state: &AppState) -> Result<Budgets, ApiError> {
-    let now = chrono::Utc::now().timestamp();
+    let now = state.now().timestamp();
     let mut budgets = Budgets::default();
     for t in state.storage.teams().await? {
         let owner = Owner {

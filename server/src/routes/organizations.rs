@@ -12,7 +12,6 @@ use app::types::{
     OrganizationInfoQuery, OrganizationUpdate,
 };
 use axum::{extract::State, Extension, Json};
-use chrono::Utc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 type Db = State<AppState>;
@@ -36,7 +35,7 @@ async fn create(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewOrganization>,
 ) -> Result<Json<Organization>, ApiError> {
-    organizations::create(db.ctx_as(&actor), req, Utc::now())
+    organizations::create(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -79,7 +78,7 @@ async fn update(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<OrganizationUpdate>,
 ) -> Result<Json<Organization>, ApiError> {
-    organizations::update(db.ctx_as(&actor), req, Utc::now())
+    organizations::update(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -111,7 +110,7 @@ async fn member_add(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<OrgMemberAdd>,
 ) -> Result<Json<OrgMembersAdded>, ApiError> {
-    organizations::member_add(db.ctx_as(&actor), req, Utc::now())
+    organizations::member_add(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

@@ -4,7 +4,7 @@
 //! out; the request path itself is `service::proxy`.
 
 use crate::{
-    auth::bearer_token,
+    auth::{bearer_token, wrong},
     error::{rate_headers, ApiError},
     extract::ApiBytes,
     providers::{anthropic, call::Endpoint},
@@ -14,7 +14,7 @@ use crate::{
         secrets,
     },
     state::AppState,
-    throttle::client_address,
+    throttle::{client_address, Guess},
 };
 use axum::{
     body::{Body, Bytes},
@@ -272,27 +272,37 @@ impl<'a> Caller<'a> {
     ) -> Result<Self, ApiError> {
         let ip = client_address(peer, headers, &state.trusted_proxies);
         let account = token.and_then(secrets::virtual_key_id);
-        state
-            .throttle
-            .check(ip, account)
-            .map_err(ApiError::Throttled)?;
+        // A caller that failed too often is heard with a key the gateway holds (a valid key is
+        // never refused); its other keys are refused before anything looks them up.
+        if let Some(token) = token {
+            if state.throttle.check(Guess::Key, ip, account).is_err()
+                && state
+                    .gate
+                    .key_by_hash(&secrets::sha256_hex(token))
+                    .is_none()
+            {
+                return Err(wrong(state, Guess::Key, ip, account, "Invalid API key."));
+            }
+        }
         Ok(Self { token, ip, account })
     }
 
-    /// Counts a presented key that is not one of ours; forgives one that is; counts refusals.
+    /// Counts a presented key that is not one of ours (401, then 429); forgives one that is;
+    /// counts refusals.
     fn outcome<T>(&self, state: &AppState, result: Result<T, ProxyError>) -> Result<T, ApiError> {
         if let Err(ProxyError::Denied(denial)) = &result {
             state.metrics.refused(denial, state.gate.clock.now_secs());
         }
-        match &result {
-            Err(ProxyError::Unauthenticated(_)) => {
-                if self.token.is_some() {
-                    state.throttle.failure(self.ip, self.account);
-                }
+        match result {
+            Err(ProxyError::Unauthenticated(why)) if self.token.is_some() => {
+                Err(wrong(state, Guess::Key, self.ip, self.account, why))
             }
-            _ => state.throttle.success(self.ip, self.account),
+            Err(err) => Err(ApiError::from(err)),
+            Ok(answer) => {
+                state.throttle.success(self.account);
+                Ok(answer)
+            }
         }
-        result.map_err(ApiError::from)
     }
 }
 

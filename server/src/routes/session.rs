@@ -2,12 +2,12 @@
 //! that expires; the key itself is never stored in the browser.
 
 use crate::{
-    auth::{cross_site, session_cookie, throttled, ADMIN_ACCOUNT, SESSION_COOKIE},
+    auth::{cross_site, session_cookie, throttled, wrong, ADMIN_ACCOUNT, SESSION_COOKIE},
     error::ApiError,
     extract::ApiJson,
     service::{self, access::Actor, session, users},
     state::AppState,
-    throttle::client_address,
+    throttle::{client_address, Guess},
 };
 use app::types::{
     InvitationAccept, InvitationAccepted, InvitationCreated, InvitationNew, Login, Me, Session,
@@ -18,7 +18,6 @@ use axum::{
     response::{IntoResponse, Response},
     Extension, Json,
 };
-use chrono::Utc;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -67,10 +66,10 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let ip = client_address(peer, &headers, &state.trusted_proxies);
     refuse_other_sites(&state, &headers)?;
-    let now = Utc::now();
+    let now = state.now();
     let (account, signed_in, user) = match (&req.key, &req.password) {
         (Some(key), None) if req.user_id.is_none() && req.user_email.is_none() => {
-            throttled(&state, ip, Some(ADMIN_ACCOUNT))?;
+            // A key, not a password: checked first, the throttle meets only a wrong one.
             let signed_in = session::sign_in(
                 state.storage.as_ref(),
                 &state.master_key,
@@ -116,14 +115,18 @@ async fn login(
             ))
         }
     };
+    let guess = if user.is_some() || req.password.is_some() {
+        Guess::SignIn
+    } else {
+        Guess::Key
+    };
     let new = match signed_in {
         Ok(new) => {
-            state.throttle.success(ip, Some(&account));
+            state.throttle.signed_in(ip, &account);
             new
         }
-        Err(err @ service::Error::Unauthorized(_)) => {
-            state.throttle.failure(ip, Some(&account));
-            return Err(err.into());
+        Err(service::Error::Unauthorized(why)) => {
+            return Err(wrong(&state, guess, ip, Some(&account), &why));
         }
         Err(err) => return Err(err.into()),
     };
@@ -169,7 +172,7 @@ async fn invite(
         req.user_id.as_deref(),
         req.user_email.as_deref(),
         req.team_id.as_deref(),
-        Utc::now(),
+        state.now(),
     )
     .await?;
     Ok(Json(InvitationCreated {
@@ -196,10 +199,10 @@ async fn accept(
     // Guessing links is throttled like guessing passwords.
     let ip = client_address(peer, &headers, &state.trusted_proxies);
     throttled(&state, ip, None)?;
-    match session::accept(state.storage.as_ref(), &req.id, &req.password, Utc::now()).await {
+    match session::accept(state.storage.as_ref(), &req.id, &req.password, state.now()).await {
         Ok(user_id) => Ok(Json(InvitationAccepted { user_id })),
         Err(err @ service::Error::NotFound(_)) => {
-            state.throttle.failure(ip, None);
+            let _ = state.throttle.failure(Guess::SignIn, ip, None);
             Err(err.into())
         }
         Err(err) => Err(err.into()),
@@ -295,7 +298,7 @@ async fn oidc_callback(
         )));
     }
     let refused = |message: &str| {
-        state.throttle.failure(ip, None);
+        let _ = state.throttle.failure(Guess::SignIn, ip, None);
         ApiError::Forbidden(message.to_string())
     };
     let kept = crate::auth::cookie(&headers, OIDC_COOKIE).and_then(|value| {
@@ -337,12 +340,11 @@ async fn oidc_callback(
             "No Gatehouse user has your e-mail address: ask an admin to invite you.".to_string(),
         ));
     };
-    state.throttle.success(ip, None);
     let new = session::open(
         state.storage.as_ref(),
         Some(&user.user_id),
         state.session_ttl,
-        Utc::now(),
+        state.now(),
     )
     .await?;
     let secure = if state.origins.secure { "; Secure" } else { "" };

@@ -17,7 +17,6 @@ use axum::{
     response::sse::{Event, KeepAlive, Sse},
     Extension, Json,
 };
-use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 use std::convert::Infallible;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -48,7 +47,7 @@ async fn member_add(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<MemberAdd>,
 ) -> Result<Json<MembersAdded>, ApiError> {
-    members::add(db.ctx_as(&actor), req, Utc::now())
+    members::add(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -62,7 +61,7 @@ async fn member_update(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<MemberUpdate>,
 ) -> Result<Json<TeamMembership>, ApiError> {
-    members::update(db.ctx_as(&actor), req, Utc::now())
+    members::update(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -90,7 +89,7 @@ async fn create(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewTeam>,
 ) -> Result<Json<Team>, ApiError> {
-    teams::create(db.ctx_as(&actor), req, Utc::now())
+    teams::create(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -179,7 +178,7 @@ async fn update(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<TeamUpdate>,
 ) -> Result<Json<TeamUpdated>, ApiError> {
-    let team = teams::update(db.ctx_as(&actor), req, Utc::now()).await?;
+    let team = teams::update(db.ctx_as(&actor), req, db.now()).await?;
     Ok(Json(TeamUpdated {
         data: team.clone(),
         team,
@@ -206,7 +205,7 @@ async fn block(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<TeamRef>,
 ) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.ctx_as(&actor), &req.team_id, true, Utc::now())
+    teams::set_blocked(db.ctx_as(&actor), &req.team_id, true, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -220,7 +219,7 @@ async fn unblock(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<TeamRef>,
 ) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.ctx_as(&actor), &req.team_id, false, Utc::now())
+    teams::set_blocked(db.ctx_as(&actor), &req.team_id, false, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

@@ -12,7 +12,6 @@ use app::types::{
     UserUpdated,
 };
 use axum::{extract::State, Extension, Json};
-use chrono::Utc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 type Db = State<AppState>;
@@ -35,7 +34,7 @@ async fn create(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<Json<UserCreated>, ApiError> {
-    users::create(db.ctx_as(&actor), req, Utc::now())
+    users::create(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -84,7 +83,7 @@ async fn update(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<UserUpdate>,
 ) -> Result<Json<UserUpdated>, ApiError> {
-    users::update(db.ctx_as(&actor), req, Utc::now())
+    users::update(db.ctx_as(&actor), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

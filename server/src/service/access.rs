@@ -35,6 +35,18 @@ impl Role {
         }
     }
 
+    /// The lesser of two roles: what a key whose user has `self` may do when whoever gave out
+    /// its secret had `cap` (a viewer of everything and a member meet as a member's viewer).
+    pub fn at_most(self, cap: Role) -> Self {
+        match (self, cap) {
+            (Self::KeyOnly, _) | (_, Self::KeyOnly) => Self::KeyOnly,
+            (Self::ProxyAdmin, cap) => cap,
+            (role, Self::ProxyAdmin) => role,
+            (role, cap) if role == cap => role,
+            _ => Self::InternalUserViewer,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::ProxyAdmin => "proxy_admin",
@@ -88,16 +100,19 @@ impl Actor {
         }
     }
 
-    /// A user acting (signed in, or through one of their keys), with their memberships.
+    /// A user acting (signed in, or through one of their keys), with their memberships. A key
+    /// acts with at most its `cap` ([`crate::storage::KeyRow::max_role`]).
     pub async fn user(
         ctx: Ctx<'_>,
         user_id: &str,
         role: &str,
         key_id: Option<String>,
+        cap: Option<&str>,
     ) -> Result<Self, Error> {
+        let role = Role::from_name(role);
         let mut actor = Self {
             user_id: Some(user_id.to_string()),
-            role: Role::from_name(role),
+            role: cap.map_or(role, |cap| role.at_most(Role::from_name(cap))),
             key_id,
             ..Self::admin()
         };
@@ -226,6 +241,24 @@ impl Actor {
     pub fn manages_key(&self, key: &KeyRow, team: &TeamRow) -> bool {
         self.manages_team(team)
             || (self.role == Role::InternalUser && self.user_id.is_some() && self.owns_key(key))
+    }
+
+    /// Acts on another person's key in a way that hands over or widens what its holder can do
+    /// (rotating it, which answers its new secret; changing or unblocking it): only for a key
+    /// of nobody, one's own, or one whose user the actor may act for ([`Self::reaches`]).
+    pub async fn acts_for_key(&self, ctx: Ctx<'_>, key: &KeyRow) -> Result<bool, Error> {
+        match &key.user_id {
+            None => Ok(true),
+            Some(_) if self.owns_key(key) => Ok(true),
+            Some(user_id) => self.reaches(ctx, user_id).await,
+        }
+    }
+
+    /// The authority a key gets when this actor gives out its secret or its user: the lesser
+    /// of the actor's role and what the key carried before.
+    pub fn key_cap(&self, before: Option<&str>) -> String {
+        let cap = before.map_or(self.role, |b| self.role.at_most(Role::from_name(b)));
+        cap.name().to_string()
     }
 
     /// Issues a key in `team` for `user_id`: who manages the team, or a member for itself.

@@ -143,6 +143,8 @@ pub async fn generate(
         blocked: req.blocked.unwrap_or(false),
         expires_at: expiry(req.duration.as_deref(), now)?,
         previous_key: None,
+        // The key acts with at most the role of who issued it, now.
+        max_role: Some(actor.key_cap(None)),
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
@@ -177,7 +179,7 @@ pub async fn regenerate(
         .filter(|text| !text.is_empty())
         .map(|text| Period::parse("grace_period", text))
         .transpose()?;
-    let (row, _) = scoped(ctx, "key", reference, Manage, "rotate this key").await?;
+    let (row, _) = scoped(ctx, "key", reference, ActFor, "rotate this key").await?;
     let secret = secrets::new_secret_for(row.key_id.clone())?;
     let patch = KeyPatch {
         secret: Some(NewSecret {
@@ -185,6 +187,8 @@ pub async fn regenerate(
             key_hint: secret.key_hint.clone(),
             previous_key: grace.map(|g| (row.key_hash.clone(), g.after(now).timestamp())),
         }),
+        // Whoever rotates learns the secret: the key carries no more than they may do.
+        max_role: Some(ctx.actor.key_cap(row.max_role.as_deref())),
         ..KeyPatch::default()
     };
     Ok(GeneratedKey {
@@ -198,9 +202,12 @@ pub async fn regenerate(
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Want {
     See,
+    /// Block or delete it: less for its holder.
     Manage,
+    /// Rotate, change or unblock it: also acting for its user ([`super::access::Actor::acts_for_key`]).
+    ActFor,
 }
-use Want::{Manage, See};
+use Want::{ActFor, Manage, See};
 
 /// The key `reference` names and its team, when the actor may see (or manage) it.
 async fn scoped(
@@ -217,6 +224,7 @@ async fn scoped(
     let allowed = match want {
         See => ctx.actor.sees_key(&row, &team),
         Manage => ctx.actor.manages_key(&row, &team),
+        ActFor => ctx.actor.manages_key(&row, &team) && ctx.actor.acts_for_key(ctx, &row).await?,
     };
     ctx.actor.check(allowed, what)?;
     Ok((row, team))
@@ -285,7 +293,7 @@ pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, Error> {
 }
 
 pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<KeyInfo, Error> {
-    let (key, team) = scoped(ctx, "key", &req.key, Manage, "change this key").await?;
+    let (key, team) = scoped(ctx, "key", &req.key, ActFor, "change this key").await?;
     if let Some(Some(user_id)) = &req.user_id {
         validate::user_id("user_id", user_id)?;
     }
@@ -338,8 +346,12 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
         users::ensure(ctx, user_id, now).await?;
         members::ensure(ctx, &key.team_id, user_id, now).await?;
     }
+    // A key given to a user acts for them with no more than its giver may do.
+    let max_role =
+        matches!(req.user_id, Some(Some(_))).then(|| ctx.actor.key_cap(key.max_role.as_deref()));
     let patch = KeyPatch {
         budget,
+        max_role,
         user_id: req.user_id,
         key_alias: req.key_alias,
         models,
@@ -361,7 +373,9 @@ pub async fn set_blocked(
     blocked: bool,
     now: DateTime<Utc>,
 ) -> Result<KeyInfo, Error> {
-    let (key, team) = scoped(ctx, "key", reference, Manage, "block or unblock this key").await?;
+    // Blocking takes from the key's holder; unblocking gives back, so it acts for its user.
+    let want = if blocked { Manage } else { ActFor };
+    let (key, team) = scoped(ctx, "key", reference, want, "block or unblock this key").await?;
     ctx.actor.check(
         ctx.actor.manages_team(&team),
         "block or unblock this key (who manages its team does)",

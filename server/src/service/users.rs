@@ -127,6 +127,19 @@ pub async fn by_email(ctx: Ctx<'_>, address: &str) -> Result<Option<UserRow>, Er
     }))
 }
 
+/// Refuses an address another user holds (compared without case): people sign in and are
+/// matched by it, so nobody may take someone else's. Addresses two users already shared before
+/// this rule keep working for them (sign-in by address refuses to pick one).
+pub async fn email_free(ctx: Ctx<'_>, address: &str, user_id: &str) -> Result<(), Error> {
+    match by_email(ctx, address).await? {
+        Some(other) if other.user_id != user_id => Err(Error::invalid(
+            "user_email",
+            "another user has this e-mail address",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The one user with this e-mail address (compared without case): `None` when nobody has it,
 /// or several do — signing in by address must not pick one of several people.
 pub async fn only_one_with_email(ctx: Ctx<'_>, address: &str) -> Result<Option<UserRow>, Error> {
@@ -186,6 +199,9 @@ pub async fn ensure_with_email(
     if ctx.storage.user(user_id).await?.is_some() {
         return Ok(());
     }
+    if let Some(address) = user_email {
+        email_free(ctx, address, user_id).await?;
+    }
     let row = UserRow {
         user_id: user_id.to_string(),
         user_alias: None,
@@ -225,6 +241,9 @@ pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<Us
         email(address)?;
     }
     let user_role = role(req.user_role.as_deref().unwrap_or(DEFAULT_ROLE))?;
+    if let Some(address) = &req.user_email {
+        email_free(ctx, address, &user_id).await?;
+    }
     let models = validate::models("models", req.models.clone().unwrap_or_default())?;
     let mut team_ids = req.teams.clone().unwrap_or_default();
     if team_ids.is_empty() {
@@ -407,6 +426,7 @@ pub async fn update(
     }
     if let Some(Some(address)) = &req.user_email {
         email(address)?;
+        email_free(ctx, address, &user_id).await?;
     }
     let patch = UserPatch {
         budget: fields::budget_patch(&req.budget(), now)?,

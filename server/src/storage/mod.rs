@@ -170,6 +170,9 @@ pub struct KeyRow {
     /// The hash of the secret the key had before it was rotated, and until when (Unix seconds)
     /// that secret still works.
     pub previous_key: Option<(String, i64)>,
+    /// The most management authority the key carries (a `user_role`): the role of whoever
+    /// issued it, rotated it or gave it to its user, at that time. `None`: its user's role.
+    pub max_role: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -198,6 +201,8 @@ pub struct NewSecret {
 #[derive(Debug, Clone, Default)]
 pub struct KeyPatch {
     pub secret: Option<NewSecret>,
+    /// A new [`KeyRow::max_role`].
+    pub max_role: Option<String>,
     pub user_id: Option<Option<String>>,
     pub key_alias: Option<Option<String>>,
     pub models: Option<Vec<String>>,

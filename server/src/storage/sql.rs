@@ -133,6 +133,7 @@ pub(super) struct KeyRecord {
     expires_at: Option<i64>,
     previous_key_hash: Option<String>,
     previous_key_expires_at: Option<i64>,
+    max_role: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -153,6 +154,7 @@ impl From<KeyRecord> for KeyRow {
             blocked: r.blocked,
             expires_at: r.expires_at,
             previous_key: r.previous_key_hash.zip(r.previous_key_expires_at),
+            max_role: r.max_role,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -620,7 +622,7 @@ macro_rules! sql_storage {
                     let mut q = QueryBuilder::<Db>::new(format!(
                         "INSERT INTO api_keys (key_id, key_hash, key_hint, team_id, user_id, \
                          key_alias, models, aliases, {BUDGET_COLUMNS}, metadata, blocked, \
-                         expires_at, previous_key_hash, previous_key_expires_at, \
+                         expires_at, previous_key_hash, previous_key_expires_at, max_role, \
                          created_at, updated_at) "
                     ));
                     q.push_values([k], |mut v, k| {
@@ -638,6 +640,7 @@ macro_rules! sql_storage {
                             .push_bind(k.expires_at)
                             .push_bind(k.previous_key.as_ref().map(|(hash, _)| hash))
                             .push_bind(k.previous_key.as_ref().map(|(_, until)| *until))
+                            .push_bind(&k.max_role)
                             .push_bind(k.created_at)
                             .push_bind(k.updated_at);
                     });
@@ -717,6 +720,7 @@ macro_rules! sql_storage {
                         set(&mut q, "previous_key_hash", Some(old));
                         set(&mut q, "previous_key_expires_at", Some(until));
                     }
+                    set(&mut q, "max_role", p.max_role.clone());
                     set(&mut q, "user_id", p.user_id.clone());
                     set(&mut q, "key_alias", p.key_alias.clone());
                     set(&mut q, "models", p.models.clone().map(Json));

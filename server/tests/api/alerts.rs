@@ -105,7 +105,12 @@ async fn one_signed_event_per_threshold_crossed_across_restarts() {
         "--alert-webhook-secret",
         SECRET,
     ];
-    let app = TestApp::spawn_gateway_with(&flags).await;
+    // Half an hour into the team's monthly window: too early for a forecast, whatever today
+    // is (from the month's 4th on, the spend so far would forecast past the budget too).
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:30:00Z")
+        .expect("date")
+        .to_utc();
+    let app = TestApp::spawn_gateway_at(start, &flags).await;
     ok(&app
         .new_team(json!({"team_id": "ml", "budget_duration": "30d"}))
         .await);

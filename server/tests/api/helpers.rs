@@ -89,6 +89,21 @@ fn database_url(dir: &TempDir, database: &TestDatabase) -> String {
     })
 }
 
+/// Where the tests' gateway clocks start: now, or — with `GATEHOUSE_TEST_DATE=YYYY-MM-DD` — the
+/// same time of day on that date (`scripts/test` runs the date-dependent tests on several days
+/// of a month).
+pub fn test_start_ms() -> i64 {
+    let now = chrono::Utc::now();
+    match std::env::var("GATEHOUSE_TEST_DATE") {
+        Ok(date) => {
+            let date = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+                .expect("GATEHOUSE_TEST_DATE is a date: YYYY-MM-DD");
+            date.and_time(now.time()).and_utc().timestamp_millis()
+        }
+        Err(_) => now.timestamp_millis(),
+    }
+}
+
 /// Prices of the tests' upstream model, USD per token: 1000 and 2000 nano-dollars.
 pub const INPUT_PRICE: f64 = 0.000001;
 pub const OUTPUT_PRICE: f64 = 0.000002;
@@ -296,11 +311,31 @@ impl TestApp {
         Self::start(dir, database, config_file, flags).await
     }
 
+    /// [`TestApp::spawn_gateway_with`] with its clock standing at `start` (a fixed date, for
+    /// tests whose outcome depends on where in a budget's window they run).
+    pub async fn spawn_gateway_at(start: chrono::DateTime<chrono::Utc>, flags: &[&str]) -> Self {
+        let upstream = spawn_upstream().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = gateway_config(&dir, &upstream);
+        let database = Arc::new(TestDatabase::create().await);
+        Self::start_at(dir, database, Some(config), flags, start.timestamp_millis()).await
+    }
+
     async fn start(
         dir: TempDir,
         database: Arc<TestDatabase>,
         config_file: Option<PathBuf>,
         flags: &[&str],
+    ) -> Self {
+        Self::start_at(dir, database, config_file, flags, test_start_ms()).await
+    }
+
+    async fn start_at(
+        dir: TempDir,
+        database: Arc<TestDatabase>,
+        config_file: Option<PathBuf>,
+        flags: &[&str],
+        start_ms: i64,
     ) -> Self {
         let data_dir = dir.path().join("data");
         let mut args = vec![
@@ -329,7 +364,7 @@ impl TestApp {
         }
         args.extend(flags.iter().map(|f| f.to_string()));
         let config = Config::try_parse_from(args).expect("valid test config");
-        let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
+        let clock = Clock::manual(start_ms);
         let running = start_with_clock(config, clock.clone())
             .await
             .expect("server starts");
@@ -388,8 +423,10 @@ impl TestApp {
     pub async fn restart_with(self, flags: &[&str]) -> Self {
         let config = self.dir.path().join("gatehouse.yaml");
         let config = config.exists().then_some(config);
+        // Time goes on across a restart: the new server's clock starts where this one's is.
+        let now = self.clock.now_ms();
         let stopped = self.stop().await;
-        Self::start(stopped.dir, stopped.database, config, flags).await
+        Self::start_at(stopped.dir, stopped.database, config, flags, now).await
     }
 
     /// `POST /v1/chat/completions` with a virtual key.

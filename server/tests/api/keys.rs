@@ -33,7 +33,7 @@ async fn a_generated_key_is_shown_once_and_stored_only_as_a_hash() {
     assert_eq!(body["metadata"], json!({"env": "dev"}));
     let expires = chrono::DateTime::parse_from_rfc3339(body["expires"].as_str().expect("expires"))
         .expect("rfc3339");
-    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
+    let days = (expires.with_timezone(&chrono::Utc) - app.clock.now()).num_hours();
     assert!((29 * 24..=30 * 24).contains(&days), "expires in {days} h");
 
     // Never shown again.

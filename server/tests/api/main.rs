@@ -5,6 +5,7 @@ mod alerts;
 mod anthropic;
 mod audit;
 mod auth;
+mod authority;
 mod console;
 mod contract;
 mod contract_props;

@@ -952,7 +952,7 @@ async fn an_invited_person_sets_a_password_and_signs_in() {
         .ends_with(&format!("/invite/{id}")));
     let expires = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().expect("at"))
         .expect("time");
-    let days = (expires.timestamp() - chrono::Utc::now().timestamp()) / 86_400;
+    let days = (expires.timestamp() - app.clock.now().timestamp()) / 86_400;
     assert!((6..=7).contains(&days), "{days} days");
     let user_id = body["user_id"].as_str().expect("user");
     // The new person is an internal_user member of the team.

@@ -34,7 +34,7 @@ async fn a_team_is_created_with_every_field_of_the_spec() {
     assert_eq!(team["blocked"], json!(false));
     // 30d resets on the 1st of next month, 00:00 UTC.
     let reset = team["budget_reset_at"].as_str().expect("reset time");
-    let now = chrono::Utc::now();
+    let now = app.clock.now();
     let expected = chrono::NaiveDate::from_ymd_opt(now.year(), now.month(), 1)
         .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
         .expect("date")
@@ -114,7 +114,7 @@ async fn update_changes_only_the_fields_sent() {
     assert_eq!(after["rpm_limit"], json!(null));
     assert_eq!(after["team_alias"], "Eng");
     assert_eq!(after["budget_duration"], "1d");
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+    let tomorrow = (app.clock.now() + chrono::Duration::days(1))
         .format("%Y-%m-%dT00:00:00Z")
         .to_string();
     assert_eq!(after["budget_reset_at"], json!(tomorrow));
