@@ -199,7 +199,17 @@ async fn accept(
     // Guessing links is throttled like guessing passwords.
     let ip = client_address(peer, &headers, &state.trusted_proxies);
     throttled(&state, ip, None)?;
-    match session::accept(state.storage.as_ref(), &req.id, &req.password, state.now()).await {
+    let now = state.now();
+    let facts = service::audit::RequestFacts {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        at_ms: now.timestamp_millis(),
+        actor: String::new(),
+        changed_by: None,
+        address: Some(ip.to_string()),
+        method: "POST".to_string(),
+        route: "/invitation/accept".to_string(),
+    };
+    match session::accept(state.storage.as_ref(), &req.id, &req.password, facts, now).await {
         Ok(user_id) => Ok(Json(InvitationAccepted { user_id })),
         Err(err @ service::Error::NotFound(_)) => {
             let _ = state.throttle.failure(Guess::SignIn, ip, None);

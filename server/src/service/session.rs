@@ -5,7 +5,7 @@
 //! People set their password through a one-time invitation link (the same link resets a
 //! forgotten one): argon2id hashes, and a strength check that works offline (zxcvbn).
 
-use super::{access::Actor, members, secrets, teams, timestamp, users, Ctx, Error};
+use super::{access::Actor, audit, members, secrets, teams, timestamp, users, Ctx, Error};
 use crate::storage::{InvitationRow, SessionRow, Storage};
 use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -243,10 +243,13 @@ pub fn weakness(password: &str, user_inputs: &[&str]) -> Option<String> {
 
 /// Sets the invited person's password; the link works once, until it expires. A new password
 /// ends the person's other sessions.
+/// Sets the invited person's password; the audit log has a row for it (who: the person; what:
+/// their password, never its value), written in the same transaction.
 pub async fn accept(
     storage: &dyn Storage,
     id: &str,
     password: &str,
+    facts: audit::RequestFacts,
     now: DateTime<Utc>,
 ) -> Result<String, Error> {
     let gone = || {
@@ -293,13 +296,47 @@ pub async fn accept(
     let hash = tokio::task::spawn_blocking(move || hash_password(&candidate))
         .await
         .map_err(|err| Error::Internal(err.to_string()))??;
-    if !storage
-        .accept_invitation(&invitation.id_hash, &hash, now.timestamp())
-        .await?
-    {
-        return Err(gone());
+    let facts = audit::RequestFacts {
+        actor: invitation.user_id.clone(),
+        ..facts
+    };
+    let rows = audit::rows(
+        &facts,
+        vec![audit::Changed {
+            target_type: "password",
+            target_id: invitation.user_id.clone(),
+            before: None,
+            after: Some(serde_json::json!({"set_with": "invitation"})),
+        }],
+    );
+    let outcome = std::sync::Mutex::new(Ok(false));
+    let work = async {
+        let done: Result<bool, crate::storage::StorageError> = async {
+            if !storage
+                .accept_invitation(&invitation.id_hash, &hash, now.timestamp())
+                .await?
+            {
+                return Ok(false);
+            }
+            storage.insert_audit(&rows).await?;
+            Ok(true)
+        }
+        .await;
+        let keep = matches!(done, Ok(true));
+        if let Ok(mut slot) = outcome.lock() {
+            *slot = done;
+        }
+        keep
+    };
+    storage.atomically(Box::pin(work)).await?;
+    let done = outcome
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match done {
+        Ok(true) => Ok(invitation.user_id),
+        Ok(false) => Err(gone()),
+        Err(err) => Err(Error::from(err)),
     }
-    Ok(invitation.user_id)
 }
 
 /// Whose an actor is, for the console: the user and role, or the admin key.

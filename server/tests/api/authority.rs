@@ -447,3 +447,33 @@ async fn an_address_another_user_holds_is_refused() {
         )
         .await);
 }
+
+/// Setting a password through an invitation is a row of the audit log: the person, their
+/// password (never its value), from where.
+#[tokio::test]
+async fn setting_a_password_is_in_the_audit_log() {
+    let app = TestApp::spawn().await;
+    ok(&app.new_team(json!({"team_id": "people"})).await);
+    ok(&sign_in(&app, "ada").await);
+    let log = app.get("/audit?target_type=password").await;
+    let entries = ok(&log)["entries"].as_array().expect("entries").clone();
+    assert_eq!(entries.len(), 1, "{log:?}", log = log.body);
+    assert_eq!(entries[0]["target_id"], "ada");
+    assert_eq!(entries[0]["actor"], "ada");
+    assert_eq!(entries[0]["route"], "/invitation/accept");
+    assert!(!log.body.to_string().contains(PASSWORD));
+    // A used link sets nothing and leaves no row.
+    let again = app
+        .send(
+            Method::POST,
+            "/invitation/accept",
+            None,
+            Some(
+                json!({"id": "no-such-link-0000000000000000000000000000000", "password": PASSWORD}),
+            ),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
+    let log = app.get("/audit?target_type=password").await;
+    assert_eq!(ok(&log)["total_count"], 1);
+}
