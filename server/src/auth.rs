@@ -140,6 +140,19 @@ pub fn wrong(
 /// The admin account's name for throttling.
 pub const ADMIN_ACCOUNT: &str = "admin";
 
+/// Before a token is compared with the admin key: the key is chosen by its operator and can be
+/// guessed, so an address that has not used it in the last day waits out the throttle first,
+/// as for a password (an address that has is answered at once; its wrong tries still count).
+pub fn before_admin_key(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+    if state.throttle.trusts(ip, ADMIN_ACCOUNT) {
+        return Ok(());
+    }
+    state
+        .throttle
+        .check(Guess::AdminKey, ip, Some(ADMIN_ACCOUNT))
+        .map_err(ApiError::Throttled)
+}
+
 /// Proof that the caller may call this admin route; add it to a router with
 /// `from_extractor_with_state`. It leaves the [`Actor`] in the request's extensions: the
 /// services check what it may do to what.
@@ -269,6 +282,7 @@ async fn key_actor(state: &AppState, key: &crate::storage::KeyRow) -> Result<Act
         user_id,
         Some(key.key_id.clone()),
         key.max_role.as_deref(),
+        key.issued_by.as_deref(),
     )
     .await
 }
@@ -279,13 +293,22 @@ async fn user_actor(
     user_id: &str,
     key_id: Option<String>,
     cap: Option<&str>,
+    bound_by: Option<&str>,
 ) -> Result<Actor, ApiError> {
     let Some(user) = state.storage.user(user_id).await? else {
         return Err(ApiError::Unauthorized(
             "This user no longer exists; sign in again.".to_string(),
         ));
     };
-    Ok(Actor::user(state.ctx(), &user.user_id, &user.user_role, key_id, cap).await?)
+    Ok(Actor::user(
+        state.ctx(),
+        &user.user_id,
+        &user.user_role,
+        key_id,
+        cap,
+        bound_by,
+    )
+    .await?)
 }
 
 /// Who is calling, from the bearer token or the session cookie, as the database says now. A
@@ -293,23 +316,44 @@ async fn user_actor(
 pub async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
     let ip = client_ip(parts, state);
     if let Some(token) = bearer_token(&parts.headers)? {
-        let account = secrets::virtual_key_id(token).unwrap_or(ADMIN_ACCOUNT);
+        // Whatever is not shaped like a virtual key is a try at the admin key.
+        let Some(account) = secrets::virtual_key_id(token) else {
+            before_admin_key(state, ip)?;
+            if state.master_key.matches(token) {
+                state.throttle.signed_in(ip, ADMIN_ACCOUNT);
+                return Ok(Actor {
+                    changed_by: changed_by(&parts.headers),
+                    ..Actor::admin()
+                });
+            }
+            return Err(wrong(
+                state,
+                Guess::AdminKey,
+                ip,
+                Some(ADMIN_ACCOUNT),
+                "Invalid admin key.",
+            ));
+        };
         if state.master_key.matches(token) {
-            state.throttle.success(Some(ADMIN_ACCOUNT));
+            state.throttle.signed_in(ip, ADMIN_ACCOUNT);
             return Ok(Actor {
                 changed_by: changed_by(&parts.headers),
                 ..Actor::admin()
             });
         }
-        if secrets::is_virtual_key(token) {
+        {
             let hash = secrets::sha256_hex(token);
-            // Every live key is in memory: a throttled caller's unknown keys cost no database
-            // read.
+            // A throttled caller's keys that were looked up and found nowhere lately cost no
+            // database read (a key made a moment ago on another instance is still read).
             let throttled = state.throttle.check(Guess::Key, ip, Some(account)).is_err();
-            let key = if throttled && state.gate.key_by_hash(&hash).is_none() {
+            let key = if throttled && state.gate.surely_unknown(&hash) {
                 None
             } else {
-                state.storage.key_by_hash(&hash).await?
+                let key = state.storage.key_by_hash(&hash).await?;
+                if key.is_none() {
+                    state.gate.remember_unknown(&hash);
+                }
+                key
             };
             if let Some(key) = key {
                 if key.key_hash == hash {
@@ -350,7 +394,9 @@ pub async fn identify(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
         }
         return match &found.user_id {
             None => Ok(Actor::admin()),
-            Some(user_id) => user_actor(state, user_id, None, None).await,
+            Some(user_id) => {
+                user_actor(state, user_id, None, None, found.bound_by.as_deref()).await
+            }
         };
     }
     Err(ApiError::Unauthorized(

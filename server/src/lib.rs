@@ -100,6 +100,21 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     let storage = storage::connect(&database_url)
         .await
         .context("cannot open the database")?;
+    // An address belongs to one person now; those shared from before keep working until an
+    // admin gives each to one user, and are told at every start.
+    let shared = storage
+        .shared_emails()
+        .await
+        .context("cannot read the users")?;
+    if !shared.is_empty() {
+        tracing::warn!(
+            addresses = %shared.join(", "),
+            "{} e-mail address(es) are each held by more than one user: signing in by these \
+             addresses (and single sign-on) is refused until an admin gives each to one user \
+             (POST /user/update)",
+            shared.len()
+        );
+    }
     let (admission, notices): (Arc<dyn Admission>, Arc<dyn Notices>) = match &config.redis_url {
         Some(url) => {
             let admission = RedisAdmission::connect(url, &config.redis_prefix, storage.clone())

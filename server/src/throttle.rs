@@ -58,13 +58,19 @@ pub enum Guess {
     Key,
     /// A password, an invitation link, a single sign-on answer: checked after the throttle.
     SignIn,
+    /// The admin key, chosen by its operator and so guessable: from an address that has not
+    /// used it in the last day, checked after the throttle, like a password.
+    AdminKey,
 }
 
 #[derive(Default)]
 struct State {
     addresses: HashMap<(Guess, IpAddr), VecDeque<i64>>,
-    accounts: HashMap<String, VecDeque<i64>>,
+    /// Apart per kind: a flood of made-up key ids cannot push out the sign-ins' counts.
+    accounts: HashMap<(Guess, String), VecDeque<i64>>,
 }
+
+const GUESSES: [Guess; 3] = [Guess::Key, Guess::SignIn, Guess::AdminKey];
 
 /// Address → account → until when the address is trusted for the account.
 type Trusted = HashMap<IpAddr, HashMap<String, i64>>;
@@ -147,7 +153,7 @@ impl Throttle {
         if self.trusted_until(address, account) > now {
             return Ok(());
         }
-        match state.accounts.get_mut(account) {
+        match state.accounts.get_mut(&(guess, account.to_string())) {
             Some(failures) => match wait(failures, self.limits.per_account, now) {
                 Some(retry) => Err(retry),
                 None => Ok(()),
@@ -171,10 +177,14 @@ impl Throttle {
             limit,
             now,
         );
-        if let Some(account) = account {
+        // An address already refused adds no account: it cannot fill the map.
+        if let (Some(account), Ok(())) = (account, verdict) {
             let limit = self.limits.per_account;
             record(
-                state.accounts.entry(account.to_string()).or_default(),
+                state
+                    .accounts
+                    .entry((guess, account.to_string()))
+                    .or_default(),
                 limit,
                 now,
             );
@@ -193,13 +203,20 @@ impl Throttle {
             .unwrap_or(i64::MIN)
     }
 
+    /// Whether the address proved this account's credential in the last day.
+    pub fn trusts(&self, address: IpAddr, account: &str) -> bool {
+        self.trusted_until(address, account) > self.clock.now_secs()
+    }
+
     /// A credential was right: its account's failures are forgiven (nobody else's, and not
     /// the address's).
     pub fn success(&self, account: Option<&str>) {
         let Some(account) = account else { return };
         if self.tracking.load(Ordering::Relaxed) {
             let mut state = self.state();
-            state.accounts.remove(account);
+            for guess in GUESSES {
+                state.accounts.remove(&(guess, account.to_string()));
+            }
             if state.addresses.is_empty() && state.accounts.is_empty() {
                 self.tracking.store(false, Ordering::Relaxed);
             }
@@ -359,6 +376,33 @@ mod tests {
         }
         throttle.signed_in(a, "user:mallory");
         assert!(throttle.check(Guess::SignIn, a, None).is_err());
+    }
+
+    /// Made-up key ids, as many as the map holds, cannot wipe an attacked account's count.
+    #[test]
+    fn a_flood_of_made_up_accounts_forgets_no_attacked_account() {
+        let clock = Clock::manual(1_000_000);
+        let throttle = Throttle::new(
+            Limits {
+                per_address: 20,
+                per_account: 5,
+            },
+            clock,
+        );
+        for i in 0..5 {
+            let _ = throttle.failure(
+                Guess::SignIn,
+                ip(&format!("203.0.113.{i}")),
+                Some("user:ann"),
+            );
+        }
+        let flooder = ip("198.51.100.1");
+        for i in 0..MAX_TRACKED + 10 {
+            let _ = throttle.failure(Guess::Key, flooder, Some(&format!("key{i:0>12}")));
+        }
+        assert!(throttle
+            .check(Guess::SignIn, ip("203.0.113.99"), Some("user:ann"))
+            .is_err());
     }
 
     #[test]

@@ -1032,3 +1032,55 @@ fn help_documents_every_setting() {
     }
     assert!(!help.contains(ADMIN_KEY), "--help shows the admin key");
 }
+
+/// Runs one SQL statement on a stopped server's database (SQLite file or PostgreSQL), as an
+/// operator's own tool would: nothing of Gatehouse's.
+fn run_sql(files: &Files, statement: &str) {
+    let output = match &files.database.url {
+        Some(url) => {
+            run(Command::new("psql").args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", statement]))
+        }
+        None => {
+            let db = files.dir.path().join("data").join("gatehouse.db");
+            run(Command::new("python3").args([
+                "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+                &db.to_string_lossy(),
+                statement,
+            ]))
+        }
+    };
+    assert!(output.status.success());
+}
+
+/// Addresses two users shared before an address had to be one person's are reported at start,
+/// and both users keep working.
+#[test]
+fn addresses_shared_from_before_are_reported_at_start() {
+    let server = Server::start(Some(ADMIN_KEY));
+    for (user, email) in [
+        ("ann", "ann@example.com"),
+        ("imposter", "other@example.com"),
+    ] {
+        server.post(
+            "/user/new",
+            json!({"user_id": user, "user_email": email, "auto_create_key": false}),
+        );
+    }
+    assert!(!server.output().contains("held by more than one user"));
+    let files = server.terminate_keep_dir();
+    run_sql(
+        &files,
+        "UPDATE users SET user_email = 'Ann@Example.com' WHERE user_id = 'imposter'",
+    );
+    let server = Server::start_in(files, Some(ADMIN_KEY));
+    let output = server.output();
+    assert!(
+        output.contains("held by more than one user") && output.contains("ann@example.com"),
+        "{output}"
+    );
+    for user in ["ann", "imposter"] {
+        let info = server.get(&format!("/user/info?user_id={user}"));
+        assert_eq!(info["user_info"]["user_id"], user, "{info}");
+    }
+}

@@ -337,6 +337,12 @@ impl Gate {
     }
 
     /// Whether the database recently had no key with this hash.
+    /// Neither held here nor found in the database when looked up lately: a caller that failed
+    /// too often may be refused this one without a database read.
+    pub fn surely_unknown(&self, hash: &str) -> bool {
+        self.key_by_hash(hash).is_none() && self.known_unknown(hash)
+    }
+
     pub fn known_unknown(&self, hash: &str) -> bool {
         let now = self.clock.now_ms();
         self.unknown().get(hash).is_some_and(|until| *until > now)

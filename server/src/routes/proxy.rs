@@ -240,6 +240,9 @@ struct Caller<'a> {
     token: Option<&'a str>,
     ip: IpAddr,
     account: Option<&'a str>,
+    /// How its failures count: a token of no virtual key's shape as a try at the admin key,
+    /// as on the management routes.
+    guess: Guess,
 }
 
 impl<'a> Caller<'a> {
@@ -272,19 +275,27 @@ impl<'a> Caller<'a> {
     ) -> Result<Self, ApiError> {
         let ip = client_address(peer, headers, &state.trusted_proxies);
         let account = token.and_then(secrets::virtual_key_id);
-        // A caller that failed too often is heard with a key the gateway holds (a valid key is
-        // never refused); its other keys are refused before anything looks them up.
+        let guess = if token.is_some() && account.is_none() {
+            Guess::AdminKey
+        } else {
+            Guess::Key
+        };
+        // A caller that failed too often is heard with any key but one looked up and found
+        // nowhere lately (a valid key is never refused, one made a moment ago on another
+        // instance included); those are refused before anything looks them up again.
         if let Some(token) = token {
-            if state.throttle.check(Guess::Key, ip, account).is_err()
-                && state
-                    .gate
-                    .key_by_hash(&secrets::sha256_hex(token))
-                    .is_none()
+            if state.throttle.check(guess, ip, account).is_err()
+                && state.gate.surely_unknown(&secrets::sha256_hex(token))
             {
-                return Err(wrong(state, Guess::Key, ip, account, "Invalid API key."));
+                return Err(wrong(state, guess, ip, account, "Invalid API key."));
             }
         }
-        Ok(Self { token, ip, account })
+        Ok(Self {
+            token,
+            ip,
+            account,
+            guess,
+        })
     }
 
     /// Counts a presented key that is not one of ours (401, then 429); forgives one that is;
@@ -295,7 +306,7 @@ impl<'a> Caller<'a> {
         }
         match result {
             Err(ProxyError::Unauthenticated(why)) if self.token.is_some() => {
-                Err(wrong(state, Guess::Key, self.ip, self.account, why))
+                Err(wrong(state, self.guess, self.ip, self.account, why))
             }
             Err(err) => Err(ApiError::from(err)),
             Ok(answer) => {

@@ -69,7 +69,8 @@ async fn login(
     let now = state.now();
     let (account, signed_in, user) = match (&req.key, &req.password) {
         (Some(key), None) if req.user_id.is_none() && req.user_email.is_none() => {
-            // A key, not a password: checked first, the throttle meets only a wrong one.
+            // The admin key: guessable, so asked like a password from a new address.
+            crate::auth::before_admin_key(&state, ip)?;
             let signed_in = session::sign_in(
                 state.storage.as_ref(),
                 &state.master_key,
@@ -118,7 +119,7 @@ async fn login(
     let guess = if user.is_some() || req.password.is_some() {
         Guess::SignIn
     } else {
-        Guess::Key
+        Guess::AdminKey
     };
     let new = match signed_in {
         Ok(new) => {
@@ -353,6 +354,7 @@ async fn oidc_callback(
     let new = session::open(
         state.storage.as_ref(),
         Some(&user.user_id),
+        None,
         state.session_ttl,
         state.now(),
     )

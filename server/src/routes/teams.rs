@@ -138,7 +138,7 @@ async fn events(
     ApiQuery(query): ApiQuery<TeamEventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let followed = live::followed(query.team_ids.as_deref(), query.keys.as_deref())?;
-    live::check_followed(db.ctx_as(&actor), &followed).await?;
+    live::check_followed(db.ctx_as(&actor), &followed, true).await?;
     let watch = db.live.watch(followed.clone());
     let heartbeat = db.live.heartbeat;
     let first = (watch, true, db, request, followed);
@@ -149,7 +149,7 @@ async fn events(
             // Who is watching is read again before each event: a role change, a removal from
             // the team or a deleted user ends the stream.
             let actor = crate::auth::identify(&request, &db).await.ok()?;
-            live::check_followed(db.ctx_as(&actor), &followed)
+            live::check_followed(db.ctx_as(&actor), &followed, false)
                 .await
                 .ok()?;
             let (teams, keys) = live::views(changed);

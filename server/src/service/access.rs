@@ -30,8 +30,10 @@ impl Role {
         match name {
             "proxy_admin" => Self::ProxyAdmin,
             "proxy_admin_viewer" => Self::ProxyAdminViewer,
-            "internal_user_viewer" => Self::InternalUserViewer,
-            _ => Self::InternalUser,
+            "internal_user" => Self::InternalUser,
+            "key" => Self::KeyOnly,
+            // Anything else (a role this version does not know) can do the least.
+            _ => Self::InternalUserViewer,
         }
     }
 
@@ -77,6 +79,12 @@ pub struct Actor {
     pub member_orgs: Vec<String>,
     /// Who the admin key's holder says made the change (LiteLLM's `LiteLLM-Changed-By`).
     pub changed_by: Option<String>,
+    /// The person whose authority bounds this one's, when the credential acting was given out
+    /// by someone who is neither its user nor a proxy admin: a key another person issued,
+    /// rotated or handed over ([`KeyRow::issued_by`]), a session opened with a password set
+    /// through another person's link. Whoever gave it out may still hold it, so it never does
+    /// more than they could (now): the scopes both have, the lesser role.
+    pub bound_by: Option<String>,
 }
 
 /// Gatehouse itself (start-up, background work) and the admin key.
@@ -97,17 +105,20 @@ impl Actor {
             admin_orgs: Vec::new(),
             member_orgs: Vec::new(),
             changed_by: None,
+            bound_by: None,
         }
     }
 
     /// A user acting (signed in, or through one of their keys), with their memberships. A key
-    /// acts with at most its `cap` ([`crate::storage::KeyRow::max_role`]).
+    /// acts with at most its `cap` ([`crate::storage::KeyRow::max_role`]); a credential
+    /// someone else gave out, within what `bound_by` may do now ([`Self::bound_by`]).
     pub async fn user(
         ctx: Ctx<'_>,
         user_id: &str,
         role: &str,
         key_id: Option<String>,
         cap: Option<&str>,
+        bound_by: Option<&str>,
     ) -> Result<Self, Error> {
         let role = Role::from_name(role);
         let mut actor = Self {
@@ -116,9 +127,72 @@ impl Actor {
             key_id,
             ..Self::admin()
         };
+        let bound_by = bound_by.filter(|by| *by != user_id);
+        let issuer = match bound_by {
+            Some(by) => Some(Self::issuer(ctx, by).await?),
+            None => None,
+        };
+        if let Some(issuer) = &issuer {
+            actor.role = actor.role.at_most(issuer.role);
+            actor.bound_by = issuer.user_id.clone();
+        }
         if matches!(actor.role, Role::ProxyAdmin | Role::ProxyAdminViewer) {
             return Ok(actor);
         }
+        actor.memberships(ctx).await?;
+        match &issuer {
+            Some(issuer) if !issuer.changes_all() => actor.within(ctx, issuer).await,
+            _ => Ok(actor),
+        }
+    }
+
+    /// The person who gave out a credential, as they stand now (one deleted since can do
+    /// nothing).
+    async fn issuer(ctx: Ctx<'_>, user_id: &str) -> Result<Self, Error> {
+        let mut issuer = Self {
+            user_id: Some(user_id.to_string()),
+            role: Role::InternalUserViewer,
+            ..Self::admin()
+        };
+        let Some(user) = ctx.storage.user(user_id).await? else {
+            return Ok(issuer);
+        };
+        issuer.role = Role::from_name(&user.user_role);
+        if !issuer.reads_all() {
+            issuer.memberships(ctx).await?;
+        }
+        Ok(issuer)
+    }
+
+    /// Keeps the scopes `issuer` has too: the teams it sees or manages, the organizations.
+    async fn within(mut self, ctx: Ctx<'_>, issuer: &Self) -> Result<Self, Error> {
+        let mut admin_teams = Vec::new();
+        let mut member_teams = Vec::new();
+        for team_id in &self.member_teams {
+            let Some(team) = ctx.storage.team(team_id).await? else {
+                continue;
+            };
+            if issuer.sees_team(&team) {
+                member_teams.push(team_id.clone());
+            }
+            if self.admin_teams.contains(team_id) && issuer.manages_team(&team) {
+                admin_teams.push(team_id.clone());
+            }
+        }
+        self.admin_teams = admin_teams;
+        self.member_teams = member_teams;
+        self.admin_orgs.retain(|org| issuer.manages_org(org));
+        self.member_orgs.retain(|org| issuer.sees_org(org));
+        Ok(self)
+    }
+
+    /// Reads the user's teams and organizations, and their role in each.
+    async fn memberships(&mut self, ctx: Ctx<'_>) -> Result<(), Error> {
+        let actor = self;
+        let Some(user_id) = actor.user_id.clone() else {
+            return Ok(());
+        };
+        let user_id = user_id.as_str();
         for member in ctx.storage.members(None, Some(user_id)).await? {
             if member.role == "admin" {
                 actor.admin_teams.push(member.team_id.clone());
@@ -131,7 +205,7 @@ impl Actor {
             }
             actor.member_orgs.push(member.organization_id);
         }
-        Ok(actor)
+        Ok(())
     }
 
     /// A virtual key without a user: it may read itself.
@@ -254,11 +328,24 @@ impl Actor {
         }
     }
 
-    /// The authority a key gets when this actor gives out its secret or its user: the lesser
-    /// of the actor's role and what the key carried before.
-    pub fn key_cap(&self, before: Option<&str>) -> String {
+    /// The authority a key gets when this actor gives out its secret (issuing or rotating it)
+    /// or hands it to `key_user`: its [`KeyRow::max_role`] and [`KeyRow::issued_by`]. Its own
+    /// user's or a proxy admin's grant is what they may do; anyone else's is at most what the
+    /// key carried before, bound by the actor (who holds the secret now).
+    pub fn key_grant(
+        &self,
+        key_user: Option<&str>,
+        before: Option<&str>,
+    ) -> (String, Option<String>) {
+        let own = key_user.is_some() && key_user == self.user_id.as_deref();
+        if own || (self.changes_all() && self.bound_by.is_none()) {
+            return (self.role.name().to_string(), self.bound_by.clone());
+        }
         let cap = before.map_or(self.role, |b| self.role.at_most(Role::from_name(b)));
-        cap.name().to_string()
+        (
+            cap.name().to_string(),
+            self.bound_by.clone().or_else(|| self.user_id.clone()),
+        )
     }
 
     /// Issues a key in `team` for `user_id`: who manages the team, or a member for itself.

@@ -2,7 +2,8 @@
 //! within its team's.
 
 use super::{
-    duration::Period, fields, members, secrets, teams, timestamp, users, validate, Ctx, Error,
+    access::Actor, duration::Period, fields, members, secrets, teams, timestamp, users, validate,
+    Ctx, Error,
 };
 use crate::{
     gate::admission::LevelKind,
@@ -83,28 +84,21 @@ pub async fn generate(
             "team_id is required: every key belongs to a team",
         )
     })?;
-    let team = teams::existing(ctx, "team_id", &team_id).await?;
     if let Some(user_id) = &req.user_id {
         validate::user_id("user_id", user_id)?;
     }
     let actor = ctx.actor;
+    let what = "issue keys in this team (a member may issue keys for itself)";
+    let team = teams::existing(ctx, "team_id", &team_id)
+        .await
+        .map_err(|err| actor.unseen(err, what))?;
     let mut req = req;
-    if let Some(user_id) = &req.user_id {
-        // The key acts with its user's role: only for someone the actor may act for.
-        actor.check(
-            actor.reaches(ctx, user_id).await?,
-            "issue a key for this user (their role or teams reach beyond yours)",
-        )?;
-    }
     if !actor.manages_team(&team) {
         // A member issues keys for itself, within the team's budget.
         if req.user_id.is_none() {
             req.user_id.clone_from(&actor.user_id);
         }
-        actor.check(
-            actor.may_issue_key(&team, req.user_id.as_deref()),
-            "issue keys in this team (a member may issue keys for itself)",
-        )?;
+        actor.check(actor.may_issue_key(&team, req.user_id.as_deref()), what)?;
         if let (Some(asked), Some(team_max)) = (budget.max_budget, team.budget.max_budget) {
             if asked > team_max {
                 return Err(Error::invalid(
@@ -116,6 +110,13 @@ pub async fn generate(
     }
     if let Some(alias) = &req.key_alias {
         validate::label("key_alias", alias)?;
+    }
+    if let Some(user_id) = &req.user_id {
+        // The key acts with its user's role: only for someone the actor may act for.
+        actor.check(
+            actor.reaches(ctx, user_id).await?,
+            "issue a key for this user (their role or teams reach beyond yours)",
+        )?;
     }
     let models = validate::models("models", req.models.unwrap_or_default())?;
     validate::models_within_team("models", &models, &team.team_id, &team.models)?;
@@ -129,6 +130,7 @@ pub async fn generate(
         members::ensure(ctx, &team.team_id, user_id, now).await?;
     }
     let secret = secrets::new_virtual_key()?;
+    let grant = actor.key_grant(req.user_id.as_deref(), None);
     let row = KeyRow {
         key_id: secret.key_id,
         key_hash: secret.key_hash,
@@ -143,8 +145,9 @@ pub async fn generate(
         blocked: req.blocked.unwrap_or(false),
         expires_at: expiry(req.duration.as_deref(), now)?,
         previous_key: None,
-        // The key acts with at most the role of who issued it, now.
-        max_role: Some(actor.key_cap(None)),
+        // The key acts with no more than who issued it may do.
+        max_role: Some(grant.0),
+        issued_by: grant.1,
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
@@ -188,7 +191,10 @@ pub async fn regenerate(
             previous_key: grace.map(|g| (row.key_hash.clone(), g.after(now).timestamp())),
         }),
         // Whoever rotates learns the secret: the key carries no more than they may do.
-        max_role: Some(ctx.actor.key_cap(row.max_role.as_deref())),
+        authority: Some(
+            ctx.actor
+                .key_grant(row.user_id.as_deref(), row.max_role.as_deref()),
+        ),
         ..KeyPatch::default()
     };
     Ok(GeneratedKey {
@@ -261,7 +267,7 @@ pub async fn list(ctx: Ctx<'_>, query: KeyListQuery) -> Result<KeyList, Error> {
     let actor = ctx.actor;
     if !actor.reads_all() {
         let whole_team = match &query.team_id {
-            Some(team_id) => actor.sees_team_keys(&teams::existing(ctx, "team_id", team_id).await?),
+            Some(team_id) => teams::allows(ctx, team_id, Actor::sees_team_keys).await?,
             None => false,
         };
         if !whole_team {
@@ -347,11 +353,13 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
         members::ensure(ctx, &key.team_id, user_id, now).await?;
     }
     // A key given to a user acts for them with no more than its giver may do.
-    let max_role =
-        matches!(req.user_id, Some(Some(_))).then(|| ctx.actor.key_cap(key.max_role.as_deref()));
+    let authority = match &req.user_id {
+        Some(Some(user_id)) => Some(ctx.actor.key_grant(Some(user_id), key.max_role.as_deref())),
+        _ => None,
+    };
     let patch = KeyPatch {
         budget,
-        max_role,
+        authority,
         user_id: req.user_id,
         key_alias: req.key_alias,
         models,
@@ -430,16 +438,24 @@ pub async fn delete(
             ..KeyFilter::default()
         };
         let (rows, _) = ctx.storage.keys(&filter, 0, i64::MAX as u64).await?;
-        if rows.is_empty() {
-            return Err(Error::NotFound(format!("No key has key_alias '{alias}'")));
-        }
+        // An alias names the keys with it that the actor manages: others' keys of the same
+        // alias are neither deleted nor told of.
+        let mut named = 0;
         for row in rows {
             let team = teams::existing(ctx, "team_id", &row.team_id).await?;
-            ctx.actor
-                .check(ctx.actor.manages_key(&row, &team), "delete this key")?;
+            if !ctx.actor.manages_key(&row, &team) {
+                continue;
+            }
+            named += 1;
             if !ids.contains(&row.key_id) {
                 ids.push(row.key_id);
             }
+        }
+        if named == 0 {
+            return Err(ctx.actor.unseen(
+                Error::NotFound(format!("No key has key_alias '{alias}'")),
+                "delete this key",
+            ));
         }
     }
     match ctx.storage.delete_keys(&ids).await? {

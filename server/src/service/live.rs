@@ -11,8 +11,8 @@ use crate::{
 use app::types::{KeyFigures, LiveFigures, TeamFigures};
 
 /// The levels one stream follows: `team_ids` and `keys` (tokens), each comma-separated, at
-/// most [`MAX_WATCHED`] of each, at least one in all; duplicates dropped. Unknown ones are
-/// followed too: they send nothing.
+/// most [`MAX_WATCHED`] of each, at least one in all; duplicates dropped. Who may
+/// follow which: [`check_followed`].
 pub fn followed(team_ids: Option<&str>, keys: Option<&str>) -> Result<Vec<LevelId>, Error> {
     let mut levels: Vec<LevelId> = Vec::new();
     for (param, list, kind) in [
@@ -51,9 +51,10 @@ pub fn followed(team_ids: Option<&str>, keys: Option<&str>) -> Result<Vec<LevelI
     Ok(levels)
 }
 
-/// Refuses to follow what the actor may not see (unknown teams and keys stay allowed: they
-/// send nothing, and say nothing of what exists).
-pub async fn check_followed(ctx: Ctx<'_>, levels: &[LevelId]) -> Result<(), Error> {
+/// Refuses to follow what the actor may not see. To whoever does not read everything, a team
+/// or key that does not exist is refused like one of another team when the stream opens (the
+/// answer says nothing of what exists); one deleted while the stream is open sends nothing.
+pub async fn check_followed(ctx: Ctx<'_>, levels: &[LevelId], opening: bool) -> Result<(), Error> {
     let actor = ctx.actor;
     if actor.reads_all() {
         return Ok(());
@@ -62,14 +63,14 @@ pub async fn check_followed(ctx: Ctx<'_>, levels: &[LevelId]) -> Result<(), Erro
         let allowed = match level.kind {
             LevelKind::Team => match ctx.storage.team(&level.id).await? {
                 Some(team) => actor.sees_team(&team),
-                None => true,
+                None => !opening,
             },
             LevelKind::Key => match ctx.storage.key(&level.id).await? {
                 Some(key) => match ctx.storage.team(&key.team_id).await? {
                     Some(team) => actor.sees_key(&key, &team),
-                    None => true,
+                    None => !opening,
                 },
-                None => true,
+                None => !opening,
             },
             _ => false,
         };

@@ -32,10 +32,12 @@ impl NewSession {
     }
 }
 
-/// Opens a session for `user_id` (`None`: the admin key's).
+/// Opens a session for `user_id` (`None`: the admin key's), bounded by `bound_by`'s authority
+/// when a password someone else's link set opened it ([`SessionRow::bound_by`]).
 pub async fn open(
     storage: &dyn Storage,
     user_id: Option<&str>,
+    bound_by: Option<&str>,
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> Result<NewSession, Error> {
@@ -46,6 +48,7 @@ pub async fn open(
         .insert_session(
             &secrets::sha256_hex(&token),
             user_id,
+            bound_by,
             expires_at.timestamp(),
         )
         .await?;
@@ -66,7 +69,7 @@ pub async fn sign_in(
                 .to_string(),
         ));
     }
-    open(storage, None, ttl, now).await
+    open(storage, None, None, ttl, now).await
 }
 
 /// A hash that no password matches, verified when the account is unknown or has no password:
@@ -105,17 +108,20 @@ pub async fn sign_in_password(
     now: DateTime<Utc>,
 ) -> Result<NewSession, Error> {
     let stored = match &user {
-        Some(user) => storage.password_hash(&user.user_id).await?,
+        Some(user) => storage.password(&user.user_id).await?,
         None => None,
     };
     let known = stored.is_some();
-    let hash = stored.unwrap_or_else(|| decoy_hash().to_string());
+    let bound_by = stored.as_ref().and_then(|p| p.bound_by.clone());
+    let hash = stored.map_or_else(|| decoy_hash().to_string(), |p| p.hash);
     let candidate = password.to_string();
     let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &hash))
         .await
         .unwrap_or(false);
     match user {
-        Some(user) if known && matches => open(storage, Some(&user.user_id), ttl, now).await,
+        Some(user) if known && matches => {
+            open(storage, Some(&user.user_id), bound_by.as_deref(), ttl, now).await
+        }
         _ => Err(Error::Unauthorized(
             "Wrong user or password (a person without a password yet needs an invitation link \
              from an admin)."
@@ -158,13 +164,14 @@ pub async fn invite(
     now: DateTime<Utc>,
 ) -> Result<Invitation, Error> {
     users::check_reference("user_id", user_id, user_email)?;
+    let what = "invite people to this team";
     let team = match team_id {
-        Some(team_id) => Some(teams::existing(ctx, "team_id", team_id).await?),
+        Some(team_id) => Some(teams::managed(ctx, team_id, what).await?),
         None => None,
     };
     let actor = ctx.actor;
     match &team {
-        Some(team) => actor.check(actor.manages_team(team), "invite people to this team")?,
+        Some(_) => {}
         None => actor.must_change_all("invite people without naming a team_id you manage")?,
     }
     let existing = match (user_id, user_email) {
@@ -174,7 +181,7 @@ pub async fn invite(
     };
     if let Some(user) = &existing {
         if !actor.changes_all() {
-            if ctx.storage.password_hash(&user.user_id).await?.is_some() {
+            if ctx.storage.password(&user.user_id).await?.is_some() {
                 return Err(Error::Forbidden(
                     "This person already has a password; only a proxy admin can send them a \
                      link to reset it."
@@ -270,7 +277,7 @@ pub async fn accept(
                 u.user_role.as_str(),
                 "internal_user" | "internal_user_viewer"
             )
-        }) && storage.password_hash(&invitation.user_id).await?.is_none()
+        }) && storage.password(&invitation.user_id).await?.is_none()
             && storage
                 .members(None, Some(&invitation.user_id))
                 .await?

@@ -1,7 +1,7 @@
 //! Reading spend back: the request log and a team's spend per day, for the console's charts
 //! and for callers.
 
-use super::Error;
+use super::{access::Actor, Error};
 use super::{keys, money::nanos_to_usd, teams, validate, Ctx};
 use crate::storage::{DailySpend as DailySpendRow, GroupSpend, SpendFilter, SpendGrouping};
 use app::types::{
@@ -41,26 +41,28 @@ pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, Er
     if let Some(team_id) = &query.team_id {
         validate::team_id("team_id", team_id)?;
     }
-    let key = match &query.key {
-        Some(reference) => Some(keys::resolve(ctx, "key", reference).await?),
-        None => None,
-    };
     // Who does not read everything reads the logs of a team it sees every key of, or of a
     // key of its own.
     let actor = ctx.actor;
+    let what = "read these logs (name a team_id you manage, or a key of yours)";
+    let key = match &query.key {
+        Some(reference) => Some(
+            keys::resolve(ctx, "key", reference)
+                .await
+                .map_err(|err| actor.unseen(err, what))?,
+        ),
+        None => None,
+    };
     if !actor.reads_all() {
         let team_wide = match &query.team_id {
-            Some(team_id) => actor.sees_team_keys(&teams::existing(ctx, "team_id", team_id).await?),
+            Some(team_id) => teams::allows(ctx, team_id, Actor::sees_team_keys).await?,
             None => false,
         };
         let own_key = match &key {
             Some(key) => actor.sees_key(key, &teams::existing(ctx, "team_id", &key.team_id).await?),
             None => false,
         };
-        actor.check(
-            team_wide || own_key,
-            "read these logs (name a team_id you manage, or a key of yours)",
-        )?;
+        actor.check(team_wide || own_key, what)?;
     }
     let key_id = key.map(|key| key.key_id);
     for (param, value) in [("model", &query.model), ("request_id", &query.request_id)] {

@@ -1,6 +1,7 @@
 //! Teams: create, read, change, block and delete, with every rule on their fields.
 
 use super::{
+    access::Actor,
     alerts, fields,
     keys::{key_view, member_view},
     members, organizations, timestamp, validate, Ctx, Error,
@@ -59,6 +60,20 @@ pub async fn managed(ctx: Ctx<'_>, team_id: &str, what: &str) -> Result<TeamRow,
         .map_err(|err| ctx.actor.unseen(err, what))?;
     ctx.actor.check(ctx.actor.manages_team(&team), what)?;
     Ok(team)
+}
+
+/// Whether the actor may do what `allowed` says on the team `team_id` names; a team that does
+/// not exist is one it may not (for list filters, which say nothing of what exists).
+pub async fn allows(
+    ctx: Ctx<'_>,
+    team_id: &str,
+    allowed: impl Fn(&Actor, &TeamRow) -> bool,
+) -> Result<bool, Error> {
+    Ok(ctx
+        .storage
+        .team(team_id)
+        .await?
+        .is_some_and(|team| allowed(ctx.actor, &team)))
 }
 
 /// The teams the actor may see; `None`: all of them.

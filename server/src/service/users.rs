@@ -114,46 +114,33 @@ pub async fn find_or_make(
 
 /// The user with this e-mail address (compared without case), if any.
 pub async fn by_email(ctx: Ctx<'_>, address: &str) -> Result<Option<UserRow>, Error> {
-    let query = UserQuery {
-        email: Some(address.to_lowercase()),
-        ..UserQuery::default()
-    };
-    // The database matches a part of the address; the exact one is among the first page.
-    let (rows, _) = ctx.storage.users_page(&query, 0, 100).await?;
-    Ok(rows.into_iter().map(|(row, _)| row).find(|row| {
-        row.user_email
-            .as_deref()
-            .is_some_and(|e| e.eq_ignore_ascii_case(address))
-    }))
+    Ok(ctx
+        .storage
+        .users_with_email(address)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// Refuses an address another user holds (compared without case): people sign in and are
 /// matched by it, so nobody may take someone else's. Addresses two users already shared before
 /// this rule keep working for them (sign-in by address refuses to pick one).
 pub async fn email_free(ctx: Ctx<'_>, address: &str, user_id: &str) -> Result<(), Error> {
-    match by_email(ctx, address).await? {
-        Some(other) if other.user_id != user_id => Err(Error::invalid(
+    let holders = ctx.storage.users_with_email(address).await?;
+    if holders.iter().any(|other| other.user_id != user_id) {
+        return Err(Error::invalid(
             "user_email",
             "another user has this e-mail address",
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// The one user with this e-mail address (compared without case): `None` when nobody has it,
 /// or several do — signing in by address must not pick one of several people.
 pub async fn only_one_with_email(ctx: Ctx<'_>, address: &str) -> Result<Option<UserRow>, Error> {
-    let query = UserQuery {
-        email: Some(address.to_lowercase()),
-        ..UserQuery::default()
-    };
-    let (rows, _) = ctx.storage.users_page(&query, 0, 1000).await?;
-    let mut exact = rows.into_iter().map(|(row, _)| row).filter(|row| {
-        row.user_email
-            .as_deref()
-            .is_some_and(|e| e.eq_ignore_ascii_case(address))
-    });
-    Ok(match (exact.next(), exact.next()) {
+    let mut found = ctx.storage.users_with_email(address).await?.into_iter();
+    Ok(match (found.next(), found.next()) {
         (Some(one), None) => Some(one),
         _ => None,
     })

@@ -173,6 +173,10 @@ pub struct KeyRow {
     /// The most management authority the key carries (a `user_role`): the role of whoever
     /// issued it, rotated it or gave it to its user, at that time. `None`: its user's role.
     pub max_role: Option<String>,
+    /// Whose management authority bounds the key besides its user's (see
+    /// [`crate::service::access::Actor::bound_by`]): who gave out its secret when that was
+    /// neither its user nor a proxy admin. `None`: its user's alone.
+    pub issued_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -201,8 +205,8 @@ pub struct NewSecret {
 #[derive(Debug, Clone, Default)]
 pub struct KeyPatch {
     pub secret: Option<NewSecret>,
-    /// A new [`KeyRow::max_role`].
-    pub max_role: Option<String>,
+    /// A new [`KeyRow::max_role`] and [`KeyRow::issued_by`] (set together).
+    pub authority: Option<(String, Option<String>)>,
     pub user_id: Option<Option<String>>,
     pub key_alias: Option<Option<String>>,
     pub models: Option<Vec<String>>,
@@ -335,7 +339,18 @@ pub struct AuditFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
     pub user_id: Option<String>,
+    /// Whose authority bounds the session besides its user's: who made the link that set the
+    /// password it was opened with, when that was not a proxy admin.
+    pub bound_by: Option<String>,
     pub expires_at: i64,
+}
+
+/// A person's password (argon2id, PHC string) and whose link set it, when that was not a
+/// proxy admin's ([`SessionRow::bound_by`] of the sessions it opens).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordRow {
+    pub hash: String,
+    pub bound_by: Option<String>,
 }
 
 /// A one-time link that lets a person set their password.
@@ -576,6 +591,12 @@ pub trait Storage: Send + Sync {
     async fn insert_user(&self, user: &UserRow) -> StorageResult<()>;
     async fn user(&self, user_id: &str) -> StorageResult<Option<UserRow>>;
     async fn all_users(&self) -> StorageResult<Vec<UserRow>>;
+    /// The users whose e-mail address is `address`, compared without case, oldest first (a
+    /// few at most: more than one only where addresses were shared before they had to be one
+    /// person's).
+    async fn users_with_email(&self, address: &str) -> StorageResult<Vec<UserRow>>;
+    /// The addresses (lower-cased) more than one user holds.
+    async fn shared_emails(&self) -> StorageResult<Vec<String>>;
     /// One page of the users `query` selects, oldest first, each with how many keys it holds,
     /// and how many it selects in all.
     async fn users_page(
@@ -688,6 +709,7 @@ pub trait Storage: Send + Sync {
         &self,
         token_hash: &str,
         user_id: Option<&str>,
+        bound_by: Option<&str>,
         expires_at: i64,
     ) -> StorageResult<()>;
     /// The session, if it exists and is still valid at `now`: whose it is.
@@ -695,10 +717,11 @@ pub trait Storage: Send + Sync {
     /// Ends every session of a user (a new password).
     async fn delete_user_sessions(&self, user_id: &str) -> StorageResult<()>;
 
-    /// A user's password (argon2id, PHC string), if they set one.
-    async fn password_hash(&self, user_id: &str) -> StorageResult<Option<String>>;
-    /// Sets a user's password and marks the invitation used, in one transaction; `false` when
-    /// the invitation was used, expired or gone meanwhile.
+    /// A user's password, if they set one.
+    async fn password(&self, user_id: &str) -> StorageResult<Option<PasswordRow>>;
+    /// Sets a user's password (bound by the link's maker unless it `may_reset`) and marks the
+    /// invitation used, in one transaction; `false` when the invitation was used, expired or
+    /// gone meanwhile.
     async fn accept_invitation(
         &self,
         id_hash: &str,

@@ -134,6 +134,7 @@ pub(super) struct KeyRecord {
     previous_key_hash: Option<String>,
     previous_key_expires_at: Option<i64>,
     max_role: Option<String>,
+    issued_by: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -155,6 +156,7 @@ impl From<KeyRecord> for KeyRow {
             expires_at: r.expires_at,
             previous_key: r.previous_key_hash.zip(r.previous_key_expires_at),
             max_role: r.max_role,
+            issued_by: r.issued_by,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -338,7 +340,7 @@ macro_rules! sql_storage {
                 AlertFilter, AlertRow, AuditFilter, AuditRow, BudgetLevel, BudgetOwner, BudgetPatch, BudgetRow, DailySpend,
                 DeleteOutcome, GroupSpend, StorageError,
                 InvitationRow, KeyFilter, KeyPatch, KeyRow, MemberPatch, MemberRow, OrgMemberRow,
-                SessionRow,
+                PasswordRow, SessionRow,
                 OrganizationPatch, OrganizationRow, RefusalCount, SpendFilter, SpendGrouping,
                 SpendLog, Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow,
                 UserPatch, UserQuery, UserRow,
@@ -623,7 +625,7 @@ macro_rules! sql_storage {
                         "INSERT INTO api_keys (key_id, key_hash, key_hint, team_id, user_id, \
                          key_alias, models, aliases, {BUDGET_COLUMNS}, metadata, blocked, \
                          expires_at, previous_key_hash, previous_key_expires_at, max_role, \
-                         created_at, updated_at) "
+                         issued_by, created_at, updated_at) "
                     ));
                     q.push_values([k], |mut v, k| {
                         v.push_bind(&k.key_id)
@@ -641,6 +643,7 @@ macro_rules! sql_storage {
                             .push_bind(k.previous_key.as_ref().map(|(hash, _)| hash))
                             .push_bind(k.previous_key.as_ref().map(|(_, until)| *until))
                             .push_bind(&k.max_role)
+                            .push_bind(&k.issued_by)
                             .push_bind(k.created_at)
                             .push_bind(k.updated_at);
                     });
@@ -720,7 +723,10 @@ macro_rules! sql_storage {
                         set(&mut q, "previous_key_hash", Some(old));
                         set(&mut q, "previous_key_expires_at", Some(until));
                     }
-                    set(&mut q, "max_role", p.max_role.clone());
+                    if let Some((max_role, issued_by)) = &p.authority {
+                        set(&mut q, "max_role", Some(max_role.clone()));
+                        set(&mut q, "issued_by", Some(issued_by.clone()));
+                    }
                     set(&mut q, "user_id", p.user_id.clone());
                     set(&mut q, "key_alias", p.key_alias.clone());
                     set(&mut q, "models", p.models.clone().map(Json));
@@ -767,6 +773,27 @@ macro_rules! sql_storage {
 
                 async fn all_users(&self) -> StorageResult<Vec<UserRow>> {
                     self.all::<UserRecord, _>("SELECT * FROM users").await
+                }
+
+                async fn users_with_email(&self, address: &str) -> StorageResult<Vec<UserRow>> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT * FROM users WHERE LOWER(user_email) = LOWER(",
+                    );
+                    q.push_bind(address)
+                        .push(") ORDER BY created_at, user_id LIMIT 10");
+                    let rows = q
+                        .build_query_as::<UserRecord>()
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn shared_emails(&self) -> StorageResult<Vec<String>> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT LOWER(user_email) FROM users WHERE user_email IS NOT NULL \
+                         GROUP BY LOWER(user_email) HAVING COUNT(*) > 1 ORDER BY 1",
+                    );
+                    Ok(q.build_query_scalar().fetch_all(&mut *self.conn().await?).await?)
                 }
 
                 async fn users_page(
@@ -1311,13 +1338,14 @@ macro_rules! sql_storage {
                     &self,
                     token_hash: &str,
                     user_id: Option<&str>,
+                    bound_by: Option<&str>,
                     expires_at: i64,
                 ) -> StorageResult<()> {
                     let mut q = QueryBuilder::<Db>::new(
-                        "INSERT INTO admin_sessions (token_hash, user_id, expires_at) ",
+                        "INSERT INTO admin_sessions (token_hash, user_id, bound_by, expires_at) ",
                     );
-                    q.push_values([(token_hash, user_id, expires_at)], |mut v, (hash, user, at)| {
-                        v.push_bind(hash).push_bind(user).push_bind(at);
+                    q.push_values([(token_hash, user_id, bound_by, expires_at)], |mut v, (hash, user, bound, at)| {
+                        v.push_bind(hash).push_bind(user).push_bind(bound).push_bind(at);
                     });
                     self.insert(q).await?;
                     Ok(())
@@ -1329,12 +1357,16 @@ macro_rules! sql_storage {
                     now: i64,
                 ) -> StorageResult<Option<SessionRow>> {
                     let mut q = QueryBuilder::<Db>::new(
-                        "SELECT user_id, expires_at FROM admin_sessions WHERE token_hash = ",
+                        "SELECT user_id, bound_by, expires_at FROM admin_sessions WHERE token_hash = ",
                     );
                     q.push_bind(token_hash).push(" AND expires_at > ").push_bind(now);
-                    let found: Option<(Option<String>, i64)> =
+                    let found: Option<(Option<String>, Option<String>, i64)> =
                         q.build_query_as().fetch_optional(&mut *self.conn().await?).await?;
-                    Ok(found.map(|(user_id, expires_at)| SessionRow { user_id, expires_at }))
+                    Ok(found.map(|(user_id, bound_by, expires_at)| SessionRow {
+                        user_id,
+                        bound_by,
+                        expires_at,
+                    }))
                 }
 
                 async fn delete_user_sessions(&self, user_id: &str) -> StorageResult<()> {
@@ -1345,13 +1377,16 @@ macro_rules! sql_storage {
                     Ok(())
                 }
 
-                async fn password_hash(&self, user_id: &str) -> StorageResult<Option<String>> {
-                    let mut q =
-                        QueryBuilder::<Db>::new("SELECT password_hash FROM users WHERE user_id = ");
+                async fn password(&self, user_id: &str) -> StorageResult<Option<PasswordRow>> {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT password_hash, password_bound_by FROM users WHERE user_id = ",
+                    );
                     q.push_bind(user_id);
-                    let found: Option<Option<String>> =
-                        q.build_query_scalar().fetch_optional(&mut *self.conn().await?).await?;
-                    Ok(found.flatten())
+                    let found: Option<(Option<String>, Option<String>)> =
+                        q.build_query_as().fetch_optional(&mut *self.conn().await?).await?;
+                    Ok(found.and_then(|(hash, bound_by)| {
+                        hash.map(|hash| PasswordRow { hash, bound_by })
+                    }))
                 }
 
                 async fn accept_invitation(
@@ -1379,7 +1414,12 @@ macro_rules! sql_storage {
                     };
                     let mut q = QueryBuilder::<Db>::new("UPDATE users SET password_hash = ");
                     q.push_bind(password_hash)
-                        .push(", updated_at = ")
+                        .push(
+                            ", password_bound_by = (SELECT CASE WHEN may_reset THEN NULL \
+                             ELSE created_by END FROM invitations WHERE id_hash = ",
+                        )
+                        .push_bind(id_hash)
+                        .push("), updated_at = ")
                         .push_bind(now)
                         .push(" WHERE user_id = ")
                         .push_bind(&user_id);

@@ -203,6 +203,152 @@ async fn a_key_carries_no_more_than_its_issuer_could_do() {
     assert_eq!(lead["user_info"]["user_role"], "internal_user", "{lead}");
 }
 
+/// Sends with the session cookie of a sign-in, from Gatehouse's own pages.
+async fn as_session(
+    app: &TestApp,
+    login: &Reply,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    send_with_cookie(app, method, path, &cookie_of(login), body).await
+}
+
+/// A key a team admin issued, and a password set through a team admin's link (which the team
+/// admin may have used themself), do no more than that team admin could when their person
+/// later gets more: another team's admin, an organization's org_admin. Credentials the person
+/// got from a proxy admin, or made themself with those, carry what the person may do.
+#[tokio::test]
+async fn credentials_someone_else_gave_out_keep_to_their_scopes() {
+    let app = TestApp::spawn_gateway().await;
+    world(&app).await;
+    ok(&app
+        .new_team(json!({"team_id": "ops", "organization_id": "acme"}))
+        .await);
+    ok(&app.new_team(json!({"team_id": "far"})).await);
+    let (lead_key, _) = key_of(&app, "ml", "lead").await;
+    // The team admin issues a key for a new person, and invites another one and sets the
+    // password from the link themself.
+    let issued = as_key(
+        &app,
+        &lead_key,
+        Method::POST,
+        "/key/generate",
+        Some(json!({"team_id": "ml", "user_id": "newbie"})),
+    )
+    .await;
+    let held = ok(&issued)["key"].as_str().expect("key").to_string();
+    let invitation = as_key(
+        &app,
+        &lead_key,
+        Method::POST,
+        "/invitation/new",
+        Some(json!({"user_id": "fresh", "team_id": "ml"})),
+    )
+    .await;
+    let link = ok(&invitation)["id"].as_str().expect("id").to_string();
+    ok(&app
+        .send(
+            Method::POST,
+            "/invitation/accept",
+            None,
+            Some(json!({"id": link, "password": PASSWORD})),
+        )
+        .await);
+    // A proxy admin gives both more: the team `far`, and the organization `acme`.
+    for person in ["newbie", "fresh"] {
+        ok(&app
+            .post(
+                "/team/member_add",
+                json!({"team_id": "far", "member": {"user_id": person, "role": "admin"}}),
+            )
+            .await);
+        ok(&app
+            .post(
+                "/organization/member_add",
+                json!({"organization_id": "acme", "member": {"user_id": person, "role": "org_admin"}}),
+            )
+            .await);
+    }
+    let beyond = [
+        (Method::GET, "/team/info?team_id=far", None),
+        (
+            Method::POST,
+            "/team/member_add",
+            Some(json!({"team_id": "far", "member": {"user_id": "mole", "role": "user"}})),
+        ),
+        (
+            Method::POST,
+            "/team/update",
+            Some(json!({"team_id": "ops", "team_alias": "taken"})),
+        ),
+        (
+            Method::POST,
+            "/key/generate",
+            Some(json!({"team_id": "far"})),
+        ),
+    ];
+    let session = login(&app, "fresh", PASSWORD).await;
+    for (method, path, body) in &beyond {
+        let by_key = as_key(&app, &held, method.clone(), path, body.clone()).await;
+        assert_eq!(
+            by_key.status,
+            StatusCode::FORBIDDEN,
+            "key {path}: {}",
+            by_key.body
+        );
+        let by_session = as_session(&app, &session, method.clone(), path, body.clone()).await;
+        assert_eq!(
+            by_session.status,
+            StatusCode::FORBIDDEN,
+            "session {path}: {}",
+            by_session.body
+        );
+    }
+    // Within the team admin's scope they work as before.
+    ok(&as_key(&app, &held, Method::GET, "/team/info?team_id=ml", None).await);
+    ok(&as_session(&app, &session, Method::GET, "/team/info?team_id=ml", None).await);
+    ok(&app.chat(&held, ask("gpt-4o")).await);
+    // A key the person holds from a proxy admin does what the person may; rotated with the
+    // bounded key, it stays bounded (the bounded key's holder learns the new secret).
+    let (own, own_token) = key_of(&app, "ml", "newbie").await;
+    ok(&as_key(&app, &own, Method::GET, "/team/info?team_id=far", None).await);
+    let rotated = as_key(
+        &app,
+        &held,
+        Method::POST,
+        "/key/regenerate",
+        Some(json!({"key": own_token})),
+    )
+    .await;
+    let rotated = ok(&rotated)["key"].as_str().expect("key").to_string();
+    let far = as_key(&app, &rotated, Method::GET, "/team/info?team_id=far", None).await;
+    assert_eq!(far.status, StatusCode::FORBIDDEN, "{}", far.body);
+    // A proxy admin's reset link gives the person a password of their own.
+    let reset = app
+        .post("/invitation/new", json!({"user_id": "fresh"}))
+        .await;
+    let link = ok(&reset)["id"].as_str().expect("id").to_string();
+    ok(&app
+        .send(
+            Method::POST,
+            "/invitation/accept",
+            None,
+            Some(json!({"id": link, "password": format!("{PASSWORD} anew")})),
+        )
+        .await);
+    let session = login(&app, "fresh", &format!("{PASSWORD} anew")).await;
+    ok(&as_session(&app, &session, Method::GET, "/team/info?team_id=far", None).await);
+    ok(&as_session(
+        &app,
+        &session,
+        Method::POST,
+        "/team/update",
+        Some(json!({"team_id": "ops", "team_alias": "theirs now"})),
+    )
+    .await);
+}
+
 /// During a rotation's grace period the old secret keeps serving models; on management routes
 /// it is refused, so whoever took it cannot rotate the key again.
 #[tokio::test]
@@ -302,17 +448,31 @@ async fn wrong_keys_never_lock_out_valid_ones() {
             ok(&app.get("/team/list").await);
         }
     }
-    let first_429 = statuses
-        .iter()
-        .position(|s| *s == StatusCode::TOO_MANY_REQUESTS)
-        .expect("the wrong keys are throttled");
-    assert!(first_429 >= 20, "{first_429}");
-    assert!(statuses[..first_429]
-        .iter()
-        .all(|s| *s == StatusCode::UNAUTHORIZED));
-    assert!(statuses[first_429..]
-        .iter()
-        .all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
+    // Each kind of wrong key (the known key's id with wrong secrets; stale tokens of no key's
+    // shape, tries at the admin key) is answered 401, then 429 once its address is over the
+    // limit.
+    for kind in [0, 1] {
+        let statuses: Vec<StatusCode> = statuses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == kind)
+            .map(|(_, s)| *s)
+            .collect();
+        let first_429 = statuses
+            .iter()
+            .position(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+            .expect("the wrong keys are throttled");
+        assert!(first_429 >= 20, "{first_429}");
+        assert!(statuses[..first_429]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED));
+        assert!(
+            statuses[first_429..]
+                .iter()
+                .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+            "{kind}: {statuses:?}"
+        );
+    }
     // People still sign in from the address: a stale key is not a guessed password.
     ok(&app.new_team(json!({"team_id": "people"})).await);
     let cookie = sign_in(&app, "ada").await;
@@ -476,4 +636,235 @@ async fn setting_a_password_is_in_the_audit_log() {
     assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
     let log = app.get("/audit?target_type=password").await;
     assert_eq!(ok(&log)["total_count"], 1);
+}
+
+/// What one probe answers, as a caller outside the target's scope sees it: the status and the
+/// body, with the id asked about written `<id>` (a stream: its status only).
+async fn answer(
+    app: &TestApp,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    id: &str,
+) -> (StatusCode, String) {
+    let mut request = app
+        .client
+        .request(method, format!("{}{}", app.base, path))
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("sent");
+    let status = response.status();
+    let streaming = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if streaming {
+        return (status, "(a stream)".to_string());
+    }
+    let text = response.text().await.unwrap_or_default();
+    (status, text.replace(id, "<id>"))
+}
+
+/// Another team's id, key, key alias, user or organization gets the same answer as one that
+/// does not exist, on every route that takes one, for a team admin, an org_admin and a member.
+#[tokio::test]
+async fn another_teams_ids_answer_as_ids_that_do_not_exist() {
+    let app = TestApp::spawn_gateway().await;
+    world(&app).await;
+    // Outside every caller's scope: the team `far` with the key `theirs` of `stranger`, and the
+    // organization `elsewhere`.
+    ok(&app
+        .post("/organization/new", json!({"organization_id": "elsewhere"}))
+        .await);
+    ok(&app.new_team(json!({"team_id": "far"})).await);
+    let issued = app
+        .generate_key(json!({"team_id": "far", "user_id": "stranger", "key_alias": "theirs"}))
+        .await;
+    let far_token = ok(&issued)["token"].as_str().expect("token").to_string();
+    // A token that is well formed and names no key: one deleted.
+    let gone = app.generate_key(json!({"team_id": "far"})).await;
+    let gone_token = ok(&gone)["token"].as_str().expect("token").to_string();
+    ok(&app.delete_keys(&[&gone_token]).await);
+
+    let team = ("far", "no-such-team");
+    let key = (far_token.as_str(), gone_token.as_str());
+    let alias = ("theirs", "no-such-alias");
+    let user = ("stranger", "no-such-user");
+    let org = ("elsewhere", "no-such-org");
+    let get = |path: &str| (Method::GET, path.to_string(), None::<Value>);
+    let post = |path: &str, body: &str| {
+        (
+            Method::POST,
+            path.to_string(),
+            Some(serde_json::from_str::<Value>(body).expect("a JSON body")),
+        )
+    };
+    let probes = [
+        (team, get("/team/info?team_id={id}")),
+        (team, get("/team/events?team_ids={id}")),
+        (
+            team,
+            post("/team/update", r#"{"team_id": "{id}", "team_alias": "x"}"#),
+        ),
+        (team, post("/team/delete", r#"{"team_ids": ["{id}"]}"#)),
+        (team, post("/team/block", r#"{"team_id": "{id}"}"#)),
+        (team, post("/team/unblock", r#"{"team_id": "{id}"}"#)),
+        (
+            team,
+            post(
+                "/team/member_add",
+                r#"{"team_id": "{id}", "member": {"user_id": "newcomer", "role": "user"}}"#,
+            ),
+        ),
+        (
+            team,
+            post(
+                "/team/member_update",
+                r#"{"team_id": "{id}", "user_id": "stranger", "role": "admin"}"#,
+            ),
+        ),
+        (
+            team,
+            post(
+                "/team/member_delete",
+                r#"{"team_id": "{id}", "user_id": "stranger"}"#,
+            ),
+        ),
+        (team, post("/key/generate", r#"{"team_id": "{id}"}"#)),
+        (
+            team,
+            post("/key/generate", r#"{"team_id": "{id}", "user_id": "ann"}"#),
+        ),
+        (team, get("/key/list?team_id={id}")),
+        (
+            team,
+            post(
+                "/invitation/new",
+                r#"{"user_id": "invitee", "team_id": "{id}"}"#,
+            ),
+        ),
+        (team, get("/spend/logs?team_id={id}")),
+        (team, get("/spend/daily?team_id={id}")),
+        (key, get("/key/info?key={id}")),
+        (key, get("/team/events?keys={id}")),
+        (
+            key,
+            post("/key/update", r#"{"key": "{id}", "key_alias": "x"}"#),
+        ),
+        (key, post("/key/delete", r#"{"keys": ["{id}"]}"#)),
+        (key, post("/key/block", r#"{"key": "{id}"}"#)),
+        (key, post("/key/unblock", r#"{"key": "{id}"}"#)),
+        (key, post("/key/regenerate", r#"{"key": "{id}"}"#)),
+        (
+            key,
+            (Method::POST, "/key/{id}/regenerate".to_string(), None),
+        ),
+        (key, get("/spend/logs?key={id}")),
+        (alias, post("/key/delete", r#"{"key_aliases": ["{id}"]}"#)),
+        (alias, get("/key/list?key_alias={id}")),
+        (user, get("/user/info?user_id={id}")),
+        (user, get("/key/list?user_id={id}")),
+        (user, post("/invitation/new", r#"{"user_id": "{id}"}"#)),
+        (
+            user,
+            post("/user/update", r#"{"user_id": "{id}", "user_alias": "x"}"#),
+        ),
+        (user, post("/user/delete", r#"{"user_ids": ["{id}"]}"#)),
+        (org, get("/organization/info?organization_id={id}")),
+        (
+            org,
+            post(
+                "/organization/member_add",
+                r#"{"organization_id": "{id}", "member": {"user_id": "newcomer", "role": "internal_user"}}"#,
+            ),
+        ),
+        (
+            org,
+            post(
+                "/team/new",
+                r#"{"team_id": "fresh", "organization_id": "{id}"}"#,
+            ),
+        ),
+    ];
+    let mut told_apart = Vec::new();
+    for caller in ["lead", "oa", "ann"] {
+        let (secret, _) = key_of(&app, "ml", caller).await;
+        for ((existing, missing), (method, path, body)) in &probes {
+            let mut answers = Vec::new();
+            for id in [*existing, *missing] {
+                let path = path.replace("{id}", id);
+                let body = body.as_ref().map(|b| {
+                    serde_json::from_str(&b.to_string().replace("{id}", id)).expect("JSON")
+                });
+                answers.push(answer(&app, &secret, method.clone(), &path, body, id).await);
+            }
+            // A list filter may answer an empty list; nothing answers what it names.
+            assert!(
+                !answers[0].0.is_success() || !answers[0].1.contains("<id>"),
+                "{caller} {method} {path} reached another team's {existing}: {:?}",
+                answers[0]
+            );
+            if answers[0] != answers[1] {
+                told_apart.push(format!(
+                    "{caller} {method} {path}: {existing} → {:?}, {missing} → {:?}",
+                    answers[0], answers[1]
+                ));
+            }
+        }
+    }
+    assert!(
+        told_apart.is_empty(),
+        "existence told apart:\n{}",
+        told_apart.join("\n")
+    );
+}
+
+/// A throttled address is still heard with a key made a moment ago on another instance (one
+/// this instance has not heard of yet): only keys looked up and found nowhere are refused
+/// unread.
+#[tokio::test]
+async fn a_throttled_address_is_heard_with_a_key_made_on_another_instance() {
+    let Some(database) = TestDatabase::create_postgres().await else {
+        return;
+    };
+    let database = std::sync::Arc::new(database);
+    // Two instances on one database, with nothing between them to tell each other of keys.
+    let here =
+        TestApp::spawn_gateway_on(database.clone(), &["--trusted-proxies", "127.0.0.1"]).await;
+    let there = TestApp::spawn_gateway_on(database, &[]).await;
+    let from = "203.0.113.77";
+    let send = |key: String, path: &'static str, body: Option<Value>| {
+        let mut request = here
+            .client
+            .request(
+                if body.is_some() {
+                    Method::POST
+                } else {
+                    Method::GET
+                },
+                format!("{}{path}", here.base),
+            )
+            .header("x-forwarded-for", from)
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { read(request.send().await.expect("sent")).await }
+    };
+    let mut last = StatusCode::OK;
+    for i in 0..30 {
+        let wrong = format!("sk-{:0>12}_{i:0>40}", i);
+        last = send(wrong, "/v1/chat/completions", Some(ask("gpt-4o")))
+            .await
+            .status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    let made = there.team_with_key("elsewhere").await;
+    let chat = send(made.clone(), "/v1/chat/completions", Some(ask("gpt-4o"))).await;
+    assert_eq!(chat.status, StatusCode::OK, "{}", chat.body);
+    let listed = send(made, "/session/me", None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
 }

@@ -236,6 +236,28 @@ async fn wrong_admin_keys_are_throttled_per_address_without_slowing_others() {
         .parse()
         .expect("secs");
     assert!((1..=60).contains(&retry));
+    // The admin key is chosen by its operator and can be guessed: once throttled, the
+    // attacker's next try is refused before it is compared, even when it is right.
+    let guessed = as_client(
+        &app,
+        attacker,
+        Method::GET,
+        "/team/list",
+        Some(ADMIN_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(
+        guessed.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        guessed.body
+    );
+    assert!(
+        !guessed.body.to_string().contains("\"teams\""),
+        "{}",
+        guessed.body
+    );
     // The admin elsewhere is not slowed.
     let admin = as_client(
         &app,

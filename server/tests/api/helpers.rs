@@ -847,3 +847,34 @@ pub fn refused(reply: &Reply, status: StatusCode, kind: &str) -> String {
     assert_eq!(reply.body["error"]["type"], kind, "{}", reply.body);
     reply.error_message()
 }
+
+/// The session cookie a sign-in set.
+pub fn cookie_of(login: &Reply) -> String {
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    login
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("set-cookie")
+        .to_string()
+}
+
+/// Sends with a session cookie, from Gatehouse's own pages.
+pub async fn send_with_cookie(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    cookie: &str,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = app
+        .client
+        .request(method, format!("{}{}", app.base, path))
+        .header(header::COOKIE, cookie)
+        .header(header::ORIGIN, app.base.trim_end_matches('/'));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.expect("sent")).await
+}

@@ -1,7 +1,9 @@
 //! People and roles: every route against every role (by key and by session), invitations,
 //! sign-in with a password, and key rotation.
 
-use crate::helpers::{ask, ok, read, refused, Reply, TestApp, ADMIN_KEY};
+use crate::helpers::{
+    ask, cookie_of, ok, read, refused, send_with_cookie, Reply, TestApp, ADMIN_KEY,
+};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -62,6 +64,9 @@ enum Prep {
     Member(&'static str),
     User,
     Organization,
+    /// A key the team admin `lead` issued in `ml` for a new user, who was then made a proxy
+    /// admin: `{id}` is its token.
+    Promoted,
 }
 
 struct Case {
@@ -344,6 +349,200 @@ const CASES: &[Case] = &[
         Prep::Key("other", None),
         ADMINS,
     ),
+    // Other people's keys: rotating (which answers the new secret), changing and unblocking
+    // them is for who may act for their user; blocking stays a team manager's.
+    case(
+        "GET",
+        "/key/info",
+        "/key/info?key={id}",
+        None,
+        Prep::Key("ml", Some("root")),
+        TEAM_READERS,
+    ),
+    case(
+        "POST",
+        "/key/regenerate",
+        "/key/regenerate",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("root")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/{key}/regenerate",
+        "/key/{id}/regenerate",
+        None,
+        Prep::Key("ml", Some("root")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/update",
+        "/key/update",
+        Some(r#"{"key": "{id}", "max_budget": 5}"#),
+        Prep::Key("ml", Some("root")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/unblock",
+        "/key/unblock",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("root")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/block",
+        "/key/block",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("root")),
+        TEAM,
+    ),
+    case(
+        "GET",
+        "/key/info",
+        "/key/info?key={id}",
+        None,
+        Prep::Key("ml", Some("auditor")),
+        TEAM_READERS,
+    ),
+    case(
+        "POST",
+        "/key/regenerate",
+        "/key/regenerate",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("auditor")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/{key}/regenerate",
+        "/key/{id}/regenerate",
+        None,
+        Prep::Key("ml", Some("auditor")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/update",
+        "/key/update",
+        Some(r#"{"key": "{id}", "max_budget": 5}"#),
+        Prep::Key("ml", Some("auditor")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/unblock",
+        "/key/unblock",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("auditor")),
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/block",
+        "/key/block",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("auditor")),
+        TEAM,
+    ),
+    case(
+        "GET",
+        "/key/info",
+        "/key/info?key={id}",
+        None,
+        Prep::Key("ml", Some("vic")),
+        &[Admin, Root, Auditor, Boss, Lead, Vic],
+    ),
+    case(
+        "POST",
+        "/key/regenerate",
+        "/key/regenerate",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("vic")),
+        TEAM,
+    ),
+    case(
+        "POST",
+        "/key/{key}/regenerate",
+        "/key/{id}/regenerate",
+        None,
+        Prep::Key("ml", Some("vic")),
+        TEAM,
+    ),
+    case(
+        "POST",
+        "/key/update",
+        "/key/update",
+        Some(r#"{"key": "{id}", "max_budget": 5}"#),
+        Prep::Key("ml", Some("vic")),
+        TEAM,
+    ),
+    case(
+        "POST",
+        "/key/unblock",
+        "/key/unblock",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("vic")),
+        TEAM,
+    ),
+    case(
+        "POST",
+        "/key/block",
+        "/key/block",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Key("ml", Some("vic")),
+        TEAM,
+    ),
+    case(
+        "GET",
+        "/key/info",
+        "/key/info?key={id}",
+        None,
+        Prep::Promoted,
+        TEAM_READERS,
+    ),
+    case(
+        "POST",
+        "/key/regenerate",
+        "/key/regenerate",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Promoted,
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/{key}/regenerate",
+        "/key/{id}/regenerate",
+        None,
+        Prep::Promoted,
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/update",
+        "/key/update",
+        Some(r#"{"key": "{id}", "max_budget": 5}"#),
+        Prep::Promoted,
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/unblock",
+        "/key/unblock",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Promoted,
+        ADMINS,
+    ),
+    case(
+        "POST",
+        "/key/block",
+        "/key/block",
+        Some(r#"{"key": "{id}"}"#),
+        Prep::Promoted,
+        TEAM,
+    ),
     case(
         "POST",
         "/user/new",
@@ -586,36 +785,6 @@ async fn sign_in_person(app: &TestApp, user_id: &str) -> String {
     cookie_of(&login)
 }
 
-fn cookie_of(login: &Reply) -> String {
-    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
-    login
-        .headers
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("set-cookie")
-        .to_string()
-}
-
-/// Sends with a session cookie, from Gatehouse's own pages.
-async fn send_with_cookie(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    cookie: &str,
-    body: Option<Value>,
-) -> Reply {
-    let mut request = app
-        .client
-        .request(method, format!("{}{}", app.base, path))
-        .header(header::COOKIE, cookie)
-        .header(header::ORIGIN, app.base.trim_end_matches('/'));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.expect("sent")).await
-}
-
 /// The organization `acme` (teams `ml` and `ops`), the team `other`, and one user per role.
 async fn world(app: &TestApp) -> Vec<(Who, Credentials)> {
     ok(&app
@@ -672,8 +841,27 @@ async fn world(app: &TestApp) -> Vec<(Who, Credentials)> {
 }
 
 /// Makes what a case needs, with the admin key: the `{id}` of the path and body.
-async fn prepare(app: &TestApp, prep: Prep, n: usize) -> String {
+async fn prepare(app: &TestApp, prep: Prep, n: usize, lead: &str) -> String {
     match prep {
+        Prep::Promoted => {
+            let user = format!("promoted{n}");
+            let key = app
+                .send(
+                    Method::POST,
+                    "/key/generate",
+                    Some(lead),
+                    Some(json!({"team_id": "ml", "user_id": user})),
+                )
+                .await;
+            let token = ok(&key)["token"].as_str().expect("token").to_string();
+            ok(&app
+                .post(
+                    "/user/update",
+                    json!({"user_id": user, "user_role": "proxy_admin"}),
+                )
+                .await);
+            token
+        }
         Prep::Nothing => String::new(),
         Prep::Team(org) => {
             let id = format!("prep{n}");
@@ -791,6 +979,11 @@ async fn every_route_answers_every_role_as_its_rule_says() {
     let gone: Vec<_> = ruled.difference(&served).collect();
     assert!(gone.is_empty(), "cases for routes not served: {gone:?}");
 
+    let lead = people
+        .iter()
+        .find(|(w, _)| *w == Lead)
+        .map(|(_, c)| c.key.clone())
+        .expect("lead");
     let mut n = 0;
     for case in CASES {
         for who in EVERYONE {
@@ -807,7 +1000,7 @@ async fn every_route_answers_every_role_as_its_rule_says() {
             }
             for auth in ways {
                 n += 1;
-                let id = prepare(&app, case.prep, n).await;
+                let id = prepare(&app, case.prep, n, &lead).await;
                 let fill = |text: &str| text.replace("{id}", &id).replace("{n}", &n.to_string());
                 let path = fill(case.path);
                 let body = case
@@ -1006,10 +1199,11 @@ async fn an_invited_person_sets_a_password_and_signs_in() {
     // The stored password is an argon2id hash, never the password.
     let stored = app
         .running_storage()
-        .password_hash(user_id)
+        .password(user_id)
         .await
         .expect("read")
-        .expect("set");
+        .expect("set")
+        .hash;
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     assert!(!stored.contains(PASSWORD));
 }
