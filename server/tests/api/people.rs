@@ -1,9 +1,7 @@
 //! People and roles: every route against every role (by key and by session), invitations,
 //! sign-in with a password, and key rotation.
 
-use crate::helpers::{
-    ask, cookie_of, ok, read, refused, send_with_cookie, Reply, TestApp, ADMIN_KEY,
-};
+use crate::helpers::{ask, cookie_of, ok, refused, send_with_cookie, Reply, TestApp, ADMIN_KEY};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
