@@ -247,14 +247,7 @@ async fn credentials_someone_else_gave_out_keep_to_their_scopes() {
     )
     .await;
     let link = ok(&invitation)["id"].as_str().expect("id").to_string();
-    ok(&app
-        .send(
-            Method::POST,
-            "/invitation/accept",
-            None,
-            Some(json!({"id": link, "password": PASSWORD})),
-        )
-        .await);
+    set_password(&app, &link, PASSWORD).await;
     // A proxy admin gives both more: the team `far`, and the organization `acme`.
     for person in ["newbie", "fresh"] {
         ok(&app
@@ -488,14 +481,7 @@ async fn sign_in(app: &TestApp, user_id: &str) -> Reply {
         )
         .await;
     let id = ok(&invitation)["id"].as_str().expect("id").to_string();
-    ok(&app
-        .send(
-            Method::POST,
-            "/invitation/accept",
-            None,
-            Some(json!({"id": id, "password": PASSWORD})),
-        )
-        .await);
+    set_password(app, &id, PASSWORD).await;
     login(app, user_id, PASSWORD).await
 }
 

@@ -878,3 +878,15 @@ pub async fn send_with_cookie(
     }
     read(request.send().await.expect("sent")).await
 }
+
+/// Sets a password through the invitation link `link` (its id).
+pub async fn set_password(app: &TestApp, link: &str, password: &str) {
+    ok(&app
+        .send(
+            Method::POST,
+            "/invitation/accept",
+            None,
+            Some(json!({"id": link, "password": password})),
+        )
+        .await);
+}

@@ -1,7 +1,9 @@
 //! People and roles: every route against every role (by key and by session), invitations,
 //! sign-in with a password, and key rotation.
 
-use crate::helpers::{ask, cookie_of, ok, refused, send_with_cookie, Reply, TestApp, ADMIN_KEY};
+use crate::helpers::{
+    ask, cookie_of, ok, refused, send_with_cookie, set_password, Reply, TestApp, ADMIN_KEY,
+};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -764,14 +766,7 @@ async fn sign_in_person(app: &TestApp, user_id: &str) -> String {
         .post("/invitation/new", json!({"user_id": user_id}))
         .await;
     let id = ok(&invitation)["id"].as_str().expect("id").to_string();
-    ok(&app
-        .send(
-            Method::POST,
-            "/invitation/accept",
-            None,
-            Some(json!({"id": id, "password": PASSWORD})),
-        )
-        .await);
+    set_password(app, &id, PASSWORD).await;
     let login = app
         .send(
             Method::POST,
