@@ -46,7 +46,14 @@ impl Alerts {
                 {
                     tracing::warn!(%err, "cannot look for budget alerts; retrying");
                 }
-                deliver(storage.as_ref(), &http, secret.as_deref(), &clock).await;
+                deliver(
+                    storage.as_ref(),
+                    &http,
+                    &settings,
+                    secret.as_deref(),
+                    &clock,
+                )
+                .await;
             }
         });
         Ok(Self { task })
@@ -60,6 +67,7 @@ impl Alerts {
 async fn deliver(
     storage: &dyn Storage,
     http: &reqwest::Client,
+    settings: &AlertSettings,
     secret: Option<&str>,
     clock: &Clock,
 ) {
@@ -79,7 +87,7 @@ async fn deliver(
         {
             continue;
         }
-        let outcome = send(http, secret, &row).await;
+        let outcome = send(http, settings, secret, &row).await;
         let now = clock.now_ms();
         let recorded = match outcome {
             Ok(()) => storage.alert_attempted(&row, Some(now), now, None).await,
@@ -99,11 +107,97 @@ async fn deliver(
     }
 }
 
-async fn send(http: &reqwest::Client, secret: Option<&str>, row: &AlertRow) -> Result<(), String> {
+/// A client that reaches `url`'s host only at the addresses it resolves to now, once every one
+/// is public and the port is 80 or 443.
+async fn pinned_to_public(url: &str) -> Result<reqwest::Client, String> {
+    let url = reqwest::Url::parse(url).map_err(|_| "the webhook's address is not a URL")?;
+    let host = url.host_str().ok_or("the webhook's address has no host")?;
+    let port = url
+        .port_or_known_default()
+        .ok_or("the webhook's address has no port")?;
+    if port != 80 && port != 443 {
+        return Err(format!(
+            "a team's webhook must use port 80 or 443, not {port} \
+             (GATEHOUSE_ALERT_WEBHOOK_ALLOW_PRIVATE allows it)"
+        ));
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|_| format!("the webhook's host {host} does not resolve"))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(format!("the webhook's host {host} does not resolve"));
+    }
+    if let Some(private) = addresses.iter().find(|a| !is_public(a.ip())) {
+        return Err(format!(
+            "the webhook's host {host} resolves to {}, which is not a public address \
+             (GATEHOUSE_ALERT_WEBHOOK_ALLOW_PRIVATE allows it)",
+            private.ip()
+        ));
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve_to_addrs(bare, &addresses)
+        .build()
+        .map_err(|err| format!("{err}"))
+}
+
+/// Whether `ip` is an address of the public internet: not loopback, private, link-local,
+/// shared, documentation, multicast or unspecified.
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    settings: &AlertSettings,
+    secret: Option<&str>,
+    row: &AlertRow,
+) -> Result<(), String> {
     let Some(secret) = secret else {
         return Err(
             "GATEHOUSE_ALERT_WEBHOOK_SECRET is not set: alerts are not sent unsigned".into(),
         );
+    };
+    // A team's webhook goes only to the public address its host resolves to now, and the
+    // request is pinned to it (a second lookup cannot point it elsewhere).
+    let operators = settings.webhook_url.as_deref() == Some(row.destination.as_str());
+    let pinned;
+    let http = if operators || settings.allow_private {
+        http
+    } else {
+        pinned = pinned_to_public(&row.destination).await?;
+        &pinned
     };
     let body = row.payload.clone().into_bytes();
     let response = http
@@ -119,5 +213,34 @@ async fn send(http: &reqwest::Client, secret: Option<&str>, row: &AlertRow) -> R
         Ok(())
     } else {
         Err(format!("the webhook answered {}", response.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::",
+        ] {
+            assert!(!is_public(private.parse().expect("ip")), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().expect("ip")), "{public}");
+        }
     }
 }

@@ -89,14 +89,60 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_EVENTS_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
     pub events_heartbeat: chrono::Duration,
 
+    /// Live streams (`/team/events`) one person, or one virtual key, may hold open at once.
+    #[arg(long, env = "GATEHOUSE_EVENTS_PER_CALLER", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub events_per_caller: u32,
+
+    /// Live streams the admin key may hold open at once from one client address.
+    #[arg(long, env = "GATEHOUSE_EVENTS_PER_ADDRESS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub events_per_address: u32,
+
+    /// Keys one user may hold at most (whoever issues them).
+    #[arg(long, env = "GATEHOUSE_KEYS_PER_USER", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keys_per_user: u64,
+
+    /// Admin changes one person (or one key of no one's) may make a minute, in bursts of as
+    /// many; the admin key and proxy admins are not paced.
+    #[arg(long, env = "GATEHOUSE_ADMIN_WRITES_PER_MINUTE", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub admin_writes_per_minute: u32,
+
     /// How long a client has to send a request's whole body.
     #[arg(long, env = "GATEHOUSE_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub body_timeout: chrono::Duration,
+
+    /// The most of a provider's whole (non-stream) answer read: a larger one fails the try
+    /// (502). Bytes, or with a unit: KiB, MiB.
+    #[arg(long, env = "GATEHOUSE_UPSTREAM_MAX_ANSWER", default_value = "32MiB", value_parser = parse_bytes)]
+    pub upstream_max_answer: usize,
+
+    /// The most of a provider's error body read (the rest is not).
+    #[arg(long, env = "GATEHOUSE_UPSTREAM_MAX_ERROR", default_value = "64KiB", value_parser = parse_bytes)]
+    pub upstream_max_error: usize,
+
+    /// The longest line of a provider's stream: a longer one ends the stream with an error.
+    #[arg(long, env = "GATEHOUSE_UPSTREAM_MAX_LINE", default_value = "8MiB", value_parser = parse_bytes)]
+    pub upstream_max_line: usize,
+
+    /// The longest a provider's stream may run from its first chunk: it then ends with an
+    /// error event, charged for what it delivered.
+    #[arg(long, env = "GATEHOUSE_STREAM_MAX_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub stream_max_duration: chrono::Duration,
 
     /// Connections open at once; further ones wait until one closes.
     #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// Connections one client address may hold open before they have sent a whole request,
+    /// once half the connections are taken (a flood of silent sockets cannot take every slot);
+    /// trusted proxies are not capped.
+    #[arg(long, env = "GATEHOUSE_UNANSWERED_PER_ADDRESS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub unanswered_per_address: u32,
 
     /// Redis for a fleet: redis://[:password@]host:port[/db] or rediss:// (TLS). Budgets, rate
     /// limits and reservations are then shared by every instance using the same Redis and
@@ -122,6 +168,12 @@ pub struct Config {
     /// team's webhook can never reach other, internal addresses. Unset: teams have none.
     #[arg(long, env = "GATEHOUSE_ALERT_WEBHOOK_HOSTS", value_delimiter = ',')]
     pub alert_webhook_hosts: Vec<String>,
+
+    /// Whether a team's webhook may be delivered to an address that is not public (loopback,
+    /// private, link-local) or on a port other than 80 and 443. The operator's own
+    /// GATEHOUSE_ALERT_WEBHOOK_URL is trusted as it is.
+    #[arg(long, env = "GATEHOUSE_ALERT_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub alert_webhook_allow_private: bool,
 
     /// Single sign-on: the OpenID Connect provider's issuer URL (its discovery document is at
     /// `<issuer>/.well-known/openid-configuration`). People are matched to users by e-mail,
@@ -226,7 +278,39 @@ fn parse_duration(value: &str) -> Result<chrono::Duration, String> {
     Ok(period.after(now) - now)
 }
 
+/// A size in bytes: a whole number, alone or with KiB or MiB.
+fn parse_bytes(value: &str) -> Result<usize, String> {
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => value.split_at(at),
+        None => (value, ""),
+    };
+    let unit = match unit.trim() {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        _ => return Err("use a whole number of bytes, or with KiB or MiB (e.g. 64KiB)".into()),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|n| (1..=1 << 32).contains(n))
+        .ok_or_else(|| "use a size from 1 byte to 4096MiB (e.g. 64KiB, 32MiB)".into())
+}
+
 impl Config {
+    pub fn upstream_caps(&self) -> crate::providers::call::Caps {
+        crate::providers::call::Caps {
+            answer: self.upstream_max_answer,
+            error: self.upstream_max_error,
+            line: self.upstream_max_line,
+            stream: self
+                .stream_max_duration
+                .to_std()
+                .unwrap_or(std::time::Duration::MAX),
+        }
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()

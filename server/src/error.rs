@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Too many failed attempts from this address or on this account: seconds to wait.
     #[error("Too many failed attempts from this address or on this account; retry after {0} s.")]
     Throttled(u64),
+    /// The caller made changes faster than it may: seconds to wait.
+    #[error("You are changing things faster than one caller may; retry after {0} s.")]
+    SlowDown(u64),
     /// The model's provider failed.
     #[error("{}", crate::providers::call::describe(.0))]
     Upstream(UpstreamError),
@@ -83,13 +86,16 @@ impl ApiError {
             }
             Self::NoDeployment(Unavailable::AtLimit { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::NoDeployment(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled(_) | Self::SlowDown(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn kind(&self) -> &'static str {
         match self {
+            Self::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                "rate_limit_error"
+            }
             Self::BadRequest { .. } | Self::Status { .. } => "invalid_request_error",
             Self::Unauthorized(_) | Self::Forbidden(_) => "auth_error",
             Self::NotFound(_) => "not_found_error",
@@ -112,7 +118,7 @@ impl ApiError {
             Self::Upstream(err) => proxy::upstream_kind(err),
             Self::NoDeployment(Unavailable::AtLimit { .. }) => "rate_limit_error",
             Self::NoDeployment(_) => "service_unavailable",
-            Self::Throttled(_) => "rate_limit_error",
+            Self::Throttled(_) | Self::SlowDown(_) => "rate_limit_error",
             Self::Internal(_) => "internal_server_error",
         }
     }
@@ -253,6 +259,10 @@ impl From<service::Error> for ApiError {
             service::Error::Forbidden(message) => Self::Forbidden(message),
             service::Error::NotFound(message) => Self::NotFound(message),
             service::Error::Conflict(message) => Self::Conflict(message),
+            service::Error::TooMany(message) => Self::Status {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message,
+            },
             service::Error::Unavailable(message) => Self::Status {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message,
@@ -344,9 +354,20 @@ impl ApiError {
             | Self::NoDeployment(
                 Unavailable::AtLimit { retry_after } | Unavailable::Cooling { retry_after },
             )
-            | Self::Throttled(retry_after) => {
+            | Self::Throttled(retry_after)
+            | Self::SlowDown(retry_after) => {
                 let mut headers = HeaderMap::new();
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                headers
+            }
+            // The rest of a body too large (or too slow) is not read: the connection is closed
+            // after the answer, and the answer says so first.
+            Self::Status { status, .. }
+                if *status == StatusCode::PAYLOAD_TOO_LARGE
+                    || *status == StatusCode::REQUEST_TIMEOUT =>
+            {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
                 headers
             }
             _ => HeaderMap::new(),

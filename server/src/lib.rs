@@ -13,6 +13,7 @@ pub mod live;
 pub mod metrics;
 pub mod notices;
 pub mod oidc;
+pub mod pace;
 pub mod providers;
 pub mod routes;
 pub mod serve;
@@ -145,6 +146,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         thresholds: config.alert_thresholds.clone(),
         webhook_url: config.alert_webhook_url.clone(),
         team_hosts: config.alert_webhook_hosts.clone(),
+        allow_private: config.alert_webhook_allow_private,
         signing: config.alert_webhook_secret.is_some(),
     });
     let alerts = alerts::Alerts::start(
@@ -229,7 +231,14 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         config.spend_durability,
         metrics.clone(),
     );
-    let live = live::LiveTeams::new(gate.clone(), to_std(config.events_heartbeat));
+    let live = live::LiveTeams::new(
+        gate.clone(),
+        to_std(config.events_heartbeat),
+        live::StreamCaps {
+            per_caller: config.events_per_caller as usize,
+            per_address: config.events_per_address as usize,
+        },
+    );
     tokio::spawn(live.clone().run(std::time::Duration::from_secs(1)));
     let origins = Arc::new(Origins::new(config.public_url.as_ref(), addr));
     let oidc = match (
@@ -255,6 +264,11 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         router,
         spend: spend_sink,
         http,
+        upstream_caps: config.upstream_caps(),
+        pace: Arc::new(pace::Pace::new(config.admin_writes_per_minute)),
+        quotas: service::Quotas {
+            keys_per_user: config.keys_per_user,
+        },
         master_key: Arc::new(MasterKey::new(&master_key)),
         session_ttl: config.session_ttl,
         throttle,
@@ -303,9 +317,12 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         header_timeout: to_std(config.header_timeout),
         body_timeout: to_std(config.body_timeout),
         max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+        unanswered_per_address: usize::try_from(config.unanswered_per_address)
+            .unwrap_or(usize::MAX),
     };
+    let uncapped: Arc<[throttle::Network]> = config.trusted_proxies.clone().into();
     let task = tokio::spawn(async move {
-        serve::serve(listener, app, limits, async {
+        serve::serve(listener, app, limits, uncapped, async {
             let _ = stopped.await;
         })
         .await;

@@ -163,6 +163,7 @@ pub async fn listen(
                     gate: &gate,
                     actor: &crate::service::access::SYSTEM,
                     alerts: &crate::service::alerts::NONE,
+                    quotas: &crate::service::Quotas::NONE,
                 };
                 match budgets::reload_all(ctx).await {
                     Ok(()) if lost => tracing::warn!(

@@ -24,6 +24,8 @@ pub struct AppState {
     pub spend: SpendSink,
     /// Pooled connections to the upstream providers.
     pub http: reqwest::Client,
+    /// What is read of a provider's answer at most.
+    pub upstream_caps: crate::providers::call::Caps,
     pub master_key: Arc<MasterKey>,
     pub session_ttl: chrono::Duration,
     /// Failed authentication, per address and account.
@@ -43,6 +45,10 @@ pub struct AppState {
     /// One change through the API at a time on this instance: a change's transaction holds a
     /// connection, and reads what it changes on another.
     pub changes: Arc<tokio::sync::Semaphore>,
+    /// How fast each caller may change things.
+    pub pace: Arc<crate::pace::Pace>,
+    /// Keys one user may hold at most.
+    pub quotas: crate::service::Quotas,
     /// Single sign-on, when configured.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
@@ -65,6 +71,7 @@ impl AppState {
             gate: &self.gate,
             actor,
             alerts: &self.alerts,
+            quotas: &self.quotas,
         }
     }
 }

@@ -6,7 +6,10 @@
 //! usage keeps Anthropic's cache reads and writes (`cached_tokens`,
 //! `cache_creation_input_tokens`), so either side is priced alike.
 
-use super::call::UpstreamError;
+use super::{
+    call::UpstreamError,
+    lines::{Lines, TooLong},
+};
 use serde_json::{json, Map, Value};
 
 /// The Messages API version Gatehouse speaks upstream.
@@ -499,33 +502,6 @@ pub fn error_kind(status: u16) -> &'static str {
 
 // ---- streams ----
 
-/// The longest SSE line kept while waiting for its end; a longer one is dropped.
-const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
-
-/// Complete `data:` payloads out of SSE bytes however they were cut.
-#[derive(Default)]
-struct Lines {
-    pending: Vec<u8>,
-}
-
-impl Lines {
-    fn feed(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
-        if self.pending.len() + bytes.len() > MAX_LINE_BYTES && !bytes.contains(&b'\n') {
-            self.pending.clear();
-            return Vec::new();
-        }
-        self.pending.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            if let Some(data) = line.strip_prefix(b"data:") {
-                out.push(data.trim_ascii().to_vec());
-            }
-        }
-        out
-    }
-}
-
 fn sse(value: &Value) -> String {
     format!("data: {value}\n\n")
 }
@@ -544,9 +520,10 @@ pub struct ToOpenAiStream {
 }
 
 impl ToOpenAiStream {
-    pub fn new(id: &str, created: i64) -> Self {
+    /// A stream of lines of at most `max_line` bytes (a longer one fails it).
+    pub fn new(id: &str, created: i64, max_line: usize) -> Self {
         Self {
-            lines: Lines::default(),
+            lines: Lines::new(max_line),
             id: id.to_string(),
             created,
             model: Value::Null,
@@ -566,7 +543,11 @@ impl ToOpenAiStream {
     /// first chunk, the try's: it is retried).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<String, UpstreamError> {
         let mut out = String::new();
-        for data in self.lines.feed(bytes) {
+        let lines = self
+            .lines
+            .feed(bytes)
+            .map_err(|TooLong| UpstreamError::TooLarge)?;
+        for data in lines {
             if self.done {
                 break;
             }
@@ -688,7 +669,8 @@ fn event(kind: &str, data: &Value) -> String {
 impl FromOpenAiStream {
     pub fn new(model: &str) -> Self {
         Self {
-            lines: Lines::default(),
+            // What it reads is the gateway's own stream, whose lines the meter has bounded.
+            lines: Lines::new(usize::MAX),
             model: model.to_string(),
             started: false,
             open: Open::Nothing,
@@ -738,7 +720,7 @@ impl FromOpenAiStream {
     /// The events these bytes complete.
     pub fn feed(&mut self, bytes: &[u8]) -> String {
         let mut out = String::new();
-        for data in self.lines.feed(bytes) {
+        for data in self.lines.feed(bytes).unwrap_or_default() {
             if self.finished {
                 break;
             }
@@ -942,7 +924,7 @@ mod tests {
                 )
             })
             .collect();
-        let mut to = ToOpenAiStream::new("chatcmpl-1", 0);
+        let mut to = ToOpenAiStream::new("chatcmpl-1", 0, 1 << 20);
         // Cut anywhere: the same chunks come out.
         let (a, b) = bytes.split_at(77);
         let chunks =
@@ -952,15 +934,15 @@ mod tests {
             to.feed(b"data: {\"type\": \"ping\"}\n\n"),
             Ok(String::new())
         );
-        let mut failing = ToOpenAiStream::new("chatcmpl-2", 0);
+        let mut failing = ToOpenAiStream::new("chatcmpl-2", 0, 1 << 20);
         let overloaded = "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n";
         assert_eq!(
             failing.feed(overloaded.as_bytes()),
             Err(UpstreamError::Failed { status: 529 })
         );
         assert!(chunks.ends_with("data: [DONE]\n\n"));
-        let mut meter = crate::service::usage::StreamMeter::default();
-        meter.feed(chunks.as_bytes());
+        let mut meter = crate::service::usage::StreamMeter::new(1 << 20);
+        meter.feed(chunks.as_bytes()).expect("short lines");
         let usage = meter.usage.expect("usage");
         assert_eq!((usage.prompt, usage.completion), (12, 20));
         assert!(meter.delivered.contains("Let me check.") && meter.delivered.contains("Paris"));

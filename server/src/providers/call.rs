@@ -12,6 +12,20 @@ use std::time::Duration;
 /// The longest upstream error message passed on.
 const MAX_UPSTREAM_MESSAGE: usize = 2_000;
 
+/// What the gateway reads of a provider's answer at most: a provider (or whatever answers at
+/// its address) cannot make it hold more, nor keep it reading for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// A whole (non-stream) answer, bytes.
+    pub answer: usize,
+    /// An error answer's body, bytes: the rest is not read.
+    pub error: usize,
+    /// One line of a stream, bytes.
+    pub line: usize,
+    /// A stream from its first chunk to its end.
+    pub stream: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Chat,
@@ -44,6 +58,8 @@ pub enum UpstreamError {
     BrokeOff,
     /// A success status whose body is not a JSON object.
     BadAnswer,
+    /// An answer, or one line of a stream, larger than the gateway reads ([`Caps`]).
+    TooLarge,
 }
 
 /// A successful call: the whole answer, or a stream of SSE bytes as they come.
@@ -75,6 +91,9 @@ pub fn describe(err: &UpstreamError) -> String {
         }
         UpstreamError::BrokeOff => "The model's provider broke off its answer.".into(),
         UpstreamError::BadAnswer => "The model's provider sent an answer that is not JSON.".into(),
+        UpstreamError::TooLarge => {
+            "The model's provider sent an answer larger than this gateway reads.".into()
+        }
     }
 }
 
@@ -86,6 +105,7 @@ pub async fn send(
     body: &Value,
     info: CallInfo<'_>,
     limit: Duration,
+    caps: &Caps,
 ) -> Result<Answer, UpstreamError> {
     match &deployment.upstream {
         Upstream::Mock => Ok(mock_answer(deployment, body, &info)),
@@ -100,9 +120,9 @@ pub async fn send(
             }
             let secret = api_key.as_deref();
             if info.streaming {
-                stream(call, deployment.stream_timeout, limit, secret).await
+                stream(call, deployment.stream_timeout, limit, secret, caps).await
             } else {
-                tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret))
+                tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret, caps))
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
             }
@@ -127,12 +147,13 @@ pub async fn send(
             let secret = api_key.as_deref();
             if info.streaming {
                 let Answer::Stream(events) =
-                    stream(call, deployment.stream_timeout, limit, secret).await?
+                    stream(call, deployment.stream_timeout, limit, secret, caps).await?
                 else {
                     return Err(UpstreamError::BadAnswer);
                 };
                 // Chunks until Anthropic's `message_stop` (or its `error`), then the end.
-                let chunks = anthropic::ToOpenAiStream::new(info.request_id, info.created);
+                let chunks =
+                    anthropic::ToOpenAiStream::new(info.request_id, info.created, caps.line);
                 let translated = futures_util::stream::unfold(
                     (events, chunks, false),
                     |(mut events, mut chunks, ended)| async move {
@@ -147,9 +168,10 @@ pub async fn send(
                 );
                 return Ok(Answer::Stream(translated.boxed()));
             }
-            let answer = tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret))
-                .await
-                .map_err(|_| UpstreamError::Timeout)??;
+            let answer =
+                tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret, caps))
+                    .await
+                    .map_err(|_| UpstreamError::Timeout)??;
             let Answer::Json(bytes) = answer else {
                 return Err(UpstreamError::BadAnswer);
             };
@@ -181,11 +203,39 @@ fn mock_answer(deployment: &Deployment, body: &Value, info: &CallInfo<'_>) -> An
 async fn whole(
     call: reqwest::RequestBuilder,
     secret: Option<&str>,
+    caps: &Caps,
 ) -> Result<Answer, UpstreamError> {
     let response = call.send().await.map_err(sent)?;
-    let response = success(response, secret).await?;
-    let bytes = response.bytes().await.map_err(read)?;
-    Ok(Answer::Json(bytes))
+    let response = success(response, secret, caps).await?;
+    match capped(response, caps.answer).await {
+        Ok(bytes) => Ok(Answer::Json(bytes)),
+        Err(Cut::Over(_)) => {
+            tracing::warn!(cap = caps.answer, "upstream answer too large");
+            Err(UpstreamError::TooLarge)
+        }
+        Err(Cut::Broke(err)) => Err(read(err)),
+    }
+}
+
+/// Why [`capped`] stopped reading.
+enum Cut {
+    /// Past the cap: what came up to it.
+    Over(Bytes),
+    Broke(reqwest::Error),
+}
+
+/// A response's body, read chunk by chunk up to `cap` bytes: the rest of a longer one is not
+/// read.
+async fn capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, Cut> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Cut::Broke)? {
+        if body.len() + chunk.len() > cap {
+            body.extend_from_slice(&chunk[..cap - body.len()]);
+            return Err(Cut::Over(Bytes::from(body)));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 async fn stream(
@@ -193,10 +243,11 @@ async fn stream(
     timeout: Duration,
     limit: Duration,
     secret: Option<&str>,
+    caps: &Caps,
 ) -> Result<Answer, UpstreamError> {
     let started = tokio::time::timeout(timeout.min(limit), async {
         let response = call.send().await.map_err(sent)?;
-        success(response, secret).await
+        success(response, secret, caps).await
     });
     let response = started.await.map_err(|_| UpstreamError::Timeout)??;
     let chunks = response.bytes_stream().boxed();
@@ -230,6 +281,7 @@ fn read(err: reqwest::Error) -> UpstreamError {
 async fn success(
     response: reqwest::Response,
     secret: Option<&str>,
+    caps: &Caps,
 ) -> Result<reqwest::Response, UpstreamError> {
     let status = response.status().as_u16();
     if response.status().is_success() {
@@ -240,7 +292,11 @@ async fn success(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let body = response.bytes().await.unwrap_or_default();
+    // Its beginning is all an error needs: the rest is not read.
+    let body = match capped(response, caps.error).await {
+        Ok(body) | Err(Cut::Over(body)) => body,
+        Err(Cut::Broke(_)) => Bytes::new(),
+    };
     tracing::warn!(status, "upstream refused the request");
     Err(failure(status, retry_after, &body, secret))
 }

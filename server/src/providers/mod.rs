@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod call;
 pub mod catalog;
+pub mod lines;
 pub mod mock;
 pub mod router;
 

@@ -55,6 +55,9 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let Some(actor) = req.extensions().get::<Actor>().cloned() else {
         return next.run(req).await;
     };
+    if let Err(retry_after) = state.pace.take(&actor, state.now().timestamp_millis()) {
+        return ApiError::SlowDown(retry_after).into_response();
+    }
     // The body arrives before the transaction begins: a slow client holds no lock.
     let (parts, body) = req.into_parts();
     let body = match ApiBytes::from_request(Request::from_parts(parts.clone(), body), &()).await {

@@ -58,6 +58,7 @@ fn ctx(state: &AppState) -> ProxyCtx<'_> {
         gate: &state.gate,
         router: &state.router,
         http: &state.http,
+        caps: state.upstream_caps,
         spend: &state.spend,
     }
 }

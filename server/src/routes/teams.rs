@@ -138,8 +138,13 @@ async fn events(
     ApiQuery(query): ApiQuery<TeamEventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let followed = live::followed(query.team_ids.as_deref(), query.keys.as_deref())?;
-    live::check_followed(db.ctx_as(&actor), &followed, true).await?;
-    let watch = db.live.watch(followed.clone());
+    let watch = live::open(
+        db.ctx_as(&actor),
+        &db.live,
+        crate::auth::client_ip(&request, &db),
+        followed.clone(),
+    )
+    .await?;
     let heartbeat = db.live.heartbeat;
     let first = (watch, true, db, request, followed);
     let changes = futures_util::stream::unfold(

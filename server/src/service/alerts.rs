@@ -23,6 +23,8 @@ pub struct AlertSettings {
     pub webhook_url: Option<String>,
     /// Hosts a team's webhook may name.
     pub team_hosts: Vec<String>,
+    /// Whether a team's webhook may reach an address that is not public, or another port.
+    pub allow_private: bool,
     /// Whether a secret to sign with is configured (a team's webhook needs one).
     pub signing: bool,
 }
@@ -32,6 +34,7 @@ pub static NONE: AlertSettings = AlertSettings {
     thresholds: Vec::new(),
     webhook_url: None,
     team_hosts: Vec::new(),
+    allow_private: false,
     signing: false,
 };
 

@@ -20,6 +20,10 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The caller holds its share of something already (live streams, say): the message says
+    /// what to free.
+    #[error("{0}")]
+    TooMany(String),
     /// A backend this needs (the database, Redis) cannot be reached now; try again later.
     #[error("{0}")]
     Unavailable(String),

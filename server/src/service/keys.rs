@@ -72,6 +72,22 @@ fn expiry(duration: Option<&str>, now: DateTime<Utc>) -> Result<Option<i64>, Err
         .transpose()
 }
 
+/// Refuses a new key for a user who holds their quota of keys already.
+async fn within_quota(ctx: Ctx<'_>, user_id: &str) -> Result<(), Error> {
+    let quota = ctx.quotas.keys_per_user;
+    let filter = KeyFilter {
+        user_id: Some(user_id.to_string()),
+        ..KeyFilter::default()
+    };
+    let (_, held) = ctx.storage.keys(&filter, 0, 0).await?;
+    if held >= quota {
+        return Err(Error::TooMany(format!(
+            "This user holds {held} keys, the most one user may ({quota}); delete one first."
+        )));
+    }
+    Ok(())
+}
+
 pub async fn generate(
     ctx: Ctx<'_>,
     req: NewKey,
@@ -126,6 +142,7 @@ pub async fn generate(
         &[("the key", &models), ("its team", &team.models)],
     )?;
     if let Some(user_id) = &req.user_id {
+        within_quota(ctx, user_id).await?;
         users::ensure(ctx, user_id, now).await?;
         members::ensure(ctx, &team.team_id, user_id, now).await?;
     }

@@ -6,9 +6,10 @@ use crate::{
         admission::{LevelId, LevelKind},
         Figures,
     },
-    live::MAX_WATCHED,
+    live::{Holder, LiveTeams, Watch, MAX_WATCHED},
 };
 use app::types::{KeyFigures, LiveFigures, TeamFigures};
+use std::{net::IpAddr, sync::Arc};
 
 /// The levels one stream follows: `team_ids` and `keys` (tokens), each comma-separated, at
 /// most [`MAX_WATCHED`] of each, at least one in all; duplicates dropped. Who may
@@ -77,6 +78,31 @@ pub async fn check_followed(ctx: Ctx<'_>, levels: &[LevelId], opening: bool) -> 
         actor.check(allowed, "follow this team or key")?;
     }
     Ok(())
+}
+
+/// Opens a stream following `levels` for the actor (calling from `ip`), once it may follow
+/// them and unless it holds its share of streams already: a person a few, the admin key a few
+/// more per client address.
+pub async fn open(
+    ctx: Ctx<'_>,
+    hub: &Arc<LiveTeams>,
+    ip: IpAddr,
+    levels: Vec<LevelId>,
+) -> Result<Watch, Error> {
+    check_followed(ctx, &levels, true).await?;
+    // A person's streams count together, through whichever session or key; the admin key's
+    // per client address.
+    let holder = match &ctx.actor.user_id {
+        Some(user) => Holder::Person(user.clone()),
+        None => Holder::Address(ip),
+    };
+    hub.watch(levels, holder).map_err(|cap| {
+        Error::TooMany(format!(
+            "You have {} live streams open already, the most you may; close another page of \
+             the console (or another /team/events stream) first.",
+            cap.0
+        ))
+    })
 }
 
 /// The followed levels' figures, split into the teams' and the keys' as the API shows them.

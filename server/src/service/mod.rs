@@ -40,6 +40,20 @@ pub struct Ctx<'a> {
     pub actor: &'a access::Actor,
     /// What the operator configured of budget alerts.
     pub alerts: &'a alerts::AlertSettings,
+    pub quotas: &'a Quotas,
+}
+
+/// What one person may hold at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub keys_per_user: u64,
+}
+
+impl Quotas {
+    /// For Gatehouse's own background work, which makes no keys.
+    pub const NONE: Self = Self {
+        keys_per_user: u64::MAX,
+    };
 }
 
 /// Unix milliseconds as the API shows them: RFC 3339 in UTC, with milliseconds.

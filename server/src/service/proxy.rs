@@ -58,6 +58,8 @@ pub struct ProxyCtx<'a> {
     pub gate: &'a Arc<Gate>,
     pub router: &'a Arc<Router>,
     pub http: &'a reqwest::Client,
+    /// What is read of a provider's answer at most.
+    pub caps: call::Caps,
     pub spend: &'a SpendSink,
 }
 
@@ -174,7 +176,9 @@ pub async fn models(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Vec<String
 }
 
 /// The prompt tokens of a chat request as the gateway bounds them for its model (Anthropic's
-/// `count_tokens`), once the key may use the model.
+/// `count_tokens`), once the key may use the model. A count is a request like any other to
+/// every level's limits: it is admitted as one (its prompt must fit the budgets, it counts
+/// toward RPM) and then costs nothing.
 pub async fn count_tokens(
     ctx: ProxyCtx<'_>,
     token: Option<&str>,
@@ -186,7 +190,8 @@ pub async fn count_tokens(
         .and_then(Value::as_str)
         .ok_or_else(|| invalid(Some("model"), "model is required"))?;
     let model = ctx.gate.resolve_model(&key, model);
-    ctx.gate
+    let chain = ctx
+        .gate
         .authorize(&key, Some(&model))
         .map_err(ProxyError::Denied)?;
     let group = ctx.router.models().group(&model).ok_or_else(|| {
@@ -202,6 +207,13 @@ pub async fn count_tokens(
             .await
             .map_err(|_| ProxyError::Internal)?
             .map_err(|e| invalid(Some(e.param), e.message))?;
+    let grant = ctx
+        .gate
+        .admission
+        .admit(&chain, &bound.estimate(&group.spec.price))
+        .await
+        .map_err(ProxyError::Denied)?;
+    ctx.gate.admission.release(&grant).await;
     Ok(bound.prompt_tokens)
 }
 
@@ -350,6 +362,7 @@ pub async fn forward(
         started,
         meta,
         http: ctx.http.clone(),
+        caps: ctx.caps,
         sink: ctx.spend.clone(),
     };
     let (reply, answer) = oneshot::channel();
@@ -416,6 +429,7 @@ struct Call {
     started: Instant,
     meta: Meta,
     http: reqwest::Client,
+    caps: call::Caps,
     sink: SpendSink,
 }
 
@@ -601,7 +615,16 @@ impl Call {
             request_id: &self.log.request_id,
             created: self.log.ts_ms / 1000,
         };
-        match call::send(&self.http, deployment, &self.request, info, left).await? {
+        match call::send(
+            &self.http,
+            deployment,
+            &self.request,
+            info,
+            left,
+            &self.caps,
+        )
+        .await?
+        {
             Answer::Json(body) => {
                 let answer = serde_json::from_slice::<Value>(&body)
                     .ok()
@@ -685,10 +708,13 @@ impl Call {
             .is_ok()
             .then_some(tx);
         let strict = self.sink.durability() == Durability::Strict;
-        let mut meter = StreamMeter::default();
+        let mut meter = StreamMeter::new(self.caps.line);
         // Strict durability: the stream's end goes out only once its spend row is committed.
         let mut held: Vec<Bytes> = Vec::new();
         let mut failure = None;
+        // However steadily it comes, a stream ends at its overall deadline.
+        let deadline = tokio::time::sleep(self.caps.stream);
+        tokio::pin!(deadline);
         loop {
             // A caller that leaves is noticed while the provider is still thinking.
             let item = match &client {
@@ -698,13 +724,18 @@ impl Call {
                         client = None;
                         continue;
                     }
+                    () = &mut deadline => Some(Err(UpstreamError::Timeout)),
                 },
-                None => stream.next().await,
+                None => tokio::select! {
+                    item = stream.next() => item,
+                    () = &mut deadline => Some(Err(UpstreamError::Timeout)),
+                },
             };
             let Some(item) = item else { break };
             match item {
                 Ok(bytes) => {
-                    meter.feed(&bytes);
+                    // A line past the cap: what came of it went to the caller, and is charged.
+                    let too_long = meter.feed(&bytes).is_err();
                     if strict && meter.done {
                         held.push(bytes);
                         continue;
@@ -713,6 +744,10 @@ impl Call {
                         if tx.send(bytes).await.is_err() {
                             client = None;
                         }
+                    }
+                    if too_long {
+                        failure = Some(UpstreamError::TooLarge);
+                        break;
                     }
                 }
                 Err(err) => {
@@ -733,7 +768,11 @@ impl Call {
         self.charge(tokens, status).await;
         let Some(tx) = client else { return };
         if let Some(err) = failure {
-            let _ = tx.send(Bytes::from(error_event(&err))).await;
+            // A line the provider left unfinished is ended first: the event must be one.
+            let end = if meter.mid_line() { "\n\n" } else { "" };
+            let _ = tx
+                .send(Bytes::from(format!("{end}{}", error_event(&err))))
+                .await;
         }
         for bytes in held {
             if tx.send(bytes).await.is_err() {
@@ -789,7 +828,8 @@ pub fn status_of(err: &UpstreamError) -> u16 {
         UpstreamError::Unreachable
         | UpstreamError::Failed { .. }
         | UpstreamError::BrokeOff
-        | UpstreamError::BadAnswer => 502,
+        | UpstreamError::BadAnswer
+        | UpstreamError::TooLarge => 502,
     }
 }
 

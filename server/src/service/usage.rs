@@ -1,7 +1,10 @@
 //! What an answer used, read from the provider's `usage` (with its details: cached, audio and
 //! reasoning tokens), or followed through an SSE stream as it passes.
 
-use crate::providers::catalog::Tokens;
+use crate::providers::{
+    catalog::Tokens,
+    lines::{Lines, TooLong},
+};
 use serde_json::Value;
 
 /// Reads `usage` from an OpenAI-shaped answer or stream chunk; `None` when it has none.
@@ -23,9 +26,9 @@ pub fn from_json(value: &Value) -> Option<Tokens> {
 
 /// Follows an SSE stream as it passes through: keeps the last `usage` seen, and what the
 /// choices delivered, to count when no usage comes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamMeter {
-    pending: Vec<u8>,
+    lines: Lines,
     pub usage: Option<Tokens>,
     /// Chunks that carried output.
     pub output_chunks: u64,
@@ -36,19 +39,41 @@ pub struct StreamMeter {
 }
 
 impl StreamMeter {
-    pub fn feed(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.line(&line);
+    /// A meter of streams whose lines are at most `max_line` bytes.
+    pub fn new(max_line: usize) -> Self {
+        Self {
+            lines: Lines::new(max_line),
+            usage: None,
+            output_chunks: 0,
+            delivered: String::new(),
+            done: false,
         }
     }
 
-    fn line(&mut self, line: &[u8]) {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
-        let data = data.trim_ascii();
+    /// Reads the chunks these bytes complete. A line past the cap is [`TooLong`]: the bytes
+    /// of it that went by count as delivered output.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), TooLong> {
+        match self.lines.feed(bytes) {
+            Ok(lines) => {
+                for data in lines {
+                    self.data(&data);
+                }
+                Ok(())
+            }
+            Err(TooLong) => {
+                let cut = String::from_utf8_lossy(self.lines.pending()).into_owned();
+                self.keep(&cut);
+                Err(TooLong)
+            }
+        }
+    }
+
+    /// Whether the bytes so far end in the middle of a line.
+    pub fn mid_line(&self) -> bool {
+        !self.lines.pending().is_empty()
+    }
+
+    fn data(&mut self, data: &[u8]) {
         if data == b"[DONE]" {
             self.done = true;
             return;
@@ -66,7 +91,7 @@ impl StreamMeter {
         for delta in choices.iter().filter_map(|c| c.get("delta")) {
             for field in ["content", "refusal", "reasoning_content"] {
                 if let Some(text) = delta.get(field).and_then(Value::as_str) {
-                    self.delivered.push_str(text);
+                    self.keep(text);
                 }
             }
             for call in delta
@@ -77,13 +102,21 @@ impl StreamMeter {
             {
                 for part in ["/function/name", "/function/arguments"] {
                     if let Some(text) = call.pointer(part).and_then(Value::as_str) {
-                        self.delivered.push_str(text);
+                        self.keep(text);
                     }
                 }
             }
         }
         if self.delivered.len() > before {
             self.output_chunks += 1;
+        }
+    }
+
+    /// Keeps delivered text to count, up to the line cap: far more than any output limit, so
+    /// what is not kept could never be charged (the bound caps the charge).
+    fn keep(&mut self, text: &str) {
+        if self.delivered.len() < self.lines.max() {
+            self.delivered.push_str(text);
         }
     }
 }
@@ -120,12 +153,12 @@ mod tests {
 
     #[test]
     fn the_meter_reads_usage_and_output_across_split_chunks() {
-        let mut meter = StreamMeter::default();
+        let mut meter = StreamMeter::new(1 << 20);
         let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n\
                       data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n\
                       data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
         for piece in stream.as_bytes().chunks(7) {
-            meter.feed(piece);
+            meter.feed(piece).expect("short lines");
         }
         assert_eq!(meter.usage, Some(Tokens::plain(7, 2)));
         assert_eq!(meter.output_chunks, 2);

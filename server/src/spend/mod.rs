@@ -152,6 +152,7 @@ async fn run(
                     gate: &gate,
                     actor: &crate::service::access::SYSTEM,
                     alerts: &crate::service::alerts::NONE,
+                    quotas: &crate::service::Quotas::NONE,
                 };
                 if let Err(err) = budgets::reset_due(ctx).await {
                     tracing::error!(%err, "budget resets failed; retrying");

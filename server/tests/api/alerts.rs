@@ -264,11 +264,14 @@ async fn a_failing_receiver_is_retried_with_backoff() {
 #[tokio::test]
 async fn a_teams_webhook_is_for_allowed_hosts_and_admins() {
     let (url, receiver) = spawn_receiver().await;
+    // The receiver is on loopback, on a port of its own: allowed here.
     let flags = [
         "--alert-webhook-secret",
         SECRET,
         "--alert-webhook-hosts",
         "127.0.0.1",
+        "--alert-webhook-allow-private",
+        "true",
         "--alert-thresholds",
         "100",
     ];
@@ -328,4 +331,64 @@ async fn a_teams_webhook_is_for_allowed_hosts_and_admins() {
     let events = receiver.until(1).await;
     assert_eq!(events[0]["scope"], "team");
     assert_eq!(events[0]["id"], "ml");
+}
+
+/// A team's webhook is delivered only to a public address on port 80 or 443, whatever host
+/// name it gives: one that resolves to loopback is not sent, and the outbox says why.
+#[tokio::test]
+async fn a_teams_webhook_never_reaches_a_private_address() {
+    let (url, receiver) = spawn_receiver().await;
+    let flags = [
+        "--alert-webhook-secret",
+        SECRET,
+        "--alert-webhook-hosts",
+        "localhost,127.0.0.1",
+        "--alert-thresholds",
+        "100",
+    ];
+    let app = TestApp::spawn_gateway_with(&flags).await;
+    let port = reqwest::Url::parse(&url)
+        .expect("url")
+        .port()
+        .expect("port");
+    for (team, hook) in [
+        ("named", url.replace("127.0.0.1", "localhost")),
+        ("web", "http://127.0.0.1/hook".to_string()),
+    ] {
+        ok(&app
+            .new_team(json!({"team_id": team, "alert_webhook_url": hook}))
+            .await);
+        let key = app.generate_key(json!({"team_id": team})).await;
+        let key = ok(&key)["key"].as_str().expect("key").to_string();
+        ok(&app.chat(&key, ask("gpt-4o")).await);
+        app.wait_for_logs(team, 1).await;
+        let spent = ok(&app.team_info(team).await)["spend"]
+            .as_f64()
+            .expect("spend");
+        ok(&app
+            .update_team(json!({"team_id": team, "max_budget": spent}))
+            .await);
+        let mut alert = Value::Null;
+        for _ in 0..1000 {
+            let list = app.get(&format!("/alert/list?scope=team&id={team}")).await;
+            alert = ok(&list)["alerts"][0].clone();
+            if alert["attempts"].as_u64() >= Some(1) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(alert["delivered_at"].is_null(), "{alert}");
+        let error = alert["last_error"].as_str().expect("why");
+        let expected = if team == "named" {
+            format!("port 80 or 443, not {port}")
+        } else {
+            "not a public address".to_string()
+        };
+        assert!(error.contains(&expected), "{error}");
+        assert!(
+            error.contains("GATEHOUSE_ALERT_WEBHOOK_ALLOW_PRIVATE"),
+            "{error}"
+        );
+    }
+    assert_eq!(receiver.tries.load(Ordering::SeqCst), 0);
 }

@@ -316,3 +316,62 @@ except anthropic.BadRequestError as err:
     // "find it": 2 words + 3; the tool call's 6 output tokens.
     assert_eq!(spend[1], cost_nanos(5, 6));
 }
+
+/// `count_tokens` with `key`: its status and body.
+async fn count(app: &TestApp, key: &str) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(format!("{}/v1/messages/count_tokens", app.base))
+        .header("x-api-key", key)
+        .json(&json!({"model": "claude",
+            "messages": [{"role": "user", "content": "one two three"}]}))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    (status, response.json().await.expect("JSON"))
+}
+
+/// Counting tokens is a request to every limit: it counts toward RPM, and a blocked, expired
+/// or spent key is refused in Anthropic's error shape.
+#[tokio::test]
+async fn token_counts_are_within_every_limit() {
+    let (app, _) = gateway("counts").await;
+    let key = |body: Value| {
+        let app = &app;
+        async move {
+            ok(&app.generate_key(body).await)["key"]
+                .as_str()
+                .expect("key")
+                .to_string()
+        }
+    };
+    let limited = key(json!({"team_id": "counts", "rpm_limit": 2})).await;
+    for _ in 0..2 {
+        let (status, counted) = count(&app, &limited).await;
+        assert_eq!(status, StatusCode::OK, "{counted}");
+    }
+    let (status, refused) = count(&app, &limited).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["error"]["type"], "rate_limit_error");
+
+    let spent = key(json!({"team_id": "counts", "max_budget": 0})).await;
+    let (status, refused) = count(&app, &spent).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("budget"));
+
+    let blocked = key(json!({"team_id": "counts"})).await;
+    ok(&app.post("/key/block", json!({"key": blocked})).await);
+    let (status, refused) = count(&app, &blocked).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+
+    let expired = key(json!({"team_id": "counts", "duration": "1s"})).await;
+    app.clock.advance(5_000);
+    let (status, refused) = count(&app, &expired).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(refused["type"], "error");
+}

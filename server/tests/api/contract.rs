@@ -400,3 +400,76 @@ async fn the_model_list_checks_block_and_expiry_first() {
         "expired_key",
     );
 }
+
+/// The error event a stream ended with: its `error.code`.
+fn last_error_code(text: &str) -> Value {
+    let last = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .next_back()
+        .expect("events");
+    let event: Value = serde_json::from_str(last).expect("the last event is JSON");
+    event["error"]["code"].clone()
+}
+
+/// A hostile upstream cannot make the gateway read or hold without end: a whole answer or an
+/// error body is read up to its cap, a stream's line up to its cap and a stream up to its
+/// overall deadline; a cut answer costs nothing, a cut stream is charged what it delivered
+/// (at most its bound).
+#[tokio::test]
+async fn a_hostile_upstream_is_read_within_the_caps_and_charged_by_the_contract() {
+    let (app, _faults) = TestApp::spawn_faults_with(&[
+        "--upstream-max-answer",
+        "1MiB",
+        "--upstream-max-error",
+        "4KiB",
+        "--upstream-max-line",
+        "256KiB",
+        "--stream-max-duration",
+        "2s",
+    ])
+    .await;
+    let five = json!({"max_tokens": 5});
+
+    let key = team_key(&app, json!({"team_id": "whole"})).await;
+    let reply = app.chat(&key, ask("endless", five.clone())).await;
+    let message = refused(&reply, StatusCode::BAD_GATEWAY, "upstream_error");
+    assert!(message.contains("larger than"), "{message}");
+    let reply = app.chat(&key, ask("endless-error", five.clone())).await;
+    refused(&reply, StatusCode::BAD_GATEWAY, "upstream_error");
+    assert_eq!(spend(&app, "whole").await, 0.0);
+    let logs = app.wait_for_logs("whole", 2).await;
+    for log in logs["logs"].as_array().expect("logs") {
+        assert_eq!(log["status"], json!(502), "{log}");
+    }
+
+    // A line without end: the stream ends with an error event once the line passes its cap,
+    // charged for what went by (more than the prompt; never more than the bound).
+    let key = team_key(&app, json!({"team_id": "line"})).await;
+    let (status, _, text) = app
+        .chat_stream(&key, ask("stream-no-newline", five.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("Hello"));
+    assert_eq!(last_error_code(&text), json!("502"));
+    assert!(text.len() < 1 << 20, "{} bytes went out", text.len());
+    let logs = app.wait_for_logs("line", 1).await;
+    assert_eq!(logs["logs"][0]["status"], json!(502), "{logs}");
+    let charged = spend(&app, "line").await;
+    assert!(charged > cost(6, 1), "{charged}");
+    assert!(charged <= cost(30, 5), "{charged}");
+
+    // A stream that never ends: it ends at its deadline with a timeout event, charged the same.
+    let key = team_key(&app, json!({"team_id": "long"})).await;
+    let (status, _, text) = app
+        .chat_stream(&key, ask("stream-endless", five.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains(" word"));
+    assert_eq!(last_error_code(&text), json!("504"));
+    let logs = app.wait_for_logs("long", 1).await;
+    assert_eq!(logs["logs"][0]["status"], json!(504), "{logs}");
+    let charged = spend(&app, "long").await;
+    assert!(charged > cost(6, 1), "{charged}");
+    assert!(charged <= cost(30, 5), "{charged}");
+}

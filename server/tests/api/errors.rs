@@ -141,6 +141,8 @@ async fn malformed_and_oversized_bodies() {
     );
     let reply = app.post_raw("/team/new", huge).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // The rest of the body is not read: the answer says the connection closes.
+    assert_eq!(reply.headers["connection"], "close");
     reply.error_message();
     assert_eq!(app.team_list().await.body["teams"], json!([]));
 }

@@ -735,3 +735,178 @@ async fn the_data_directory_and_its_files_are_owner_only() {
     assert_eq!(mode(&data.join("gatehouse.db")), 0o600);
     drop(app);
 }
+
+/// A connection from `source` (a loopback address of its own) that sends nothing.
+async fn silent_from(app: &TestApp, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("source"))
+        .expect("bind");
+    socket
+        .connect(addr(app).parse().expect("address"))
+        .await
+        .expect("connected")
+}
+
+/// `GET /health` over a connection from `source`: the status line.
+async fn health_from(app: &TestApp, source: &str) -> String {
+    let mut stream = silent_from(app, source).await;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("sent");
+    let answer = until_closed(&mut stream).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sockets that never send a byte are closed at the header deadline, counted from the accept,
+/// so they cannot hold every slot; one address's flood of them is cut at its share and does
+/// not keep another address out.
+#[tokio::test]
+async fn silent_sockets_are_closed_and_cannot_take_every_slot() {
+    let app = TestApp::spawn_with(&[
+        "--header-timeout",
+        "1s",
+        "--max-connections",
+        "4",
+        "--unanswered-per-address",
+        "2",
+    ])
+    .await;
+    // Every slot, from four addresses: /health waits until the deadline frees them.
+    let mut held = Vec::new();
+    for i in 3..7 {
+        held.push(silent_from(&app, &format!("127.0.0.{i}")).await);
+    }
+    let health = tokio::time::timeout(Duration::from_secs(30), health_from(&app, "127.0.0.20"))
+        .await
+        .expect("/health answered once the silent sockets were closed");
+    assert_eq!(health, "HTTP/1.1 200 OK");
+    for stream in &mut held {
+        let rest = tokio::time::timeout(Duration::from_secs(30), until_closed(stream))
+            .await
+            .expect("closed by the server");
+        assert!(rest.is_empty());
+    }
+    // One address floods: beyond its share its sockets are closed at once, and another
+    // address is served while its share is held.
+    let mut flood = Vec::new();
+    for _ in 0..10 {
+        flood.push(silent_from(&app, "127.0.0.8").await);
+    }
+    let health = tokio::time::timeout(Duration::from_secs(30), health_from(&app, "127.0.0.9"))
+        .await
+        .expect("another address is served");
+    assert_eq!(health, "HTTP/1.1 200 OK");
+    let mut closed = 0;
+    for stream in &mut flood {
+        let rest = tokio::time::timeout(Duration::from_secs(30), until_closed(stream))
+            .await
+            .expect("closed by the server");
+        assert!(rest.is_empty());
+        closed += 1;
+    }
+    assert_eq!(closed, 10);
+}
+
+/// One user holds at most their quota of keys, whoever issues them, and one caller's changes
+/// are paced: a member's script can flood neither the key table nor the admin API, while the
+/// admin key goes on.
+#[tokio::test]
+async fn a_members_keys_and_changes_are_bounded() {
+    let app =
+        TestApp::spawn_with(&["--keys-per-user", "4", "--admin-writes-per-minute", "6"]).await;
+    crate::helpers::ok(&app.new_team(json!({"team_id": "t"})).await);
+    crate::helpers::ok(
+        &app.post("/user/new", json!({"user_id": "ada", "teams": ["t"]}))
+            .await,
+    );
+    let ada = app
+        .generate_key(json!({"team_id": "t", "user_id": "ada"}))
+        .await;
+    let ada = crate::helpers::ok(&ada)["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let own = json!({"team_id": "t"});
+    for _ in 0..2 {
+        let made = app
+            .send(Method::POST, "/key/generate", Some(&ada), Some(own.clone()))
+            .await;
+        crate::helpers::ok(&made);
+    }
+    // Her fifth key, by her or by the admin: refused, and nothing is made.
+    let fourth = app
+        .send(Method::POST, "/key/generate", Some(&ada), Some(own.clone()))
+        .await;
+    let message =
+        crate::helpers::refused(&fourth, StatusCode::TOO_MANY_REQUESTS, "rate_limit_error");
+    assert!(message.contains("holds 4 keys"), "{message}");
+    let by_admin = app
+        .generate_key(json!({"team_id": "t", "user_id": "ada"}))
+        .await;
+    assert_eq!(
+        by_admin.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        by_admin.body
+    );
+    let listed = app.get("/key/list?user_id=ada").await;
+    assert_eq!(listed.body["total_count"], 4, "{}", listed.body);
+
+    // Six changes a minute: three are spent; three more go, the next waits.
+    for _ in 0..3 {
+        let changed = app
+            .send(
+                Method::POST,
+                "/key/update",
+                Some(&ada),
+                Some(json!({"key": ada, "key_alias": "mine"})),
+            )
+            .await;
+        crate::helpers::ok(&changed);
+    }
+    let paced = app
+        .send(
+            Method::POST,
+            "/key/update",
+            Some(&ada),
+            Some(json!({"key": ada, "key_alias": "again"})),
+        )
+        .await;
+    let message =
+        crate::helpers::refused(&paced, StatusCode::TOO_MANY_REQUESTS, "rate_limit_error");
+    assert!(message.contains("faster than one caller may"), "{message}");
+    assert_eq!(paced.headers["retry-after"], "10");
+    // Reads are not paced, the admin key is not paced, and the refused change changed nothing.
+    let info = app
+        .send(
+            Method::GET,
+            &format!("/key/info?key={ada}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(crate::helpers::ok(&info)["info"]["key_alias"], "mine");
+    for i in 0..10 {
+        crate::helpers::ok(
+            &app.update_team(json!({"team_id": "t", "team_alias": format!("T{i}")}))
+                .await,
+        );
+    }
+    // Ten seconds on, one more of hers goes.
+    app.clock.advance(10_000);
+    let later = app
+        .send(
+            Method::POST,
+            "/key/update",
+            Some(&ada),
+            Some(json!({"key": ada, "key_alias": "later"})),
+        )
+        .await;
+    crate::helpers::ok(&later);
+}

@@ -408,6 +408,7 @@ impl TestApp {
             gate: &running.gate,
             actor: &server::service::access::SYSTEM,
             alerts: &server::service::alerts::NONE,
+            quotas: &server::service::Quotas::NONE,
         };
         server::service::budgets::reset_due(ctx)
             .await
@@ -604,8 +605,15 @@ pub const UPSTREAM_SECRET: &str = "sk-upstream-secret-do-not-leak-4242";
 /// - `stream-cut`: a stream that breaks after two chunks;
 /// - `stream-held`: one chunk, then the rest (with usage) once the gate opens;
 /// - `over-report`: claims a million prompt and completion tokens;
-/// - `images`: `honest`, plus 1,445 prompt tokens per image (OpenAI's high-detail maximum).
+/// - `images`: `honest`, plus 1,445 prompt tokens per image (OpenAI's high-detail maximum);
+/// - `endless` and `endless-error`: a success, and a 400, whose body never ends;
+/// - `stream-no-newline`: one chunk, then bytes without a line end for ever;
+/// - `stream-endless`: chunks of output every 10 ms for ever.
 pub const BEHAVIOURS: &[&str] = &[
+    "endless",
+    "endless-error",
+    "stream-no-newline",
+    "stream-endless",
     "honest",
     "no-usage",
     "bad-json",
@@ -826,8 +834,54 @@ async fn fault_chat(
             )
                 .into_response()
         }
+        "endless" | "endless-error" => {
+            let status = if model == "endless" {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let start = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from("{\"error\": {\"message\": \""))
+            });
+            let rest = futures_util::stream::repeat_with(|| {
+                Ok(axum::body::Bytes::from(vec![b'x'; 64 * 1024]))
+            });
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(start.chain(rest)),
+            )
+                .into_response()
+        }
+        "stream-no-newline" => {
+            let first = futures_util::stream::iter(sse(vec![chunk("Hello")], false));
+            let rest = futures_util::stream::repeat_with(|| {
+                Ok(axum::body::Bytes::from(vec![b'x'; 64 * 1024]))
+            });
+            stream_of(first.chain(rest))
+        }
+        "stream-endless" => {
+            let chunks = futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                let part = format!("data: {}\n\n", chunk(" word"));
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(part)), ()))
+            });
+            stream_of(chunks)
+        }
         other => error(StatusCode::NOT_FOUND, &format!("no behaviour {other}")),
     }
+}
+
+/// An event stream answer of these parts.
+fn stream_of(
+    parts: impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send + 'static,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+        axum::body::Body::from_stream(parts),
+    )
+        .into_response()
 }
 
 /// A small chat request for `model`: five output tokens at most.

@@ -18,19 +18,34 @@ impl Events {
 
     /// [`Events::open`] with another key.
     pub async fn open_as(app: &TestApp, query: &str, key: &str) -> Self {
+        match Self::try_open(app, query, key).await {
+            Ok(events) => events,
+            Err((status, body)) => panic!("the stream did not open: {status} {body:?}"),
+        }
+    }
+
+    /// Opens a stream with `key`; a refusal's status and error body.
+    async fn try_open(
+        app: &TestApp,
+        query: &str,
+        key: &str,
+    ) -> Result<Self, (StatusCode, Option<Value>)> {
         let response = app
             .client
             .get(format!("{}/team/events?{query}", app.base))
             .bearer_auth(key)
             .send()
             .await
-            .expect("stream opened");
-        assert_eq!(response.status(), StatusCode::OK);
+            .expect("answered");
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err((status, response.json().await.ok()));
+        }
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self {
+        Ok(Self {
             response,
             buffer: String::new(),
-        }
+        })
     }
 
     /// The next block, waiting at most 10 s; `None` when the server ended the stream.
@@ -252,4 +267,77 @@ async fn stopping_the_server_ends_open_streams() {
         .await
         .expect("stopped within 10 s");
     assert_eq!(events.block().await, None);
+}
+
+/// A person (through any of their keys) and the admin key's address each hold a few streams at most; past
+/// that a stream is refused with 429 and says why, and someone else's still opens. A closed
+/// stream gives its place back.
+#[tokio::test]
+async fn each_caller_holds_a_few_live_streams() {
+    let app = TestApp::spawn_with(&[
+        "--events-per-caller",
+        "2",
+        "--events-per-address",
+        "3",
+        "--events-heartbeat",
+        "1s",
+    ])
+    .await;
+    crate::helpers::ok(&app.new_team(json!({"team_id": "ml"})).await);
+    crate::helpers::ok(
+        &app.post("/user/new", json!({"user_id": "ada", "teams": ["ml"]}))
+            .await,
+    );
+    let key = |reply: crate::helpers::Reply| {
+        crate::helpers::ok(&reply)["key"]
+            .as_str()
+            .expect("key")
+            .to_string()
+    };
+    let ada_one = key(app
+        .generate_key(json!({"team_id": "ml", "user_id": "ada"}))
+        .await);
+    let ada_two = key(app
+        .generate_key(json!({"team_id": "ml", "user_id": "ada"}))
+        .await);
+
+    // Ada: two streams, whichever of her keys opens them.
+    let mut held = Vec::new();
+    for ada in [&ada_one, &ada_two] {
+        held.push(Events::open_as(&app, "team_ids=ml", ada).await);
+    }
+    let refused = Events::try_open(&app, "team_ids=ml", &ada_two).await;
+    let Err((StatusCode::TOO_MANY_REQUESTS, Some(body))) = refused else {
+        panic!("a third stream of Ada's opened, or was refused otherwise");
+    };
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("2 live streams"), "{message}");
+
+    // The admin key: three from this address, while Ada holds hers.
+    let mut admin = Vec::new();
+    for _ in 0..3 {
+        admin.push(Events::open(&app, "team_ids=ml").await);
+    }
+    let refused = Events::try_open(&app, "team_ids=ml", ADMIN_KEY).await;
+    assert!(matches!(refused, Err((StatusCode::TOO_MANY_REQUESTS, _))));
+    // The open streams still work.
+    assert_eq!(held[0].budgets().await[0]["team_id"], "ml");
+    assert_eq!(admin[2].budgets().await[0]["team_id"], "ml");
+
+    // Ada closes a page: its place comes back once the server notices (at its next
+    // heartbeat).
+    drop(held.pop());
+    let mut reopened = false;
+    for _ in 0..100 {
+        match Events::try_open(&app, "team_ids=ml", &ada_one).await {
+            Ok(_) => {
+                reopened = true;
+                break;
+            }
+            Err((status, _)) => assert_eq!(status, StatusCode::TOO_MANY_REQUESTS),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "a closed stream gave its place back");
 }
