@@ -7,7 +7,7 @@ Usage: python3 scripts/siege.py HOST PORT SILENT STREAMS KEY TEAM SECONDS
 """
 
 import resource
-import select
+import selectors
 import socket
 import sys
 import time
@@ -47,7 +47,10 @@ for _ in range(streams):
         refused += 1
         s.close()
 
-quiet, closed = [], 0
+watching = selectors.DefaultSelector()
+for s in held:
+    watching.register(s, selectors.EVENT_READ, "stream")
+quiet, closed = set(), 0
 deadline = time.time() + seconds
 while time.time() < deadline:
     while len(quiet) < silent:
@@ -56,18 +59,22 @@ while time.time() < deadline:
         except OSError:
             break
         s.setblocking(False)
-        quiet.append(s)
-    readable, _, _ = select.select(quiet + held, [], [], 0.2)
-    for s in readable:
+        quiet.add(s)
+        watching.register(s, selectors.EVENT_READ, "silent")
+    for key, _ in watching.select(0.2):
+        s = key.fileobj
         try:
             data = s.recv(65536)
+        except BlockingIOError:
+            continue
         except OSError:
             data = b""
         if data:
             continue  # a stream's heartbeat or event
+        watching.unregister(s)
         s.close()
-        if s in quiet:
-            quiet.remove(s)
+        if key.data == "silent":
+            quiet.discard(s)
             closed += 1
         else:
             held.remove(s)

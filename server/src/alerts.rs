@@ -122,10 +122,15 @@ async fn pinned_to_public(url: &str) -> Result<reqwest::Client, String> {
         ));
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
-        .await
-        .map_err(|_| format!("the webhook's host {host} does not resolve"))?
-        .collect();
+    let unresolved = || format!("the webhook's host {host} does not resolve");
+    let addresses: Vec<std::net::SocketAddr> = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((bare, port)),
+    )
+    .await
+    .map_err(|_| unresolved())?
+    .map_err(|_| unresolved())?
+    .collect();
     if addresses.is_empty() {
         return Err(format!("the webhook's host {host} does not resolve"));
     }
@@ -139,13 +144,16 @@ async fn pinned_to_public(url: &str) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the name again, itself.
+        .no_proxy()
         .resolve_to_addrs(bare, &addresses)
         .build()
         .map_err(|err| format!("{err}"))
 }
 
 /// Whether `ip` is an address of the public internet: not loopback, private, link-local,
-/// shared, documentation, multicast or unspecified.
+/// shared, documentation, multicast, reserved or unspecified, nor an IPv6 form that carries
+/// or translates to an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo).
 fn is_public(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     match ip {
@@ -160,20 +168,25 @@ fn is_public(ip: std::net::IpAddr) -> bool {
                 || v4.is_multicast()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+            if let Some(v4) = v6.to_ipv4() {
+                // Mapped (::ffff:a.b.c.d) and compatible (::a.b.c.d, ::1 among them).
+                return !v6.is_loopback() && is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
+            let [first, second, ..] = v6.segments();
+            !(v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (first & 0xffc0) == 0xfec0
+                || (first == 0x2001 && second == 0x0db8)
+                || (first == 0x2001 && second == 0)
+                || first == 0x2002
+                || (first == 0x0064 && second == 0xff9b))
         }
     }
 }
@@ -236,6 +249,12 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::",
+            "192.0.0.8",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a00:1::1",
+            "::10.0.0.1",
+            "fec0::1",
+            "2001:0:4136::1",
         ] {
             assert!(!is_public(private.parse().expect("ip")), "{private}");
         }

@@ -17,10 +17,14 @@ pub struct Pace {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
+/// One change, in the bucket's units: a bucket of `per_minute` changes gains `per_minute` units
+/// a millisecond, so it refills exactly.
+const CHANGE: u64 = 60_000;
+
 #[derive(Clone, Copy)]
 struct Bucket {
-    /// Changes left, in thousandths.
-    milli: u64,
+    /// Changes left, in [`CHANGE`]s.
+    units: u64,
     at_ms: i64,
 }
 
@@ -39,7 +43,8 @@ impl Pace {
         let Some(caller) = caller(actor) else {
             return Ok(());
         };
-        let full = u64::from(self.per_minute) * 1000;
+        let per_minute = u64::from(self.per_minute);
+        let full = per_minute.saturating_mul(CHANGE);
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= MAX_CALLERS && !buckets.contains_key(&caller) {
             let oldest = buckets
@@ -51,23 +56,20 @@ impl Pace {
             }
         }
         let bucket = buckets.entry(caller).or_insert(Bucket {
-            milli: full,
+            units: full,
             at_ms: now_ms,
         });
-        // `per_minute` changes a minute: per_minute / 60 thousandths of one each millisecond.
         let elapsed = u64::try_from(now_ms.saturating_sub(bucket.at_ms)).unwrap_or(0);
-        bucket.milli = bucket
-            .milli
-            .saturating_add(elapsed.saturating_mul(u64::from(self.per_minute)) / 60)
+        bucket.units = bucket
+            .units
+            .saturating_add(elapsed.saturating_mul(per_minute))
             .min(full);
         bucket.at_ms = bucket.at_ms.max(now_ms);
-        if bucket.milli < 1000 {
-            let per_second = u64::from(self.per_minute).max(1);
-            return Err(((1000 - bucket.milli) * 60)
-                .div_ceil(per_second * 1000)
-                .max(1));
+        if bucket.units < CHANGE {
+            let wait_ms = (CHANGE - bucket.units).div_ceil(per_minute.max(1));
+            return Err(wait_ms.div_ceil(1000).max(1));
         }
-        bucket.milli -= 1000;
+        bucket.units -= CHANGE;
         Ok(())
     }
 }

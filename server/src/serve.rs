@@ -184,7 +184,8 @@ pub async fn serve(
         } else {
             // Slots are scarce once half of them are taken.
             let scarce = slots.available_permits() < limits.max_connections.div_ceil(2);
-            match unanswered.admit(peer.ip(), limits.unanswered_per_address, scarce) {
+            let counted = crate::throttle::counted_as(peer.ip());
+            match unanswered.admit(counted, limits.unanswered_per_address, scarce) {
                 Some(waiting) => Some(waiting),
                 // This address holds its share of silent connections already.
                 None => continue,

@@ -317,6 +317,20 @@ impl Network {
 
 /// The client a request comes from: the socket's peer, unless the peer is a trusted proxy;
 /// then the nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+/// The address a client's share of connections and streams is counted by: its own for IPv4,
+/// its /64 for IPv6 (a host is usually given a whole /64, and can pick any address in it).
+pub fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 pub fn client_address(peer: SocketAddr, headers: &HeaderMap, trusted: &[Network]) -> IpAddr {
     let peer = peer.ip().to_canonical();
     let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
@@ -344,6 +358,15 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("ip")
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64() {
+        assert_eq!(counted_as(ip("10.0.0.7")), ip("10.0.0.7"));
+        assert_eq!(counted_as(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(counted_as(ip("2001:db8:1:2:ffff::9")), ip("2001:db8:1:2::"));
+        assert_ne!(counted_as(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(counted_as(ip("::ffff:10.0.0.7")), ip("10.0.0.7"));
     }
 
     #[test]

@@ -546,7 +546,7 @@ impl ToOpenAiStream {
         let lines = self
             .lines
             .feed(bytes)
-            .map_err(|TooLong| UpstreamError::TooLarge)?;
+            .map_err(|TooLong(_)| UpstreamError::TooLarge)?;
         for data in lines {
             if self.done {
                 break;

@@ -1,9 +1,9 @@
 //! Server-sent events' `data:` payloads out of bytes however a provider cut them: every byte is
 //! looked at once, and a line longer than the cap ends the stream rather than the memory.
 
-/// A line passed the cap before it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooLong;
+/// A line passed the cap before it ended; the payloads of the lines completed before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLong(pub Vec<Vec<u8>>);
 
 #[derive(Debug)]
 pub struct Lines {
@@ -48,7 +48,7 @@ impl Lines {
         }
         self.scanned = self.pending.len();
         if self.pending.len() > self.max {
-            return Err(TooLong);
+            return Err(TooLong(out));
         }
         Ok(out)
     }
@@ -88,7 +88,11 @@ mod tests {
         let mut lines = Lines::new(10);
         assert_eq!(lines.feed(b"data: 1\ndata: 12"), Ok(vec![b"1".to_vec()]));
         assert_eq!(lines.pending(), b"data: 12");
-        assert_eq!(lines.feed(b"345"), Err(TooLong));
-        assert_eq!(lines.pending(), b"data: 12345");
+        // The lines these bytes end come with the refusal of the one past the cap.
+        assert_eq!(
+            lines.feed(b"\ndata: 2\ndata: 34567"),
+            Err(TooLong(vec![b"12".to_vec(), b"2".to_vec()]))
+        );
+        assert_eq!(lines.pending(), b"data: 34567");
     }
 }

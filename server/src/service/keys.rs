@@ -366,6 +366,9 @@ pub async fn update(ctx: Ctx<'_>, req: KeyUpdate, now: DateTime<Utc>) -> Result<
         aliases = Some(Default::default());
     }
     if let Some(Some(user_id)) = &req.user_id {
+        if key.user_id.as_deref() != Some(user_id.as_str()) {
+            within_quota(ctx, user_id).await?;
+        }
         users::ensure(ctx, user_id, now).await?;
         members::ensure(ctx, &key.team_id, user_id, now).await?;
     }

@@ -94,7 +94,7 @@ pub async fn open(
     // per client address.
     let holder = match &ctx.actor.user_id {
         Some(user) => Holder::Person(user.clone()),
-        None => Holder::Address(ip),
+        None => Holder::Address(crate::throttle::counted_as(ip)),
     };
     hub.watch(levels, holder).map_err(|cap| {
         Error::TooMany(format!(

@@ -213,7 +213,9 @@ pub async fn count_tokens(
         .admit(&chain, &bound.estimate(&group.spec.price))
         .await
         .map_err(ProxyError::Denied)?;
-    ctx.gate.admission.release(&grant).await;
+    Reservation::new(grant, ctx.gate.admission.clone())
+        .release()
+        .await;
     Ok(bound.prompt_tokens)
 }
 
@@ -566,6 +568,17 @@ impl Call {
                         }
                         return;
                     }
+                    Err(UpstreamError::TooLarge) => {
+                        // The provider answered, more than the gateway reads: it did the work,
+                        // and the request may simply ask for that much. Not tried again, the
+                        // deployment not blamed; charged the most it could cost.
+                        self.meta.model_id = Some(deployment.id.clone());
+                        self.log.model.clone_from(&group.name);
+                        self.deployment = deployment;
+                        self.pick = Some(pick);
+                        self.too_large(reply).await;
+                        return;
+                    }
                     Err(err) => {
                         self.router.failed(&deployment, &err, status_of(&err)).await;
                         pick.settle(0).await;
@@ -711,6 +724,7 @@ impl Call {
         let mut meter = StreamMeter::new(self.caps.line);
         // Strict durability: the stream's end goes out only once its spend row is committed.
         let mut held: Vec<Bytes> = Vec::new();
+        let mut held_bytes = 0_usize;
         let mut failure = None;
         // However steadily it comes, a stream ends at its overall deadline.
         let deadline = tokio::time::sleep(self.caps.stream);
@@ -735,13 +749,27 @@ impl Call {
             match item {
                 Ok(bytes) => {
                     // A line past the cap: what came of it went to the caller, and is charged.
-                    let too_long = meter.feed(&bytes).is_err();
+                    // Nothing after `[DONE]` counts: it is passed on, not read.
+                    let too_long = !meter.done && meter.feed(&bytes).is_err();
                     if strict && meter.done {
-                        held.push(bytes);
+                        // The end of the last event, held to the line cap at most.
+                        if held_bytes.saturating_add(bytes.len()) <= self.caps.line {
+                            held_bytes += bytes.len();
+                            held.push(bytes);
+                        }
                         continue;
                     }
                     if let Some(tx) = &client {
-                        if tx.send(bytes).await.is_err() {
+                        // A caller that stops reading does not hold the stream past its
+                        // deadline either.
+                        let sent = tokio::select! {
+                            sent = tx.send(bytes) => sent.is_ok(),
+                            () = &mut deadline => {
+                                failure = Some(UpstreamError::Timeout);
+                                break;
+                            }
+                        };
+                        if !sent {
                             client = None;
                         }
                     }
@@ -779,6 +807,18 @@ impl Call {
                 break;
             }
         }
+    }
+
+    /// An answer larger than the gateway reads: a 502, charged all the request could use.
+    async fn too_large(self, reply: ReplyTo) {
+        let all = self.usage.tokens(self.usage.output_tokens);
+        let tokens = Tokens::plain(
+            self.usage.prompt_tokens,
+            all.saturating_sub(self.usage.prompt_tokens),
+        );
+        self.charge(tokens, status_of(&UpstreamError::TooLarge))
+            .await;
+        let _ = reply.send(Err(ProxyError::Upstream(UpstreamError::TooLarge)));
     }
 
     /// Settles the reservation to what `tokens` cost (never more than it) and logs the

@@ -50,22 +50,22 @@ impl StreamMeter {
         }
     }
 
-    /// Reads the chunks these bytes complete. A line past the cap is [`TooLong`]: the bytes
-    /// of it that went by count as delivered output.
+    /// Reads the chunks these bytes complete. A line past the cap is [`TooLong`] (the stream
+    /// is over: feed no more): the bytes of it that went by count as delivered output.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), TooLong> {
-        match self.lines.feed(bytes) {
-            Ok(lines) => {
-                for data in lines {
-                    self.data(&data);
-                }
-                Ok(())
-            }
-            Err(TooLong) => {
-                let cut = String::from_utf8_lossy(self.lines.pending()).into_owned();
-                self.keep(&cut);
-                Err(TooLong)
-            }
+        let (lines, too_long) = match self.lines.feed(bytes) {
+            Ok(lines) => (lines, false),
+            Err(TooLong(lines)) => (lines, true),
+        };
+        for data in lines {
+            self.data(&data);
         }
+        if too_long {
+            let cut = String::from_utf8_lossy(self.lines.pending()).into_owned();
+            self.keep(&cut);
+            return Err(TooLong(Vec::new()));
+        }
+        Ok(())
     }
 
     /// Whether the bytes so far end in the middle of a line.

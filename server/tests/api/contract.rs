@@ -414,8 +414,8 @@ fn last_error_code(text: &str) -> Value {
 
 /// A hostile upstream cannot make the gateway read or hold without end: a whole answer or an
 /// error body is read up to its cap, a stream's line up to its cap and a stream up to its
-/// overall deadline; a cut answer costs nothing, a cut stream is charged what it delivered
-/// (at most its bound).
+/// overall deadline; an answer too large is charged its bound, a cut stream what it delivered
+/// (at most its bound), an error nothing.
 #[tokio::test]
 async fn a_hostile_upstream_is_read_within_the_caps_and_charged_by_the_contract() {
     let (app, _faults) = TestApp::spawn_faults_with(&[
@@ -437,11 +437,15 @@ async fn a_hostile_upstream_is_read_within_the_caps_and_charged_by_the_contract(
     assert!(message.contains("larger than"), "{message}");
     let reply = app.chat(&key, ask("endless-error", five.clone())).await;
     refused(&reply, StatusCode::BAD_GATEWAY, "upstream_error");
-    assert_eq!(spend(&app, "whole").await, 0.0);
     let logs = app.wait_for_logs("whole", 2).await;
     for log in logs["logs"].as_array().expect("logs") {
         assert_eq!(log["status"], json!(502), "{log}");
     }
+    // The answer came, too large: charged all it could use, once (not tried again); the error
+    // costs nothing.
+    let charged = spend(&app, "whole").await;
+    assert!(charged >= cost(6, 5) && charged <= cost(30, 5), "{charged}");
+    assert_eq!(logs["total_count"], json!(2), "{logs}");
 
     // A line without end: the stream ends with an error event once the line passes its cap,
     // charged for what went by (more than the prompt; never more than the bound).
