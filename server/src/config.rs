@@ -57,6 +57,13 @@ pub struct Config {
     )]
     pub spend_durability: crate::spend::Durability,
 
+    /// Spend rows answered but not yet committed that this instance holds at most: past it
+    /// (the database is away or slow), new requests get 503 until the writer catches up.
+    /// Nothing answered is dropped.
+    #[arg(long, env = "GATEHOUSE_SPEND_QUEUE", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub spend_queue: u64,
+
     /// A bearer token that may read /metrics (and nothing else), for a Prometheus scraper;
     /// the admin key and a signed-in session may read it too.
     #[arg(long, env = "GATEHOUSE_METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]

@@ -229,6 +229,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         storage.clone(),
         gate.clone(),
         config.spend_durability,
+        usize::try_from(config.spend_queue).unwrap_or(usize::MAX),
         metrics.clone(),
     );
     let live = live::LiveTeams::new(
@@ -283,7 +284,6 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             .map(|token| Arc::new(MasterKey::new(token))),
         live: live.clone(),
         alerts: alert_settings,
-        changes: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     // The console's pages and files (the .wasm above all) are compressed for the browser; the
     // API and proxy answers are not, to keep the request path lean.

@@ -4,7 +4,8 @@
 //! charged request by team, key and model (requests, tokens, spend, latency), refusals by
 //! reason and level, and the spend writer's queue. Read at scrape time: budgets and what is left
 //! of them, per team and key, from the same state admission uses (in a fleet, the shared one).
-//! Recording is a short critical section on a map per family; label values are kept as given.
+//! Recording takes no lock another request holds: each worker thread records into a shard of
+//! its own (a map per family), and a scrape adds the shards up. Label values are kept as given.
 
 use crate::{
     gate::admission::{Denial, LevelKind},
@@ -16,7 +17,7 @@ use std::{
     fmt::Write,
     hash::Hash,
     sync::{
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
         Mutex, MutexGuard, PoisonError,
     },
     time::Duration,
@@ -36,6 +37,14 @@ struct Histogram {
 }
 
 impl Histogram {
+    fn add(&mut self, other: &Self) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *mine = mine.saturating_add(*theirs);
+        }
+        self.count = self.count.saturating_add(other.count);
+        self.sum_micros = self.sum_micros.saturating_add(other.sum_micros);
+    }
+
     fn observe(&mut self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let bucket = BOUNDS
@@ -103,6 +112,57 @@ struct Usage {
     latency: Histogram,
 }
 
+impl Usage {
+    fn add(&mut self, other: &Self) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.spend_nanos = self.spend_nanos.saturating_add(other.spend_nanos);
+        self.latency.add(&other.latency);
+    }
+}
+
+/// How many shards each family has: more than the worker threads of any machine this runs on,
+/// so threads rarely share one.
+const SHARDS: usize = 64;
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's shard of every family.
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+/// A family's figures in shards, one per recording thread: a thread locks only its own, which
+/// only a scrape also takes.
+#[derive(Debug)]
+struct Sharded<T> {
+    shards: Vec<Mutex<T>>,
+}
+
+impl<T: Default> Default for Sharded<T> {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl<T> Sharded<T> {
+    /// The calling thread's shard.
+    fn mine(&self) -> MutexGuard<'_, T> {
+        let index = SHARD.with(|shard| *shard);
+        locked(&self.shards[index % self.shards.len()])
+    }
+
+    /// Every shard in turn, for a scrape.
+    fn each(&self) -> impl Iterator<Item = MutexGuard<'_, T>> {
+        self.shards.iter().map(locked)
+    }
+}
+
 /// A budget as a scrape reports it.
 #[derive(Debug, Clone)]
 pub struct BudgetGauge {
@@ -151,13 +211,13 @@ impl TakenRefusals {
 pub struct Metrics {
     per_key: bool,
     /// Route pattern → status → latencies.
-    http: Mutex<HashMap<String, HashMap<u16, Histogram>>>,
+    http: Sharded<HashMap<String, HashMap<u16, Histogram>>>,
     /// Team → key → model → status → figures: looked up by reference, so recording a
     /// request allocates nothing once its series exists.
-    usage: Mutex<UsageTree>,
-    refusals: Mutex<HashMap<(&'static str, &'static str), u64>>,
+    usage: Sharded<UsageTree>,
+    refusals: Sharded<HashMap<(&'static str, &'static str), u64>>,
     /// Refusals per minute not yet written to the database (for the console's overview).
-    unwritten_refusals: Mutex<HashMap<(i64, &'static str, &'static str), u64>>,
+    unwritten_refusals: Sharded<HashMap<(i64, &'static str, &'static str), u64>>,
     spend_queue: AtomicI64,
     /// Age of the oldest row in the last committed batch, milliseconds.
     spend_lag_ms: AtomicI64,
@@ -209,10 +269,10 @@ impl Metrics {
     pub fn new(per_key: bool) -> Self {
         Self {
             per_key,
-            http: Mutex::default(),
-            usage: Mutex::default(),
-            refusals: Mutex::default(),
-            unwritten_refusals: Mutex::default(),
+            http: Sharded::default(),
+            usage: Sharded::default(),
+            refusals: Sharded::default(),
+            unwritten_refusals: Sharded::default(),
             spend_queue: AtomicI64::new(0),
             spend_lag_ms: AtomicI64::new(0),
         }
@@ -225,7 +285,7 @@ impl Metrics {
     /// An HTTP answer: the route pattern it matched (`/team/info`), its status and how long it
     /// took.
     pub fn answered(&self, route: &str, status: u16, elapsed: Duration) {
-        let mut http = locked(&self.http);
+        let mut http = self.http.mine();
         entry(&mut http, route)
             .entry(status)
             .or_default()
@@ -241,7 +301,7 @@ impl Metrics {
         };
         let status = u16::try_from(log.status).unwrap_or(0);
         let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
-        let mut usage = locked(&self.usage);
+        let mut usage = self.usage.mine();
         let models = entry(entry(&mut usage, &log.team_id), key);
         let figures = entry(models, &log.model).entry(status).or_default();
         figures.requests = figures.requests.saturating_add(1);
@@ -260,21 +320,28 @@ impl Metrics {
     /// A request refused before it reached a provider, at `now` (unix seconds).
     pub fn refused(&self, denial: &Denial, now: i64) {
         let (reason, level) = refusal_labels(denial);
-        bump(&mut locked(&self.refusals), (reason, level));
+        bump(&mut self.refusals.mine(), (reason, level));
         bump(
-            &mut locked(&self.unwritten_refusals),
+            &mut self.unwritten_refusals.mine(),
             (now - now.rem_euclid(60), level, reason),
         );
     }
 
     /// The refusals counted since the last call, per minute, to be written.
     pub fn take_refusals(&self) -> TakenRefusals {
-        TakenRefusals(std::mem::take(&mut *locked(&self.unwritten_refusals)))
+        let mut taken: HashMap<(i64, &'static str, &'static str), u64> = HashMap::new();
+        for mut shard in self.unwritten_refusals.each() {
+            for (labels, count) in shard.drain() {
+                let total = taken.entry(labels).or_default();
+                *total = total.saturating_add(count);
+            }
+        }
+        TakenRefusals(taken)
     }
 
     /// Counts taken but not written (the database was away): kept for the next try.
     pub fn untake_refusals(&self, taken: TakenRefusals) {
-        let mut unwritten = locked(&self.unwritten_refusals);
+        let mut unwritten = self.unwritten_refusals.mine();
         for (labels, count) in taken.0 {
             let slot = unwritten.entry(labels).or_default();
             *slot = slot.saturating_add(count);
@@ -306,12 +373,18 @@ impl Metrics {
     }
 
     fn render_http(&self, out: &mut String) {
-        let mut series: Vec<((String, u16), Histogram)> = Vec::new();
-        for (route, statuses) in locked(&self.http).iter() {
-            for (status, histogram) in statuses {
-                series.push(((route.clone(), *status), histogram.clone()));
+        let mut merged: HashMap<(String, u16), Histogram> = HashMap::new();
+        for shard in self.http.each() {
+            for (route, statuses) in shard.iter() {
+                for (status, histogram) in statuses {
+                    merged
+                        .entry((route.clone(), *status))
+                        .or_default()
+                        .add(histogram);
+                }
             }
         }
+        let mut series: Vec<((String, u16), Histogram)> = merged.into_iter().collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));
         header(
             out,
@@ -340,22 +413,25 @@ impl Metrics {
     }
 
     fn render_usage(&self, out: &mut String) {
-        let mut series: Vec<(UsageSeries, Usage)> = Vec::new();
-        for (team, keys) in locked(&self.usage).iter() {
-            for (key, models) in keys {
-                for (model, statuses) in models {
-                    for (status, usage) in statuses {
-                        let s = UsageSeries {
-                            team: team.clone(),
-                            key: key.clone(),
-                            model: model.clone(),
-                            status: *status,
-                        };
-                        series.push((s, usage.clone()));
+        let mut all: HashMap<UsageSeries, Usage> = HashMap::new();
+        for shard in self.usage.each() {
+            for (team, keys) in shard.iter() {
+                for (key, models) in keys {
+                    for (model, statuses) in models {
+                        for (status, usage) in statuses {
+                            let s = UsageSeries {
+                                team: team.clone(),
+                                key: key.clone(),
+                                model: model.clone(),
+                                status: *status,
+                            };
+                            all.entry(s).or_default().add(usage);
+                        }
                     }
                 }
             }
         }
+        let mut series: Vec<(UsageSeries, Usage)> = all.into_iter().collect();
         series.sort_by(|a, b| {
             (&a.0.team, &a.0.key, &a.0.model, a.0.status)
                 .cmp(&(&b.0.team, &b.0.key, &b.0.model, b.0.status))
@@ -482,7 +558,14 @@ impl Metrics {
     }
 
     fn render_refusals(&self, out: &mut String) {
-        let mut refusals: Vec<_> = locked(&self.refusals).clone().into_iter().collect();
+        let mut counts: HashMap<(&'static str, &'static str), u64> = HashMap::new();
+        for shard in self.refusals.each() {
+            for (labels, count) in shard.iter() {
+                let total = counts.entry(*labels).or_default();
+                *total = total.saturating_add(*count);
+            }
+        }
+        let mut refusals: Vec<_> = counts.into_iter().collect();
         refusals.sort();
         header(
             out,

@@ -1,6 +1,6 @@
-//! Admin changes reach every instance of a fleet: the instance that made one (database first,
-//! then its own memory) publishes a notice naming the team or key; every instance reads that
-//! row again from the database. Redis pub/sub carries the notices. A notice is lost while an
+//! Admin changes reach every instance of a fleet: the instance that made one commits it, reads
+//! it again into its own memory and publishes a notice naming the level; every other instance
+//! reads that row again from the database the same way ([`budgets::follow`]). Redis pub/sub carries the notices. A notice is lost while an
 //! instance is disconnected, so after every (re)subscription the instance reloads everything.
 //! One instance without Redis publishes nothing: its memory is the only one.
 
@@ -35,28 +35,6 @@ impl Change {
             id: id.to_string(),
         })
     }
-}
-
-tokio::task_local! {
-    static DEFERRED: std::cell::RefCell<Vec<Change>>;
-}
-
-/// Runs `work`, holding back the notices it would publish: a change made inside a database
-/// transaction is told to the fleet once committed, never before (see [`crate::gate::Gate::publish`]).
-pub async fn deferring<F: std::future::Future>(work: F) -> (F::Output, Vec<Change>) {
-    DEFERRED
-        .scope(std::cell::RefCell::new(Vec::new()), async move {
-            let output = work.await;
-            (output, DEFERRED.with(|d| d.take()))
-        })
-        .await
-}
-
-/// Holds a notice back when [`deferring`] runs the caller; `false` otherwise.
-pub fn defer(change: &Change) -> bool {
-    DEFERRED
-        .try_with(|d| d.borrow_mut().push(change.clone()))
-        .is_ok()
 }
 
 #[async_trait]
@@ -160,6 +138,7 @@ pub async fn listen(
             Ok(mut pubsub) => {
                 let ctx = Ctx {
                     storage: storage.as_ref(),
+                    work: None,
                     gate: &gate,
                     actor: &crate::service::access::SYSTEM,
                     alerts: &crate::service::alerts::NONE,
@@ -187,11 +166,8 @@ pub async fn listen(
                     let Some(change) = Change::decode(&text) else {
                         continue;
                     };
-                    if let Err(err) = budgets::reload(ctx, change.owner, &change.id).await {
+                    if let Err(err) = budgets::follow(ctx, &change).await {
                         tracing::error!(%err, ?change, "cannot apply a change notice");
-                    }
-                    if change.owner == BudgetOwner::Key {
-                        gate.forget_unknown_keys();
                     }
                 }
                 tracing::warn!("lost the connection for change notices; reconnecting");

@@ -42,9 +42,6 @@ pub struct AppState {
     pub live: Arc<LiveTeams>,
     /// What the operator configured of budget alerts.
     pub alerts: Arc<crate::service::alerts::AlertSettings>,
-    /// One change through the API at a time on this instance: a change's transaction holds a
-    /// connection, and reads what it changes on another.
-    pub changes: Arc<tokio::sync::Semaphore>,
     /// How fast each caller may change things.
     pub pace: Arc<crate::pace::Pace>,
     /// Keys one user may hold at most.
@@ -64,10 +61,24 @@ impl AppState {
         self.ctx_as(&crate::service::access::SYSTEM)
     }
 
+    /// `actor` making a change in `work`: the services write through its transaction.
+    pub fn ctx_in<'a>(
+        &'a self,
+        actor: &'a crate::service::access::Actor,
+        work: &'a crate::service::work::Work,
+    ) -> Ctx<'a> {
+        Ctx {
+            storage: work.storage(),
+            work: Some(work),
+            ..self.ctx_as(actor)
+        }
+    }
+
     /// `actor` acting: the services check what it may do.
     pub fn ctx_as<'a>(&'a self, actor: &'a crate::service::access::Actor) -> Ctx<'a> {
         Ctx {
             storage: self.storage.as_ref(),
+            work: None,
             gate: &self.gate,
             actor,
             alerts: &self.alerts,

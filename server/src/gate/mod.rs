@@ -185,6 +185,7 @@ impl LevelRow for MemberRow {
 }
 
 /// What a key holds beyond its level: whose it is, until when, and the hashes of its secrets.
+#[derive(Debug)]
 struct KeyLinks {
     user_id: Option<String>,
     expires_at: Option<i64>,
@@ -295,6 +296,8 @@ pub struct Gate {
     /// Hashes of keys the database did not have, and until when that is believed: a flood of
     /// bogus keys costs one query each, not one per request.
     unknown: Mutex<HashMap<String, i64>>,
+    /// Held while a level read from the database goes in: what is read later goes in later.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl Gate {
@@ -305,25 +308,17 @@ impl Gate {
             clock,
             notices,
             unknown: Mutex::new(HashMap::new()),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Tells the other instances that a team or key changed (after storage and this gate);
-    /// inside a transaction, once it is committed ([`crate::notices::deferring`]).
-    pub async fn changed(&self, owner: BudgetOwner, id: &str) {
-        if owner == BudgetOwner::Key {
-            self.forget_unknown_keys();
-        }
-        let change = Change {
-            owner,
-            id: id.to_string(),
-        };
-        if !crate::notices::defer(&change) {
-            self.notices.publish(&change).await;
-        }
+    /// Taken around reading levels from the database and putting them here, so that two reads
+    /// of one row go in in the order they were read (the later one holds).
+    pub async fn in_order(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reading.lock().await
     }
 
-    /// Tells the other instances of changes held back until their transaction committed.
+    /// Tells the other instances of changes committed (this one has followed them).
     pub async fn publish(&self, changes: &[Change]) {
         for change in changes {
             self.notices.publish(change).await;
@@ -370,6 +365,28 @@ impl Gate {
         read(&self.index).levels.keys().cloned().collect()
     }
 
+    /// What this gate holds of each level and key, in words, ordered: two gates that hold the
+    /// same answer the same (for comparing instances with each other and with the database).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, String> {
+        let index = read(&self.index);
+        let levels = index
+            .levels
+            .iter()
+            .map(|(id, entry)| (id.to_string(), format!("{:?}", *read(&entry.config))));
+        let keys = index.keys_by_id.values().map(|key| {
+            let links = read(&key.links);
+            (
+                format!("links of {}", key.key_id),
+                format!("team {} {links:?}", key.team_id()),
+            )
+        });
+        let hashes = index
+            .keys_by_hash
+            .iter()
+            .map(|(hash, key)| (format!("hash {hash}"), key.key_id.clone()));
+        levels.chain(keys).chain(hashes).collect()
+    }
+
     pub fn has(&self, level: &LevelId) -> bool {
         read(&self.index).levels.contains_key(level)
     }
@@ -393,14 +410,16 @@ impl Gate {
         }
     }
 
-    /// Creates or reconfigures a team, user or member. Spend is taken from the row only when
-    /// `with_spend` (a new level, or the first load): the live counters are ahead of storage.
+    /// Creates or reconfigures a team, user or member. Spend is taken from the row only for a
+    /// level new here, or when `with_spend` (the first load): the live counters are ahead of
+    /// storage.
     pub async fn put_level(&self, row: &impl LevelRow, with_spend: bool) {
         let id = row.level_id();
         let config = row.level_config();
-        let entry = {
+        let (entry, fresh) = {
             let mut index = write(&self.index);
-            index
+            let fresh = !index.levels.contains_key(&id);
+            let entry = index
                 .levels
                 .entry(id.clone())
                 .or_insert_with(|| {
@@ -409,10 +428,11 @@ impl Gate {
                         config: RwLock::new(LevelConfig::default()),
                     })
                 })
-                .clone()
+                .clone();
+            (entry, fresh)
         };
         *write(&entry.config) = config;
-        if with_spend {
+        if with_spend || fresh {
             let b = row.budget();
             self.admission
                 .load(&entry.level, b.spend, b.budget_window)
@@ -468,9 +488,9 @@ impl Gate {
     pub async fn put_key(&self, row: &KeyRow, with_spend: bool) {
         let config = LevelConfig::new(&row.models, &row.aliases, row.blocked, &row.budget);
         let links = KeyLinks::of(row);
-        let key = {
+        let (key, fresh) = {
             let mut index = write(&self.index);
-            match index.keys_by_id.get(&row.key_id).cloned() {
+            let key = match index.keys_by_id.get(&row.key_id).cloned() {
                 Some(key) => {
                     // A rotated key: its old secret goes, or stays for its grace period.
                     let mut old = write(&key.links);
@@ -482,7 +502,7 @@ impl Gate {
                     }
                     *old = links;
                     drop(old);
-                    key
+                    (key, false)
                 }
                 None => {
                     let team_level = LevelId::new(LevelKind::Team, &row.team_id);
@@ -505,12 +525,13 @@ impl Gate {
                         index.keys_by_hash.insert(hash.clone(), key.clone());
                     }
                     index.keys_by_id.insert(row.key_id.clone(), key.clone());
-                    key
+                    (key, true)
                 }
-            }
+            };
+            key
         };
         *write(&key.entry.config) = config;
-        if with_spend {
+        if with_spend || fresh {
             let b = &row.budget;
             self.admission
                 .load(key.level(), b.spend, b.budget_window)
@@ -630,13 +651,12 @@ impl Gate {
         read(&self.index).levels.get(level).cloned()
     }
 
-    /// A level's live spend and next reset: ahead of the database by up to one flush.
-    pub async fn budget(&self, kind: LevelKind, id: &str) -> Option<(i64, Option<i64>)> {
+    /// A level's live spend: ahead of the database by up to one flush. (Its next reset is the
+    /// database's: a window starts there first.)
+    pub async fn budget(&self, kind: LevelKind, id: &str) -> Option<i64> {
         let entry = self.entry(&LevelId::new(kind, id))?;
-        let reset_at = read(&entry.config).reset_at;
         // Without the counters (Redis unreachable), the caller shows the database's figure.
-        let spend = self.admission.spend(&entry.level).await?;
-        Some((spend, reset_at))
+        self.admission.spend(&entry.level).await
     }
 
     /// A level's figures as the console shows them live: spend in the current window (from

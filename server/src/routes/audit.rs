@@ -1,11 +1,11 @@
 //! `/audit`: the audit log, and the middleware that writes it. Every request that changes
-//! something runs in one database transaction with its audit rows: both land, or neither.
+//! something runs in one unit of work ([`Work`]) with its audit rows: both land, or neither,
+//! and memory follows only what landed.
 
 use crate::{
     error::ApiError,
     extract::{ApiBytes, ApiQuery},
-    notices,
-    service::{access::Actor, audit, budgets},
+    service::{access::Actor, audit, budgets, work::Work},
     state::AppState,
     throttle::client_address,
 };
@@ -16,10 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
     Extension, Json,
 };
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::{net::SocketAddr, sync::Arc};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -42,12 +39,9 @@ async fn list(
         .map_err(ApiError::from)
 }
 
-/// What one audited request leaves behind for the code after its transaction.
-type Outcome = Arc<Mutex<Option<(Response, Vec<notices::Change>)>>>;
-
 /// Runs a changing admin request (any method but GET/HEAD/OPTIONS) and its audit rows in one
 /// transaction: committed when the answer is a success and the rows are written, rolled back
-/// otherwise. The fleet hears of the change once it is committed.
+/// otherwise. This instance and the fleet follow the change once it is committed.
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method().is_safe() {
         return next.run(req).await;
@@ -80,102 +74,76 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
             .get::<MatchedPath>()
             .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
     };
-    // Its own task: a client that leaves mid-change cannot cut the transaction, the fleet's
-    // notice or the undo short.
+    // Its own task: a client that leaves mid-change cannot cut the commit or what follows it.
     let task = tokio::spawn(change(state, req, next, facts));
     task.await.unwrap_or_else(|_| unavailable())
 }
 
-/// Runs one change and its audit rows in one transaction (one change at a time here).
-async fn change(state: AppState, req: Request, next: Next, facts: audit::RequestFacts) -> Response {
-    let Ok(_turn) = state.changes.clone().acquire_owned().await else {
+/// The unit of work a changing request runs in, for its handler ([`record`] opens it).
+#[derive(Clone)]
+pub struct Unit(pub Arc<Work>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Unit {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("a change outside a unit of work".to_string()))
+    }
+}
+
+/// Runs one change and its audit rows in one transaction, then has this instance's gate follow
+/// what it touched (as a fleet peer does) and tells the fleet.
+async fn change(
+    state: AppState,
+    mut req: Request,
+    next: Next,
+    facts: audit::RequestFacts,
+) -> Response {
+    let work = match Work::begin(state.storage.as_ref()).await {
+        Ok(work) => Arc::new(work),
+        Err(err) => return ApiError::from(crate::service::Error::from(err)).into_response(),
+    };
+    req.extensions_mut().insert(Unit(work.clone()));
+    let response = next.run(req).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let changes = work.changes(state.ctx()).await;
+    if let Err(err) = work
+        .storage()
+        .insert_audit(&audit::rows(&facts, changes))
+        .await
+    {
+        tracing::error!(%err, "cannot write the audit log; the change is rolled back");
+        return ApiError::from(crate::service::Error::from(err)).into_response();
+    }
+    let Ok(work) = Arc::try_unwrap(work) else {
         return unavailable();
     };
-    let outcome: Outcome = Arc::new(Mutex::new(None));
-    let work = {
-        let (outcome, storage, state) = (outcome.clone(), state.storage.clone(), state.clone());
-        async move {
-            let ((response, changes), held) =
-                notices::deferring(audit::collect(next.run(req))).await;
-            let mut response = response;
-            let mut keep = response.status().is_success();
-            if keep {
-                let mut all = before_and_after(&state, &held).await;
-                all.extend(changes);
-                if let Err(err) = storage.insert_audit(&audit::rows(&facts, all)).await {
-                    tracing::error!(%err, "cannot write the audit log; the change is undone");
-                    keep = false;
-                    response = ApiError::from(crate::service::Error::from(err)).into_response();
+    match work.commit().await {
+        Ok(touched) => {
+            for change in &touched {
+                if let Err(err) = budgets::follow(state.ctx(), change).await {
+                    tracing::error!(%err, ?change, "cannot read a committed change again");
                 }
             }
-            if let Ok(mut slot) = outcome.lock() {
-                *slot = Some((response, held));
-            }
-            keep
-        }
-    };
-    let committed = state.storage.atomically(Box::pin(work)).await;
-    let (response, held) = outcome
-        .lock()
-        .ok()
-        .and_then(|mut slot| slot.take())
-        .unwrap_or_else(|| (unavailable(), Vec::new()));
-    match committed {
-        Ok(true) => {
-            state.gate.publish(&held).await;
-            response
-        }
-        Ok(false) => {
-            undo(&state, &held).await;
+            state.gate.publish(&touched).await;
             response
         }
         Err(err) => {
             tracing::error!(%err, "cannot commit a change");
-            undo(&state, &held).await;
             ApiError::from(crate::service::Error::from(err)).into_response()
         }
     }
 }
 
-/// Each level the request changed, before (as committed, read outside the transaction) and
-/// after (inside it).
-async fn before_and_after(state: &AppState, held: &[notices::Change]) -> Vec<audit::Changed> {
-    let mut seen: Vec<&notices::Change> = Vec::with_capacity(held.len());
-    let mut changes = Vec::with_capacity(held.len());
-    for change in held {
-        if seen.contains(&change) {
-            continue;
-        }
-        seen.push(change);
-        let after = audit::view(state.ctx(), change.owner, &change.id).await;
-        let before = {
-            let (state, change) = (state.clone(), change.clone());
-            // Another task: another connection, outside the transaction.
-            tokio::spawn(async move { audit::view(state.ctx(), change.owner, &change.id).await })
-                .await
-                .ok()
-                .flatten()
-        };
-        changes.push(audit::Changed {
-            target_type: change.owner.name(),
-            target_id: change.id.clone(),
-            before,
-            after,
-        });
-    }
-    changes
-}
-
 fn unavailable() -> Response {
     ApiError::Internal("the change's outcome was lost".to_string()).into_response()
-}
-
-/// After a rollback: what this instance's memory took from the undone change is read again
-/// from the database.
-async fn undo(state: &AppState, held: &[notices::Change]) {
-    for change in held {
-        if let Err(err) = budgets::reload(state.ctx(), change.owner, &change.id).await {
-            tracing::error!(%err, ?change, "cannot reload after a rollback");
-        }
-    }
 }

@@ -3,6 +3,7 @@
 use crate::{
     error::ApiError,
     extract::{ApiBytes, ApiJson, ApiQuery},
+    routes::audit::Unit,
     service::access::Actor,
     service::keys,
     state::AppState,
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn regenerate(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<KeyRegenerate>,
 ) -> Result<Json<GeneratedKey>, ApiError> {
     let Some(reference) = req.key else {
@@ -45,7 +47,7 @@ async fn regenerate(
         ));
     };
     keys::regenerate(
-        db.ctx_as(&actor),
+        db.ctx_in(&actor, &unit.0),
         &reference,
         req.grace_period.as_deref(),
         db.now(),
@@ -64,6 +66,7 @@ async fn regenerate(
 async fn regenerate_named(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     axum::extract::Path(key): axum::extract::Path<String>,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<GeneratedKey>, ApiError> {
@@ -87,7 +90,7 @@ async fn regenerate_named(
         ));
     }
     keys::regenerate(
-        db.ctx_as(&actor),
+        db.ctx_in(&actor, &unit.0),
         &key,
         req.grace_period.as_deref(),
         db.now(),
@@ -103,9 +106,10 @@ async fn regenerate_named(
 async fn generate(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<Json<GeneratedKey>, ApiError> {
-    keys::generate(db.ctx_as(&actor), req, db.now())
+    keys::generate(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -153,9 +157,10 @@ async fn list(
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<KeyUpdate>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::update(db.ctx_as(&actor), req, db.now())
+    keys::update(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -167,10 +172,11 @@ async fn update(
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<KeyDelete>,
 ) -> Result<Json<KeysDeleted>, ApiError> {
     let deleted_keys = keys::delete(
-        db.ctx_as(&actor),
+        db.ctx_in(&actor, &unit.0),
         req.keys.unwrap_or_default(),
         req.key_aliases.unwrap_or_default(),
     )
@@ -184,9 +190,10 @@ async fn delete(
 async fn block(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<KeyRef>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.ctx_as(&actor), &req.key, true, db.now())
+    keys::set_blocked(db.ctx_in(&actor, &unit.0), &req.key, true, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -198,9 +205,10 @@ async fn block(
 async fn unblock(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<KeyRef>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    keys::set_blocked(db.ctx_as(&actor), &req.key, false, db.now())
+    keys::set_blocked(db.ctx_in(&actor, &unit.0), &req.key, false, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

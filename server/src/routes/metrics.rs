@@ -51,7 +51,8 @@ struct Owner<'a> {
 
 async fn gauge(state: &AppState, owner: Owner<'_>, now: i64) -> BudgetGauge {
     let live = state.gate.budget(owner.kind, owner.id).await;
-    let (spend, reset_at) = live.unwrap_or((owner.budget.spend, owner.budget.budget_reset_at));
+    let spend = live.unwrap_or(owner.budget.spend);
+    let reset_at = owner.budget.budget_reset_at;
     BudgetGauge {
         id: owner.id.to_string(),
         alias: owner.alias.clone(),

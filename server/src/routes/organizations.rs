@@ -3,6 +3,7 @@
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery},
+    routes::audit::Unit,
     service::access::Actor,
     service::organizations,
     state::AppState,
@@ -33,9 +34,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<NewOrganization>,
 ) -> Result<Json<Organization>, ApiError> {
-    organizations::create(db.ctx_as(&actor), req, db.now())
+    organizations::create(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -76,9 +78,10 @@ async fn list(
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<OrganizationUpdate>,
 ) -> Result<Json<Organization>, ApiError> {
-    organizations::update(db.ctx_as(&actor), req, db.now())
+    organizations::update(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -92,9 +95,10 @@ async fn update(
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<OrganizationDelete>,
 ) -> Result<Json<Vec<Organization>>, ApiError> {
-    organizations::delete(db.ctx_as(&actor), req.organization_ids)
+    organizations::delete(db.ctx_in(&actor, &unit.0), req.organization_ids)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -108,9 +112,10 @@ async fn delete(
 async fn member_add(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<OrgMemberAdd>,
 ) -> Result<Json<OrgMembersAdded>, ApiError> {
-    organizations::member_add(db.ctx_as(&actor), req, db.now())
+    organizations::member_add(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

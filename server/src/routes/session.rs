@@ -5,6 +5,7 @@ use crate::{
     auth::{cross_site, session_cookie, throttled, wrong, ADMIN_ACCOUNT, SESSION_COOKIE},
     error::ApiError,
     extract::ApiJson,
+    routes::audit::Unit,
     service::{self, access::Actor, session, users},
     state::AppState,
     throttle::{client_address, Guess},
@@ -166,10 +167,11 @@ async fn me(Extension(actor): Extension<Actor>) -> Json<Me> {
 async fn invite(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<InvitationNew>,
 ) -> Result<Json<InvitationCreated>, ApiError> {
     let invitation = session::invite(
-        state.ctx_as(&actor),
+        state.ctx_in(&actor, &unit.0),
         req.user_id.as_deref(),
         req.user_email.as_deref(),
         req.team_id.as_deref(),

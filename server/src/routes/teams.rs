@@ -3,6 +3,7 @@
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery},
+    routes::audit::Unit,
     service::access::Actor,
     service::{live, members, teams},
     state::AppState,
@@ -45,9 +46,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn member_add(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<MemberAdd>,
 ) -> Result<Json<MembersAdded>, ApiError> {
-    members::add(db.ctx_as(&actor), req, db.now())
+    members::add(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -59,9 +61,10 @@ async fn member_add(
 async fn member_update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<MemberUpdate>,
 ) -> Result<Json<TeamMembership>, ApiError> {
-    members::update(db.ctx_as(&actor), req, db.now())
+    members::update(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -73,9 +76,10 @@ async fn member_update(
 async fn member_delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<MemberDelete>,
 ) -> Result<Json<MemberDeleted>, ApiError> {
-    members::delete(db.ctx_as(&actor), req)
+    members::delete(db.ctx_in(&actor, &unit.0), req)
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -87,9 +91,10 @@ async fn member_delete(
 async fn create(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<NewTeam>,
 ) -> Result<Json<Team>, ApiError> {
-    teams::create(db.ctx_as(&actor), req, db.now())
+    teams::create(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -181,9 +186,10 @@ async fn events(
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<TeamUpdate>,
 ) -> Result<Json<TeamUpdated>, ApiError> {
-    let team = teams::update(db.ctx_as(&actor), req, db.now()).await?;
+    let team = teams::update(db.ctx_in(&actor, &unit.0), req, db.now()).await?;
     Ok(Json(TeamUpdated {
         data: team.clone(),
         team,
@@ -196,9 +202,10 @@ async fn update(
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<TeamDelete>,
 ) -> Result<Json<TeamsDeleted>, ApiError> {
-    let deleted_teams = teams::delete(db.ctx_as(&actor), req.team_ids).await?;
+    let deleted_teams = teams::delete(db.ctx_in(&actor, &unit.0), req.team_ids).await?;
     Ok(Json(TeamsDeleted { deleted_teams }))
 }
 
@@ -208,9 +215,10 @@ async fn delete(
 async fn block(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<TeamRef>,
 ) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.ctx_as(&actor), &req.team_id, true, db.now())
+    teams::set_blocked(db.ctx_in(&actor, &unit.0), &req.team_id, true, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -222,9 +230,10 @@ async fn block(
 async fn unblock(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<TeamRef>,
 ) -> Result<Json<Team>, ApiError> {
-    teams::set_blocked(db.ctx_as(&actor), &req.team_id, false, db.now())
+    teams::set_blocked(db.ctx_in(&actor, &unit.0), &req.team_id, false, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)

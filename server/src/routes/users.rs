@@ -3,6 +3,7 @@
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery},
+    routes::audit::Unit,
     service::access::Actor,
     service::users,
     state::AppState,
@@ -32,9 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<Json<UserCreated>, ApiError> {
-    users::create(db.ctx_as(&actor), req, db.now())
+    users::create(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -81,9 +83,10 @@ async fn list(
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<UserUpdate>,
 ) -> Result<Json<UserUpdated>, ApiError> {
-    users::update(db.ctx_as(&actor), req, db.now())
+    users::update(db.ctx_in(&actor, &unit.0), req, db.now())
         .await
         .map(Json)
         .map_err(ApiError::from)
@@ -95,9 +98,10 @@ async fn update(
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
+    unit: Unit,
     ApiJson(req): ApiJson<UserDelete>,
 ) -> Result<Json<u64>, ApiError> {
-    users::delete(db.ctx_as(&actor), req.user_ids)
+    users::delete(db.ctx_in(&actor, &unit.0), req.user_ids)
         .await
         .map(Json)
         .map_err(ApiError::from)

@@ -1,17 +1,15 @@
 //! The audit log: every change made through the API — who, what (route, target), the target
 //! before and after, when, from where. The HTTP layer runs each changing request in one
 //! database transaction and writes the rows in it, so a change never lands without its row and
-//! a refused request leaves none. What changed is what the services told the fleet (every
-//! level they wrote: teams, keys, users, members, organizations) plus what they report with
-//! [`changed`] (invitations); "after" is read inside the transaction, "before" outside it (the
-//! state still committed).
+//! a refused request leaves none. What changed is what the services touched in their unit of
+//! work ([`super::work::Work`]: every level they wrote — teams, keys, users, members,
+//! organizations) plus what they report besides (invitations); "before" and "after" are both
+//! read inside the transaction, before and after the change's own writes.
 
 use super::{keys, members, organizations, teams, timestamp_ms, users, validate, Ctx, Error};
 use crate::storage::{AuditFilter, AuditRow, BudgetOwner};
 use app::types::{AuditEntry, AuditList, AuditQuery};
-use serde::Serialize;
 use serde_json::Value;
-use std::cell::RefCell;
 
 /// One target a request changed, as the services report it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,41 +20,8 @@ pub struct Changed {
     pub after: Option<Value>,
 }
 
-tokio::task_local! {
-    static CHANGES: RefCell<Vec<Changed>>;
-}
-
-/// Runs `work`, collecting what it reports changed.
-pub async fn collect<F: std::future::Future>(work: F) -> (F::Output, Vec<Changed>) {
-    CHANGES
-        .scope(RefCell::new(Vec::new()), async move {
-            let output = work.await;
-            let changes = CHANGES.with(|c| c.take());
-            (output, changes)
-        })
-        .await
-}
-
-/// Reports a change of `target_type` `target_id` (`before` `None`: made; `after` `None`:
-/// deleted). Outside a request being audited (start-up, background work), nothing happens.
-pub fn changed<T: Serialize>(
-    target_type: &'static str,
-    target_id: &str,
-    before: Option<&T>,
-    after: Option<&T>,
-) {
-    let value = |v: Option<&T>| v.and_then(|v| serde_json::to_value(v).ok()).map(redacted);
-    let change = Changed {
-        target_type,
-        target_id: target_id.to_string(),
-        before: value(before),
-        after: value(after),
-    };
-    let _ = CHANGES.try_with(|c| c.borrow_mut().push(change));
-}
-
-/// A level as the API shows it, if it exists (read through whatever connection the calling
-/// task uses: inside the transaction, the change; outside, what was committed before it).
+/// A level as the API shows it, if it exists (read through `ctx.storage`: inside a change, its
+/// transaction).
 pub async fn view(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Option<Value> {
     let json = |v: Result<Value, serde_json::Error>| v.ok().map(redacted);
     match owner {

@@ -7,6 +7,7 @@ use crate::{
         admission::{LevelId, LevelKind},
         Stored,
     },
+    notices::Change,
     storage::{BudgetOwner, Storage, StorageError},
 };
 
@@ -34,6 +35,7 @@ pub async fn reset_due(ctx: Ctx<'_>) -> Result<usize, Error> {
 /// Reads a team, key, user or member again from storage into the request path (or drops
 /// it, if gone).
 pub async fn reload(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Result<(), Error> {
+    let _in_order = ctx.gate.in_order().await;
     let gone = LevelId::new(LevelKind::of(owner), id);
     match owner {
         BudgetOwner::Team => match ctx.storage.team(id).await? {
@@ -60,6 +62,16 @@ pub async fn reload(ctx: Ctx<'_>, owner: BudgetOwner, id: &str) -> Result<(), Er
     Ok(())
 }
 
+/// Follows a change committed to the database, on the instance that made it and on every peer
+/// told of it: the level is read again, and a key made may be one a caller was refused lately.
+pub async fn follow(ctx: Ctx<'_>, change: &Change) -> Result<(), Error> {
+    reload(ctx, change.owner, &change.id).await?;
+    if change.owner == BudgetOwner::Key {
+        ctx.gate.forget_unknown_keys();
+    }
+    Ok(())
+}
+
 /// Everything the request path holds, read from storage.
 pub async fn stored(storage: &dyn Storage) -> Result<Stored, StorageError> {
     Ok(Stored {
@@ -74,6 +86,7 @@ pub async fn stored(storage: &dyn Storage) -> Result<Stored, StorageError> {
 /// Reads every level again, with its spend (the shared counters keep theirs when they are
 /// ahead), and drops those deleted meanwhile: after this instance missed change notices.
 pub async fn reload_all(ctx: Ctx<'_>) -> Result<(), Error> {
+    let _in_order = ctx.gate.in_order().await;
     let stored = stored(ctx.storage).await?;
     let ids = stored.ids();
     for level in ctx.gate.ids() {

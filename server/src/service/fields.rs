@@ -90,10 +90,10 @@ pub fn patched(row: &BudgetRow, patch: &BudgetPatch) -> BudgetRow {
     }
 }
 
-/// The budget as the API shows it; `live` is the request path's spend and next reset, ahead of
-/// the database.
-pub fn budget_view(row: &BudgetRow, live: Option<(i64, Option<i64>)>) -> Budget {
-    let (spend, reset_at) = live.unwrap_or((row.spend, row.budget_reset_at));
+/// A level's budget as the API shows it, with the request path's spend when the gate has it
+/// (ahead of the database by up to one flush).
+pub fn budget_view(row: &BudgetRow, live_spend: Option<i64>) -> Budget {
+    let spend = live_spend.unwrap_or(row.spend);
     Budget {
         max_budget: row.max_budget.map(nanos_to_usd),
         soft_budget: row.soft_budget.map(nanos_to_usd),
@@ -104,7 +104,7 @@ pub fn budget_view(row: &BudgetRow, live: Option<(i64, Option<i64>)>) -> Budget 
             .max_parallel_requests
             .and_then(|v| u64::try_from(v).ok()),
         budget_duration: row.budget_duration.clone(),
-        budget_reset_at: reset_at.map(timestamp),
+        budget_reset_at: row.budget_reset_at.map(timestamp),
     }
 }
 

@@ -168,16 +168,13 @@ pub async fn generate(
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
+    ctx.touch(BudgetOwner::Key, &row.key_id).await;
     match ctx.storage.insert_key(&row).await {
-        Ok(()) => {
-            ctx.gate.put_key(&row, true).await;
-            ctx.gate.changed(BudgetOwner::Key, &row.key_id).await;
-            Ok(GeneratedKey {
-                key: secret.key,
-                token_id: row.key_hash.clone(),
-                info: key_view(ctx, &row).await,
-            })
-        }
+        Ok(()) => Ok(GeneratedKey {
+            key: secret.key,
+            token_id: row.key_hash.clone(),
+            info: key_view(ctx, &row).await,
+        }),
         // The team was deleted between the check and the insert.
         Err(StorageError::MissingReference) => {
             Err(Error::NotFound(format!("Team '{team_id}' not found")))
@@ -421,13 +418,12 @@ async fn apply(
     patch: &KeyPatch,
     now: DateTime<Utc>,
 ) -> Result<KeyInfo, Error> {
+    ctx.touch(BudgetOwner::Key, key_id).await;
     let row = ctx
         .storage
         .update_key(key_id, patch, now.timestamp())
         .await?
         .ok_or_else(|| Error::NotFound("Key not found".to_string()))?;
-    ctx.gate.put_key(&row, false).await;
-    ctx.gate.changed(BudgetOwner::Key, &row.key_id).await;
     Ok(key_view(ctx, &row).await)
 }
 
@@ -478,14 +474,11 @@ pub async fn delete(
             ));
         }
     }
+    for id in &ids {
+        ctx.touch(BudgetOwner::Key, id).await;
+    }
     match ctx.storage.delete_keys(&ids).await? {
-        DeleteOutcome::Deleted => {
-            for id in &ids {
-                ctx.gate.remove_key(id).await;
-                ctx.gate.changed(BudgetOwner::Key, id).await;
-            }
-            Ok(ids)
-        }
+        DeleteOutcome::Deleted => Ok(ids),
         DeleteOutcome::Missing(_) => Err(Error::NotFound("Key not found".to_string())),
     }
 }

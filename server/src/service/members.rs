@@ -5,7 +5,7 @@
 
 use super::{fields, teams, users, validate, Ctx, Error};
 use crate::{
-    gate::admission::{LevelId, LevelKind},
+    gate::admission::LevelKind,
     storage::{member_id, BudgetOwner, MemberPatch, MemberRow, StorageError, TeamRow, UserRow},
 };
 use app::types::{
@@ -54,13 +54,6 @@ pub fn role_view(row: &MemberRow) -> MemberRole {
     }
 }
 
-async fn stored(ctx: Ctx<'_>, row: &MemberRow) {
-    ctx.gate.put_level(row, false).await;
-    ctx.gate
-        .changed(BudgetOwner::Member, &row.member_id())
-        .await;
-}
-
 fn new_row(team_id: &str, user: &UserRow, role: String, now: DateTime<Utc>) -> MemberRow {
     MemberRow {
         team_id: team_id.to_string(),
@@ -88,19 +81,15 @@ pub async fn ensure(
     }
     let user = users::existing(ctx, user_id).await?;
     let row = new_row(team_id, &user, "user".to_string(), now);
+    ctx.touch(BudgetOwner::Member, &id).await;
     match ctx.storage.insert_member(&row).await {
         // Made a moment ago by another request: it exists, as wanted.
-        Ok(()) | Err(StorageError::AlreadyExists) => {}
+        Ok(()) | Err(StorageError::AlreadyExists) => Ok(()),
         Err(StorageError::MissingReference) => {
-            return Err(Error::NotFound(format!("Team '{team_id}' not found")))
+            Err(Error::NotFound(format!("Team '{team_id}' not found")))
         }
-        Err(err) => return Err(err.into()),
+        Err(err) => Err(err.into()),
     }
-    if let Some(row) = ctx.storage.member(&id).await? {
-        ctx.gate.put_level(&row, true).await;
-        ctx.gate.changed(BudgetOwner::Member, &id).await;
-    }
-    Ok(())
 }
 
 /// A member named in a request, checked: its role, and an id or e-mail that is well formed.
@@ -185,6 +174,7 @@ pub async fn add(ctx: Ctx<'_>, req: MemberAdd, now: DateTime<Utc>) -> Result<Mem
         let mut row = new_row(&team.team_id, &user, role, now);
         row.models = models.clone();
         row.budget = budget_row.clone();
+        ctx.touch(BudgetOwner::Member, &row.member_id()).await;
         match ctx.storage.insert_member(&row).await {
             Ok(()) => {}
             // Named twice in the list, or added a moment ago: a member already.
@@ -197,10 +187,6 @@ pub async fn add(ctx: Ctx<'_>, req: MemberAdd, now: DateTime<Utc>) -> Result<Mem
             }
             Err(err) => return Err(err.into()),
         }
-        ctx.gate.put_level(&row, true).await;
-        ctx.gate
-            .changed(BudgetOwner::Member, &row.member_id())
-            .await;
         updated_users.push(user_view(ctx, &user).await?);
         memberships.push(membership_view(ctx, &row).await);
     }
@@ -272,12 +258,12 @@ pub async fn update(
         models,
         budget: fields::budget_patch(&req.budget(), now)?,
     };
+    ctx.touch(BudgetOwner::Member, &member.member_id()).await;
     let row = ctx
         .storage
         .update_member(&member.member_id(), &patch, now.timestamp())
         .await?
         .ok_or_else(|| Error::NotFound(format!("User {} is not a member", member.user_id)))?;
-    stored(ctx, &row).await;
     Ok(membership_view(ctx, &row).await)
 }
 
@@ -287,19 +273,21 @@ pub async fn delete(ctx: Ctx<'_>, req: MemberDelete) -> Result<MemberDeleted, Er
     let team = teams::managed(ctx, &req.team_id, "manage this team's members").await?;
     let member = find(ctx, &team, req.user_id.as_ref(), req.user_email.as_ref()).await?;
     let id = member.member_id();
+    ctx.touch(BudgetOwner::Member, &id).await;
+    let held = crate::storage::KeyFilter {
+        team_id: Some(team.team_id.clone()),
+        user_id: Some(member.user_id.clone()),
+        ..Default::default()
+    };
+    for key in ctx.storage.keys(&held, 0, i64::MAX as u64).await?.0 {
+        ctx.touch(BudgetOwner::Key, &key.key_id).await;
+    }
+    // The member's keys go with the member.
     let keys = ctx
         .storage
         .delete_member(&id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("User {} is not a member", member.user_id)))?;
-    // The member's keys go from the request path with the member.
-    ctx.gate
-        .remove_level(&LevelId::new(LevelKind::Member, &id))
-        .await;
-    ctx.gate.changed(BudgetOwner::Member, &id).await;
-    for key in &keys {
-        ctx.gate.changed(BudgetOwner::Key, key).await;
-    }
     Ok(MemberDeleted {
         team: teams::team_view(ctx, &team).await?,
         deleted_keys: keys,
@@ -350,11 +338,8 @@ pub async fn set_list(
     }
     for row in left_out {
         let id = row.member_id();
+        ctx.touch(BudgetOwner::Member, &id).await;
         ctx.storage.delete_member(&id).await?;
-        ctx.gate
-            .remove_level(&LevelId::new(LevelKind::Member, &id))
-            .await;
-        ctx.gate.changed(BudgetOwner::Member, &id).await;
     }
     for (member, role) in list.iter().zip(roles) {
         match existing.iter().find(|row| names(member, row)) {
@@ -364,25 +349,17 @@ pub async fn set_list(
                     role: Some(role),
                     ..MemberPatch::default()
                 };
-                if let Some(row) = ctx
-                    .storage
+                ctx.touch(BudgetOwner::Member, &row.member_id()).await;
+                ctx.storage
                     .update_member(&row.member_id(), &patch, now.timestamp())
-                    .await?
-                {
-                    stored(ctx, &row).await;
-                }
+                    .await?;
             }
             None => {
                 let user = user_for(ctx, member, now).await?;
                 let row = new_row(team_id, &user, role, now);
+                ctx.touch(BudgetOwner::Member, &row.member_id()).await;
                 match ctx.storage.insert_member(&row).await {
-                    Ok(()) => {
-                        ctx.gate.put_level(&row, true).await;
-                        ctx.gate
-                            .changed(BudgetOwner::Member, &row.member_id())
-                            .await;
-                    }
-                    Err(StorageError::AlreadyExists) => {}
+                    Ok(()) | Err(StorageError::AlreadyExists) => {}
                     Err(err) => return Err(err.into()),
                 }
             }

@@ -24,23 +24,48 @@ pub mod teams;
 pub mod usage;
 pub mod users;
 pub mod validate;
+pub mod work;
 
 pub use error::Error;
 
-use crate::{gate::Gate, storage::Storage};
+use crate::{
+    gate::Gate,
+    storage::{BudgetOwner, Storage},
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-/// What the admin services change: the database first, then the request path's memory, both
-/// before the caller gets an answer.
+/// What the services work with. An admin change runs in a unit of work ([`work::Work`]):
+/// `storage` is its transaction, and the request path's memory follows once it commits.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub storage: &'a dyn Storage,
+    /// The change this runs in; `None` for reads and Gatehouse's own background work.
+    pub work: Option<&'a work::Work>,
     pub gate: &'a Gate,
     /// Who is acting: what they may do is checked by the services.
     pub actor: &'a access::Actor,
     /// What the operator configured of budget alerts.
     pub alerts: &'a alerts::AlertSettings,
     pub quotas: &'a Quotas,
+}
+
+impl Ctx<'_> {
+    /// Says that `owner` `id` is about to be written (made, changed or deleted): call it before
+    /// the write. Once the change commits, this instance's gate reads it again and the fleet
+    /// hears of it.
+    pub async fn touch(self, owner: BudgetOwner, id: &str) {
+        match self.work {
+            Some(work) => work.touch(self, owner, id).await,
+            None => tracing::error!(?owner, id, "a change outside a unit of work"),
+        }
+    }
+
+    /// Reports a change that is no level (an invitation) for the audit log.
+    pub fn report(self, changed: audit::Changed) {
+        if let Some(work) = self.work {
+            work.report(changed);
+        }
+    }
 }
 
 /// What one person may hold at most.

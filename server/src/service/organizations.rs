@@ -6,7 +6,7 @@
 
 use super::{fields, teams, timestamp, users, validate, Ctx, Error};
 use crate::{
-    gate::admission::{LevelId, LevelKind},
+    gate::admission::LevelKind,
     storage::{
         BudgetOwner, BudgetRow, DeleteOutcome, OrgMemberRow, OrganizationPatch, OrganizationRow,
         StorageError,
@@ -150,14 +150,10 @@ pub async fn create(
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
+    ctx.touch(BudgetOwner::Organization, &row.organization_id)
+        .await;
     match ctx.storage.insert_organization(&row).await {
-        Ok(()) => {
-            ctx.gate.put_level(&row, true).await;
-            ctx.gate
-                .changed(BudgetOwner::Organization, &row.organization_id)
-                .await;
-            organization_view(ctx, &row).await
-        }
+        Ok(()) => organization_view(ctx, &row).await,
         Err(StorageError::AlreadyExists) => Err(Error::Conflict(format!(
             "Organization '{}' already exists; choose another organization_id or use \
              /organization/update",
@@ -206,15 +202,13 @@ pub async fn update(
         models: fields::models_update(req.models.clone())?,
         metadata: req.metadata.clone().map(Option::unwrap_or_default),
     };
+    ctx.touch(BudgetOwner::Organization, &req.organization_id)
+        .await;
     let row = ctx
         .storage
         .update_organization(&req.organization_id, &patch, now.timestamp())
         .await?
         .ok_or_else(|| not_found(&req.organization_id))?;
-    ctx.gate.put_level(&row, false).await;
-    ctx.gate
-        .changed(BudgetOwner::Organization, &row.organization_id)
-        .await;
     organization_view(ctx, &row).await
 }
 
@@ -241,23 +235,15 @@ pub async fn delete(ctx: Ctx<'_>, ids: Vec<String>) -> Result<Vec<Organization>,
             None => return Err(not_found(id)),
         }
     }
-    match ctx.storage.delete_organizations(&unique).await? {
-        DeleteOutcome::Deleted => {
-            for view in &views {
-                for team in &view.teams {
-                    ctx.gate
-                        .remove_level(&LevelId::new(LevelKind::Team, &team.team_id))
-                        .await;
-                    ctx.gate.changed(BudgetOwner::Team, &team.team_id).await;
-                }
-                let id = &view.organization_id;
-                ctx.gate
-                    .remove_level(&LevelId::new(LevelKind::Organization, id))
-                    .await;
-                ctx.gate.changed(BudgetOwner::Organization, id).await;
-            }
-            Ok(views)
+    for view in &views {
+        for team in &view.teams {
+            ctx.touch(BudgetOwner::Team, &team.team_id).await;
         }
+        ctx.touch(BudgetOwner::Organization, &view.organization_id)
+            .await;
+    }
+    match ctx.storage.delete_organizations(&unique).await? {
+        DeleteOutcome::Deleted => Ok(views),
         DeleteOutcome::Missing(id) => Err(not_found(&id)),
     }
 }

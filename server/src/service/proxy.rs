@@ -145,6 +145,15 @@ pub async fn find_key(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Arc<KeyE
         ctx.gate.remember_unknown(&hash);
         return Err(invalid);
     };
+    // Read again in order with the changes this instance follows: a change committed since the
+    // first read is not undone by it.
+    let _in_order = ctx.gate.in_order().await;
+    if let Some(key) = ctx.gate.key_by_hash(&hash) {
+        return Ok(key);
+    }
+    let Some(row) = ctx.storage.key(&row.key_id).await.map_err(unavailable)? else {
+        return Err(invalid);
+    };
     if !ctx.gate.has(&LevelId::new(LevelKind::Team, &row.team_id)) {
         let Some(team) = ctx.storage.team(&row.team_id).await.map_err(unavailable)? else {
             return Err(invalid);

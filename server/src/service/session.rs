@@ -212,12 +212,14 @@ pub async fn invite(
             may_reset: actor.changes_all(),
         })
         .await?;
-    super::audit::changed(
-        "invitation",
-        &user.user_id,
-        None,
-        Some(&serde_json::json!({"user_id": user.user_id, "expires_at": timestamp(expires_at)})),
-    );
+    ctx.report(super::audit::Changed {
+        target_type: "invitation",
+        target_id: user.user_id.clone(),
+        before: None,
+        after: Some(
+            serde_json::json!({"user_id": user.user_id, "expires_at": timestamp(expires_at)}),
+        ),
+    });
     Ok(Invitation {
         id,
         user_id: user.user_id,
@@ -316,34 +318,17 @@ pub async fn accept(
             after: Some(serde_json::json!({"set_with": "invitation"})),
         }],
     );
-    let outcome = std::sync::Mutex::new(Ok(false));
-    let work = async {
-        let done: Result<bool, crate::storage::StorageError> = async {
-            if !storage
-                .accept_invitation(&invitation.id_hash, &hash, now.timestamp())
-                .await?
-            {
-                return Ok(false);
-            }
-            storage.insert_audit(&rows).await?;
-            Ok(true)
-        }
-        .await;
-        let keep = matches!(done, Ok(true));
-        if let Ok(mut slot) = outcome.lock() {
-            *slot = done;
-        }
-        keep
-    };
-    storage.atomically(Box::pin(work)).await?;
-    let done = outcome
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match done {
-        Ok(true) => Ok(invitation.user_id),
-        Ok(false) => Err(gone()),
-        Err(err) => Err(Error::from(err)),
+    // One transaction: the password and its audit row land together, or neither.
+    let tx = storage.begin().await?;
+    if !tx
+        .accept_invitation(&invitation.id_hash, &hash, now.timestamp())
+        .await?
+    {
+        return Err(gone());
     }
+    tx.insert_audit(&rows).await?;
+    tx.commit().await?;
+    Ok(invitation.user_id)
 }
 
 /// Whose an actor is, for the console: the user and role, or the admin key.

@@ -7,7 +7,7 @@ use super::{
     members, organizations, timestamp, validate, Ctx, Error,
 };
 use crate::{
-    gate::admission::{LevelId, LevelKind},
+    gate::admission::LevelKind,
     storage::{
         BudgetOwner, DeleteOutcome, KeyFilter, StorageError, TeamOrder, TeamPatch, TeamQuery,
         TeamRow,
@@ -164,10 +164,9 @@ pub async fn create(ctx: Ctx<'_>, req: NewTeam, now: DateTime<Utc>) -> Result<Te
         updated_at: now.timestamp(),
         team_id,
     };
+    ctx.touch(BudgetOwner::Team, &row.team_id).await;
     match ctx.storage.insert_team(&row).await {
         Ok(()) => {
-            ctx.gate.put_level(&row, true).await;
-            ctx.gate.changed(BudgetOwner::Team, &row.team_id).await;
             members::set_list(ctx, &row.team_id, &members_with_roles, now).await?;
             team_view(ctx, &row).await
         }
@@ -386,6 +385,7 @@ pub async fn update(ctx: Ctx<'_>, req: TeamUpdate, now: DateTime<Utc>) -> Result
         blocked: req.blocked,
         alert_webhook_url: req.alert_webhook_url,
     };
+    ctx.touch(BudgetOwner::Team, &req.team_id).await;
     if let Some(list) = &req.members_with_roles {
         // First: a member who may not be left out refuses the whole update.
         members::set_list(ctx, &req.team_id, list, now).await?;
@@ -413,13 +413,12 @@ async fn apply(
     patch: &TeamPatch,
     now: DateTime<Utc>,
 ) -> Result<Team, Error> {
+    ctx.touch(BudgetOwner::Team, team_id).await;
     let row = ctx
         .storage
         .update_team(team_id, patch, now.timestamp())
         .await?
         .ok_or_else(|| not_found(team_id))?;
-    ctx.gate.put_level(&row, false).await;
-    ctx.gate.changed(BudgetOwner::Team, &row.team_id).await;
     team_view(ctx, &row).await
 }
 
@@ -441,16 +440,11 @@ pub async fn delete(ctx: Ctx<'_>, team_ids: Vec<String>) -> Result<Vec<String>, 
             unique.push(id);
         }
     }
+    for id in &unique {
+        ctx.touch(BudgetOwner::Team, id).await;
+    }
     match ctx.storage.delete_teams(&unique).await? {
-        DeleteOutcome::Deleted => {
-            for id in &unique {
-                ctx.gate
-                    .remove_level(&LevelId::new(LevelKind::Team, id))
-                    .await;
-                ctx.gate.changed(BudgetOwner::Team, id).await;
-            }
-            Ok(unique)
-        }
+        DeleteOutcome::Deleted => Ok(unique),
         DeleteOutcome::Missing(id) => Err(not_found(&id)),
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{fields, keys, members, teams, timestamp, validate, Ctx, Error};
 use crate::{
-    gate::admission::{LevelId, LevelKind},
+    gate::admission::LevelKind,
     storage::{BudgetOwner, DeleteOutcome, KeyFilter, StorageError, UserPatch, UserQuery, UserRow},
 };
 use app::types::{
@@ -200,16 +200,12 @@ pub async fn ensure_with_email(
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
+    ctx.touch(BudgetOwner::User, user_id).await;
     match ctx.storage.insert_user(&row).await {
         // Made a moment ago by another request: it exists, as wanted.
-        Ok(()) | Err(StorageError::AlreadyExists) => {}
-        Err(err) => return Err(err.into()),
+        Ok(()) | Err(StorageError::AlreadyExists) => Ok(()),
+        Err(err) => Err(err.into()),
     }
-    if let Some(row) = ctx.storage.user(user_id).await? {
-        ctx.gate.put_level(&row, true).await;
-        ctx.gate.changed(BudgetOwner::User, user_id).await;
-    }
-    Ok(())
 }
 
 pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<UserCreated, Error> {
@@ -272,6 +268,7 @@ pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<Us
         created_at: now.timestamp(),
         updated_at: now.timestamp(),
     };
+    ctx.touch(BudgetOwner::User, &row.user_id).await;
     match ctx.storage.insert_user(&row).await {
         Ok(()) => {}
         Err(StorageError::AlreadyExists) => {
@@ -282,8 +279,6 @@ pub async fn create(ctx: Ctx<'_>, req: NewUser, now: DateTime<Utc>) -> Result<Us
         }
         Err(err) => return Err(err.into()),
     }
-    ctx.gate.put_level(&row, true).await;
-    ctx.gate.changed(BudgetOwner::User, &row.user_id).await;
     for team in &team_rows {
         if let Err(err) = members::ensure(ctx, &team.team_id, &row.user_id, now).await {
             // All or nothing: the user goes again (the team went meanwhile, say).
@@ -423,13 +418,12 @@ pub async fn update(
         models: fields::models_update(req.models.clone())?,
         metadata: req.metadata.clone().map(Option::unwrap_or_default),
     };
+    ctx.touch(BudgetOwner::User, &user_id).await;
     let row = ctx
         .storage
         .update_user(&user_id, &patch, now.timestamp())
         .await?
         .ok_or_else(|| not_found(&user_id))?;
-    ctx.gate.put_level(&row, false).await;
-    ctx.gate.changed(BudgetOwner::User, &row.user_id).await;
     let teams = team_ids(ctx, &user_id).await?;
     let user = user_view(ctx, &row, teams).await;
     Ok(UserUpdated {
@@ -453,17 +447,12 @@ pub async fn delete(ctx: Ctx<'_>, user_ids: Vec<String>) -> Result<u64, Error> {
             unique.push(id);
         }
     }
+    for id in &unique {
+        // The user's keys and memberships go from the request path with the user.
+        ctx.touch(BudgetOwner::User, id).await;
+    }
     match ctx.storage.delete_users(&unique).await? {
-        DeleteOutcome::Deleted => {
-            for id in &unique {
-                // The user's keys go from the request path with the user.
-                ctx.gate
-                    .remove_level(&LevelId::new(LevelKind::User, id))
-                    .await;
-                ctx.gate.changed(BudgetOwner::User, id).await;
-            }
-            Ok(unique.len() as u64)
-        }
+        DeleteOutcome::Deleted => Ok(unique.len() as u64),
         DeleteOutcome::Missing(id) => Err(Error::NotFound(format!(
             "User not found, passed user_id={id}"
         ))),

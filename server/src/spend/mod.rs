@@ -5,6 +5,10 @@
 //! Two durabilities: by default nothing waits on the database and a crash loses at most one
 //! flush interval; `strict` answers a request only once its spend row is committed, and the
 //! writer commits as soon as the previous commit is done (a group commit every few ms).
+//!
+//! The queue is bounded without dropping anything: while it holds `max_queued` rows answered
+//! but not committed, new requests are refused (503) before they reach a provider; those
+//! already admitted still queue theirs.
 
 use crate::{
     gate::Gate,
@@ -14,7 +18,7 @@ use crate::{
 };
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -50,6 +54,9 @@ pub struct SpendSink {
     durability: Durability,
     /// Whether the last commit went through.
     committing: Arc<AtomicBool>,
+    /// Rows queued and not yet committed, and how many may be.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -58,10 +65,12 @@ impl SpendSink {
         self.durability
     }
 
-    /// Whether a request may be admitted now: with strict durability, only while spend can be
-    /// committed (a request admitted while the database is down would wait for it).
+    /// Whether a request may be admitted now: while the queue has room, and with strict
+    /// durability only while spend can be committed (a request admitted while the database is
+    /// down would wait for it).
     pub fn accepting(&self) -> bool {
-        self.durability == Durability::Default || self.committing.load(Ordering::Relaxed)
+        (self.durability == Durability::Default || self.committing.load(Ordering::Relaxed))
+            && self.queued.load(Ordering::Relaxed) < self.max_queued
     }
 
     /// Queues a request's spend row; with strict durability, returns once it is committed.
@@ -75,6 +84,7 @@ impl SpendSink {
         };
         self.metrics.charged(&log);
         self.metrics.spend_queued();
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(SpendEvent { log, committed }).is_err() {
             tracing::error!("spend writer stopped; a spend record was dropped");
             return;
@@ -104,14 +114,17 @@ pub fn start(
     storage: Arc<dyn Storage>,
     gate: Arc<Gate>,
     durability: Durability,
+    max_queued: usize,
     metrics: Arc<Metrics>,
 ) -> (SpendSink, SpendWriter) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel();
     let committing = Arc::new(AtomicBool::new(true));
+    let queued = Arc::new(AtomicUsize::new(0));
     let writer = Writer {
         storage,
         committing: committing.clone(),
+        queued: queued.clone(),
         metrics: metrics.clone(),
     };
     let task = tokio::spawn(run(writer, gate, rx, stopped, durability));
@@ -120,6 +133,8 @@ pub fn start(
             tx,
             durability,
             committing,
+            queued,
+            max_queued,
             metrics,
         },
         SpendWriter { stop, task },
@@ -129,6 +144,7 @@ pub fn start(
 struct Writer {
     storage: Arc<dyn Storage>,
     committing: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 }
 
@@ -149,6 +165,7 @@ async fn run(
             _ = ticker.tick() => {
                 let ctx = Ctx {
                     storage: writer.storage.as_ref(),
+                    work: None,
                     gate: &gate,
                     actor: &crate::service::access::SYSTEM,
                     alerts: &crate::service::alerts::NONE,
@@ -231,6 +248,7 @@ impl Writer {
                     oldest,
                     chrono::Utc::now().timestamp_millis(),
                 );
+                self.queued.fetch_sub(logs.len(), Ordering::Relaxed);
                 if !self.committing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(records = logs.len(), "spend commits work again");
                 }

@@ -730,12 +730,9 @@ pub trait Storage: Send + Sync {
     ) -> StorageResult<bool>;
     async fn insert_invitation(&self, invitation: &InvitationRow) -> StorageResult<()>;
 
-    /// Runs `work` with every query it makes on this storage (in this task) inside one
-    /// transaction: committed when it answers `true`, rolled back when `false`.
-    async fn atomically<'a>(
-        &'a self,
-        work: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>,
-    ) -> StorageResult<bool>;
+    /// Opens a transaction: every query made through the storage it answers runs in it, and
+    /// nothing of it lands before [`Transaction::commit`] (dropped, it is rolled back).
+    async fn begin(&self) -> StorageResult<Box<dyn Transaction>>;
     async fn insert_audit(&self, rows: &[AuditRow]) -> StorageResult<()>;
 
     /// Every level of `owner`'s kind with a max or soft budget.
@@ -778,6 +775,14 @@ pub trait Storage: Send + Sync {
 }
 
 pub use postgres::PostgresStorage;
+
+/// A storage whose every query runs in one open transaction (see [`Storage::begin`]).
+#[async_trait]
+pub trait Transaction: Storage {
+    /// The transaction as a storage, for the services to run in.
+    fn storage(&self) -> &dyn Storage;
+    async fn commit(self: Box<Self>) -> StorageResult<()>;
+}
 
 /// Opens the database named by `url` and brings its schema up to date.
 pub async fn connect(url: &str) -> StorageResult<Arc<dyn Storage>> {

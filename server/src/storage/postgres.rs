@@ -6,6 +6,8 @@ use std::time::Duration;
 
 pub struct PostgresStorage {
     pool: PgPool,
+    /// The transaction every query runs in, for a storage [`super::Storage::begin`] answered.
+    tx: Option<super::sql::Tx<sqlx::Postgres>>,
 }
 
 impl PostgresStorage {
@@ -16,7 +18,7 @@ impl PostgresStorage {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, tx: None })
     }
 
     /// The pool, for the change notices sent over this database.

@@ -64,6 +64,9 @@ impl From<AuditRecord> for super::AuditRow {
     }
 }
 
+/// An open transaction, shared by the queries of the storage that runs in it.
+pub(super) type Tx<Db> = std::sync::Arc<tokio::sync::Mutex<sqlx::Transaction<'static, Db>>>;
+
 /// Maps constraint violations to the storage errors callers act on.
 pub(super) fn classify(err: sqlx::Error) -> StorageError {
     if let sqlx::Error::Database(db) = &err {
@@ -342,7 +345,7 @@ macro_rules! sql_storage {
                 InvitationRow, KeyFilter, KeyPatch, KeyRow, MemberPatch, MemberRow, OrgMemberRow,
                 PasswordRow, SessionRow,
                 OrganizationPatch, OrganizationRow, RefusalCount, SpendFilter, SpendGrouping,
-                SpendLog, Storage, StorageResult, TeamOrder, TeamPatch, TeamQuery, TeamRow,
+                SpendLog, Storage, StorageResult, TeamOrder, Transaction, TeamPatch, TeamQuery, TeamRow,
                 UserPatch, UserQuery, UserRow,
             };
             use async_trait::async_trait;
@@ -384,11 +387,6 @@ macro_rules! sql_storage {
                     .push_bind(b.budget_window);
             }
 
-            tokio::task_local! {
-                /// The transaction every query of this task runs in, inside `atomically`.
-                static TX: std::sync::Arc<tokio::sync::Mutex<sqlx::Transaction<'static, Db>>>;
-            }
-
             /// Where a query runs: a connection of the pool, or the task's transaction.
             enum Conn {
                 Pool(sqlx::pool::PoolConnection<Db>),
@@ -414,12 +412,31 @@ macro_rules! sql_storage {
                 }
             }
 
+            #[async_trait]
+            impl Transaction for $storage {
+                fn storage(&self) -> &dyn Storage {
+                    self
+                }
+
+                async fn commit(self: Box<Self>) -> StorageResult<()> {
+                    let Some(tx) = self.tx else {
+                        return Ok(());
+                    };
+                    // Every query has let go of it by the time the caller commits.
+                    let tx = std::sync::Arc::try_unwrap(tx).map_err(|_| {
+                        StorageError::Unsupported("a transaction still in use".to_string())
+                    })?;
+                    tx.into_inner().commit().await?;
+                    Ok(())
+                }
+            }
+
             impl $storage {
-                /// The task's transaction when `atomically` runs it, else a pooled connection.
+                /// The transaction this storage runs in, else a pooled connection.
                 async fn conn(&self) -> StorageResult<Conn> {
-                    match TX.try_with(std::sync::Arc::clone) {
-                        Ok(tx) => Ok(Conn::Tx(tx.lock_owned().await)),
-                        Err(_) => Ok(Conn::Pool(self.pool.acquire().await?)),
+                    match &self.tx {
+                        Some(tx) => Ok(Conn::Tx(tx.clone().lock_owned().await)),
+                        None => Ok(Conn::Pool(self.pool.acquire().await?)),
                     }
                 }
 
@@ -1483,24 +1500,17 @@ macro_rules! sql_storage {
                     Ok(())
                 }
 
-                async fn atomically<'a>(
-                    &'a self,
-                    work: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>,
-                ) -> StorageResult<bool> {
-                    let tx = self.pool.begin_with($begin).await?;
-                    let tx = std::sync::Arc::new(tokio::sync::Mutex::new(tx));
-                    let commit = TX.scope(tx.clone(), work).await;
-                    let Ok(tx) = std::sync::Arc::try_unwrap(tx) else {
-                        // Nothing outlives the scope that could hold it: never happens.
-                        return Err(StorageError::Database(sqlx::Error::WorkerCrashed));
-                    };
-                    let tx = tx.into_inner();
-                    if commit {
-                        tx.commit().await?;
-                    } else {
-                        tx.rollback().await?;
+                async fn begin(&self) -> StorageResult<Box<dyn Transaction>> {
+                    if self.tx.is_some() {
+                        return Err(StorageError::Unsupported(
+                            "a transaction inside a transaction".to_string(),
+                        ));
                     }
-                    Ok(commit)
+                    let tx = self.pool.begin_with($begin).await?;
+                    Ok(Box::new($storage {
+                        pool: self.pool.clone(),
+                        tx: Some(std::sync::Arc::new(tokio::sync::Mutex::new(tx))),
+                    }))
                 }
 
                 async fn insert_audit(&self, rows: &[AuditRow]) -> StorageResult<()> {

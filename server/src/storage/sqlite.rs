@@ -9,6 +9,8 @@ use std::{str::FromStr, time::Duration};
 
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// The transaction every query runs in, for a storage [`super::Storage::begin`] answered.
+    tx: Option<super::sql::Tx<sqlx::Sqlite>>,
 }
 
 impl SqliteStorage {
@@ -24,7 +26,7 @@ impl SqliteStorage {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, tx: None })
     }
 }
 

@@ -136,3 +136,95 @@ async fn the_log_is_filtered_by_time_and_paged() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["error"]["param"], "start");
 }
+
+/// Makes the database refuse to commit a transaction that gives a team the alias
+/// `fails-at-commit` or deletes a team with the alias `doomed`: a trigger then writes a row
+/// whose deferred foreign key is checked only at COMMIT. The statements themselves succeed.
+async fn trap_commits(app: &TestApp) {
+    use sqlx::Connection;
+    let url = app.database_url();
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        for sql in [
+            "CREATE TABLE commit_trap (team_id TEXT REFERENCES teams(team_id) \
+             DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE FUNCTION trap() RETURNS trigger AS $$ BEGIN \
+             INSERT INTO commit_trap VALUES ('no-such-team'); RETURN NULL; END $$ \
+             LANGUAGE plpgsql",
+            "CREATE TRIGGER trap_update AFTER UPDATE ON teams FOR EACH ROW \
+             WHEN (NEW.team_alias = 'fails-at-commit') EXECUTE FUNCTION trap()",
+            "CREATE TRIGGER trap_delete AFTER DELETE ON teams FOR EACH ROW \
+             WHEN (OLD.team_alias = 'doomed') EXECUTE FUNCTION trap()",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+        }
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        for sql in [
+            "PRAGMA foreign_keys = ON",
+            "CREATE TABLE commit_trap (team_id TEXT REFERENCES teams(team_id) \
+             DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE TRIGGER trap_update AFTER UPDATE ON teams \
+             WHEN NEW.team_alias = 'fails-at-commit' \
+             BEGIN INSERT INTO commit_trap VALUES ('no-such-team'); END",
+            "CREATE TRIGGER trap_delete AFTER DELETE ON teams WHEN OLD.team_alias = 'doomed' \
+             BEGIN INSERT INTO commit_trap VALUES ('no-such-team'); END",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_change_whose_commit_fails_leaves_memory_as_the_database_is() {
+    let app = TestApp::spawn_gateway().await;
+    let key = app.team_with_key("ml").await;
+    ok(&app
+        .update_team(json!({"team_id": "ml", "team_alias": "doomed"}))
+        .await);
+    trap_commits(&app).await;
+    let rows = ok(&app.get("/audit").await)["total_count"].clone();
+
+    // A block whose commit fails: the team is not blocked, here or in the database.
+    let block = app
+        .update_team(json!({"team_id": "ml", "team_alias": "fails-at-commit", "blocked": true}))
+        .await;
+    assert!(
+        block.status.is_server_error(),
+        "{}: {}",
+        block.status,
+        block.body
+    );
+    assert_eq!(
+        block.body["error"]["type"], "internal_server_error",
+        "{}",
+        block.body
+    );
+    let info = ok(&app.team_info("ml").await).clone();
+    assert_eq!(info["team_info"]["blocked"], false, "{info}");
+    assert_eq!(info["team_info"]["team_alias"], "doomed", "{info}");
+    ok(&app.chat(&key, crate::helpers::ask("gpt-4o")).await);
+
+    // A deletion whose commit fails: the team and its key still work.
+    let delete = app.delete_teams(&["ml"]).await;
+    assert!(
+        delete.status.is_server_error(),
+        "{}: {}",
+        delete.status,
+        delete.body
+    );
+    ok(&app.team_info("ml").await);
+    ok(&app.chat(&key, crate::helpers::ask("gpt-4o")).await);
+
+    // Neither left a row in the log; a change that commits still does, and holds at once.
+    assert_eq!(ok(&app.get("/audit").await)["total_count"], rows);
+    ok(&app.block_team("ml").await);
+    let refused = app.chat(&key, crate::helpers::ask("gpt-4o")).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert_eq!(
+        ok(&app.get("/audit").await)["total_count"],
+        rows.as_u64().expect("count") + 1
+    );
+}

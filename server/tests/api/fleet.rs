@@ -2,7 +2,7 @@
 //! round-robin over them, admin calls to any of them. (Killing one under load: process tests.)
 
 use crate::helpers::{Reply, TestApp};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -417,4 +417,158 @@ async fn an_organizations_and_a_members_limits_hold_for_the_fleet() {
     }
     assert_eq!(count(&org_replies, StatusCode::OK), 3);
     assert_eq!(count(&org_replies, StatusCode::TOO_MANY_REQUESTS), 3);
+}
+
+/// What a gate fresh from the database holds now: what every instance must come to hold.
+async fn from_database(app: &TestApp) -> std::collections::BTreeMap<String, String> {
+    use server::{gate::Gate, notices::Alone, service::budgets};
+    let clock = app.gate().clock.clone();
+    let admission = std::sync::Arc::new(server::gate::local::LocalAdmission::new(clock.clone()));
+    let fresh = Gate::new(clock, admission, std::sync::Arc::new(Alone));
+    let stored = budgets::stored(app.running_storage().as_ref())
+        .await
+        .expect("stored");
+    fresh.load(&stored).await;
+    fresh.snapshot()
+}
+
+/// One admin change drawn at random over a few ids, so that changes meet: teams, keys, users,
+/// memberships, an organization. Many are refused (a team that is gone, a member already
+/// there): a refused change must leave memory as it was, too.
+fn random_change(rng: &mut fastrand::Rng, case: u64, keys: &[String]) -> (Method, String, Value) {
+    let team = format!("t{case}-{}", rng.u8(0..3));
+    let user = format!("u{case}-{}", rng.u8(0..2));
+    let org = format!("o{case}");
+    let models = |rng: &mut fastrand::Rng| -> Value {
+        let all = ["gpt-4o", "gpt-4o-mini", "text-embedding-3-small"];
+        json!(all.iter().filter(|_| rng.bool()).collect::<Vec<_>>())
+    };
+    let key = |rng: &mut fastrand::Rng| keys.get(rng.usize(..keys.len().max(1))).cloned();
+    let post = |path: &str, body: Value| (Method::POST, path.to_string(), body);
+    match rng.u8(0..16) {
+        0 | 1 => {
+            let mut body = json!({"team_id": team, "models": models(rng),
+                "max_budget": rng.u8(1..100), "rpm_limit": rng.u16(1..1000)});
+            if rng.bool() {
+                body["organization_id"] = json!(org);
+            }
+            post("/team/new", body)
+        }
+        2 => post(
+            "/team/update",
+            json!({"team_id": team, "models": models(rng), "tpm_limit": rng.u32(1..100_000),
+                "budget_duration": if rng.bool() { "30d" } else { "1mo" }}),
+        ),
+        3 => post(
+            if rng.bool() {
+                "/team/block"
+            } else {
+                "/team/unblock"
+            },
+            json!({"team_id": team}),
+        ),
+        4 => post("/team/delete", json!({"team_ids": [team]})),
+        5 | 6 => {
+            let mut body = json!({"team_id": team, "max_budget": rng.u8(1..50)});
+            if rng.bool() {
+                body["user_id"] = json!(user);
+            }
+            post("/key/generate", body)
+        }
+        7 => post(
+            "/key/update",
+            json!({"key": key(rng), "max_budget": rng.u8(1..50), "blocked": rng.bool()}),
+        ),
+        8 => post(
+            if rng.bool() {
+                "/key/block"
+            } else {
+                "/key/unblock"
+            },
+            json!({"key": key(rng)}),
+        ),
+        9 => post("/key/delete", json!({"keys": [key(rng)]})),
+        10 => post(
+            "/user/new",
+            json!({"user_id": user, "max_budget": rng.u8(1..50), "auto_create_key": false}),
+        ),
+        11 => post(
+            "/user/update",
+            json!({"user_id": user, "max_budget": rng.u8(1..50), "rpm_limit": rng.u16(1..100)}),
+        ),
+        12 => post("/user/delete", json!({"user_ids": [user]})),
+        13 => post(
+            "/team/member_add",
+            json!({"team_id": team, "member": {"user_id": user, "role": "user"},
+                "max_budget_in_team": rng.u8(1..20)}),
+        ),
+        14 => post(
+            "/team/member_delete",
+            json!({"team_id": team, "user_id": user}),
+        ),
+        _ => match rng.u8(0..3) {
+            0 => post(
+                "/organization/new",
+                json!({"organization_id": org, "models": models(rng), "max_budget": 500}),
+            ),
+            1 => (
+                Method::PATCH,
+                "/organization/update".to_string(),
+                json!({"organization_id": org, "max_budget": rng.u16(100..1000)}),
+            ),
+            _ => (
+                Method::DELETE,
+                "/organization/delete".to_string(),
+                json!({"organization_ids": [org]}),
+            ),
+        },
+    }
+}
+
+#[tokio::test]
+async fn two_instances_agree_after_any_sequence_of_admin_changes() {
+    let Some(apps) = TestApp::spawn_fleet(2).await else {
+        return;
+    };
+    let mut rng = fastrand::Rng::with_seed(24);
+    for case in 0..32u64 {
+        let mut keys: Vec<String> = Vec::new();
+        let mut made = Vec::new();
+        for _ in 0..rng.usize(1..=20) {
+            let (method, path, body) = random_change(&mut rng, case, &keys);
+            let app = &apps[rng.usize(..apps.len())];
+            let reply = app
+                .send(
+                    method,
+                    &path,
+                    Some(crate::helpers::ADMIN_KEY),
+                    Some(body.clone()),
+                )
+                .await;
+            assert!(
+                reply.status.is_success() || reply.status.is_client_error(),
+                "{path} {body}: {} {}",
+                reply.status,
+                reply.body
+            );
+            if let Some(key) = reply.body["key"].as_str() {
+                keys.push(key.to_string());
+            }
+            made.push(format!("{path} {body} → {}", reply.status));
+        }
+        let expected = from_database(&apps[0]).await;
+        for (i, app) in apps.iter().enumerate() {
+            // The other instance hears of each change over Redis: wait for it, up to a bound.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while app.gate().snapshot() != expected && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(
+                app.gate().snapshot(),
+                expected,
+                "case {case}: instance {i} differs from the database after:\n{}",
+                made.join("\n")
+            );
+        }
+    }
 }

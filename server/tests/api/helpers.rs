@@ -405,6 +405,7 @@ impl TestApp {
         let running = self.running.as_ref().expect("running");
         let ctx = server::service::Ctx {
             storage: running.storage.as_ref(),
+            work: None,
             gate: &running.gate,
             actor: &server::service::access::SYSTEM,
             alerts: &server::service::alerts::NONE,

@@ -247,3 +247,35 @@ async fn with_strict_durability_losing_postgres_refuses_requests() {
         .expect("count");
     assert_eq!(stored, logs * COST, "every answered request charged once");
 }
+
+#[tokio::test]
+async fn a_full_spend_queue_refuses_new_requests_and_loses_nothing_answered() {
+    let Some((database, cable)) = postgres_behind_cable().await else {
+        return;
+    };
+    let app =
+        TestApp::spawn_gateway_on(std::sync::Arc::new(database), &["--spend-queue", "3"]).await;
+    let key = app.team_with_key("t").await;
+
+    cable.cut();
+    // Three answers wait in the queue for the database; the fourth request is refused before
+    // it reaches the provider.
+    for _ in 0..3 {
+        let reply = app.chat(&key, ask()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let refused = app.chat(&key, ask()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["type"], "service_unavailable");
+    cable.restore();
+
+    // Once the queue is written, requests are admitted again, and each answer is charged once.
+    until(&app, &key, StatusCode::OK, Duration::from_secs(20)).await;
+    app.wait_for_logs("t", 4).await;
+    assert_eq!(app.stored_team("t").await.budget.spend, 4 * COST);
+}
