@@ -8,6 +8,9 @@ pub struct PostgresStorage {
     pool: PgPool,
     /// The transaction every query runs in, for a storage [`super::Storage::begin`] answered.
     tx: Option<super::sql::Tx<sqlx::Postgres>>,
+    writers: super::sql::Writers,
+    /// This transaction's turn to write, while it is open.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl PostgresStorage {
@@ -18,7 +21,12 @@ impl PostgresStorage {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool, tx: None })
+        Ok(Self {
+            pool,
+            tx: None,
+            writers: super::sql::Writers::Many,
+            _turn: None,
+        })
     }
 
     /// The pool, for the change notices sent over this database.

@@ -11,6 +11,9 @@ pub struct SqliteStorage {
     pool: SqlitePool,
     /// The transaction every query runs in, for a storage [`super::Storage::begin`] answered.
     tx: Option<super::sql::Tx<sqlx::Sqlite>>,
+    writers: super::sql::Writers,
+    /// This transaction's turn to write, while it is open.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl SqliteStorage {
@@ -26,7 +29,12 @@ impl SqliteStorage {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, tx: None })
+        Ok(Self {
+            pool,
+            tx: None,
+            writers: super::sql::Writers::one(),
+            _turn: None,
+        })
     }
 }
 
