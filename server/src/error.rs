@@ -268,8 +268,25 @@ impl From<service::Error> for ApiError {
                 message,
             },
             service::Error::Internal(cause) => Self::Internal(cause),
+            err @ service::Error::Storage(_) => Self::Internal(causes(&err)),
         }
     }
+}
+
+/// An error and each cause under it, outermost first: what the server log says of a fault (a
+/// cause its error already shows is not said twice).
+pub fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Text with anything shaped like a key (`sk-` and at least 8 more key characters) cut to its
@@ -373,5 +390,24 @@ impl ApiError {
             _ => HeaderMap::new(),
         };
         (status, headers, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_fault_is_logged_with_every_cause() {
+        let refused = sqlx::Error::Protocol("the statement was refused".to_string());
+        let err = service::Error::Storage(crate::storage::StorageError::Database(refused));
+        let ApiError::Internal(logged) = ApiError::from(err) else {
+            panic!("a database fault is this server's");
+        };
+        assert_eq!(
+            logged,
+            "the database failed: database: encountered unexpected or invalid data: the \
+             statement was refused"
+        );
     }
 }

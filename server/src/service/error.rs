@@ -29,6 +29,9 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database refused or failed a statement: this server's fault, its cause kept.
+    #[error("the database failed")]
+    Storage(#[source] StorageError),
 }
 
 impl Error {
@@ -45,7 +48,7 @@ impl From<StorageError> for Error {
         if err.is_unavailable() {
             Self::Unavailable("The database cannot be reached; try again in a moment.".to_string())
         } else {
-            Self::Internal(err.to_string())
+            Self::Storage(err)
         }
     }
 }
