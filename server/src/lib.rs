@@ -15,6 +15,7 @@ pub mod notices;
 pub mod oidc;
 pub mod pace;
 pub mod providers;
+pub mod request;
 pub mod routes;
 pub mod serve;
 pub mod service;

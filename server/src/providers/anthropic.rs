@@ -7,10 +7,16 @@
 //! `cache_creation_input_tokens`), so either side is priced alike.
 
 use super::{
-    call::UpstreamError,
+    adapter::{Entry, Provider, Try},
+    call::{Answer, UpstreamError},
     lines::{Lines, TooLong},
 };
+use crate::request::{Chat, Request};
+use async_trait::async_trait;
+use axum::body::Bytes;
+use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// The Messages API version Gatehouse speaks upstream.
 pub const VERSION: &str = "2023-06-01";
@@ -20,6 +26,103 @@ const DEFAULT_MAX_TOKENS: u64 = 4_096;
 
 /// A request that cannot be translated: what is wrong, in the caller's terms.
 pub type Invalid = String;
+
+/// Anthropic's Messages API: chat requests are translated there and back.
+pub struct Anthropic {
+    /// The whole endpoint, e.g. `https://api.anthropic.com/v1/messages`.
+    url: String,
+    api_key: Option<String>,
+    model: String,
+}
+
+/// Never its key.
+impl std::fmt::Debug for Anthropic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anthropic")
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+/// As LiteLLM: the key from `ANTHROPIC_API_KEY` when the entry names none; the endpoint
+/// completed from a bare host or a `/v1` base.
+pub fn configure(entry: &Entry<'_>) -> anyhow::Result<Arc<dyn Provider>> {
+    let base = entry.base_url(Some("https://api.anthropic.com"))?;
+    let url = if base.ends_with("/v1/messages") {
+        base
+    } else if base.ends_with("/v1") {
+        format!("{base}/messages")
+    } else {
+        format!("{base}/v1/messages")
+    };
+    Ok(Arc::new(Anthropic {
+        url,
+        api_key: entry.api_key_or_env("ANTHROPIC_API_KEY"),
+        model: entry.model.to_string(),
+    }))
+}
+
+#[async_trait]
+impl Provider for Anthropic {
+    fn kind(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn api_base(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
+    async fn send(&self, request: &Request, at: &Try<'_>) -> Result<Answer, UpstreamError> {
+        let Request::Chat(chat) = request else {
+            return Err(UpstreamError::Rejected {
+                message: "This model serves chat only.".into(),
+            });
+        };
+        let mut call = at
+            .http
+            .post(&self.url)
+            .header("anthropic-version", VERSION)
+            .json(&request_from_openai(chat, &self.model));
+        if let Some(api_key) = &self.api_key {
+            call = call.header("x-api-key", api_key);
+        }
+        let secret = self.api_key.as_deref();
+        if chat.stream {
+            let Answer::Stream(events) = at.post(call, true, secret).await? else {
+                return Err(UpstreamError::BadAnswer);
+            };
+            // Chunks until Anthropic's `message_stop` (or its `error`), then the end.
+            let chunks = ToOpenAiStream::new(at.request_id, at.created, at.caps.line);
+            let translated = futures_util::stream::unfold(
+                (events, chunks, false),
+                |(mut events, mut chunks, ended)| async move {
+                    if ended {
+                        return None;
+                    }
+                    let item = events.next().await?;
+                    let out = item.and_then(|bytes| chunks.feed(&bytes).map(Bytes::from));
+                    let ended = out.is_err() || chunks.done();
+                    Some((out, (events, chunks, ended)))
+                },
+            );
+            return Ok(Answer::Stream(translated.boxed()));
+        }
+        let Answer::Json(bytes) = at.post(call, false, secret).await? else {
+            return Err(UpstreamError::BadAnswer);
+        };
+        let answer = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or(UpstreamError::BadAnswer)?;
+        let answer = answer_to_openai(&answer, at.request_id, at.created);
+        Ok(Answer::Json(Bytes::from(answer.to_string())))
+    }
+}
 
 fn text_of(content: &Value) -> String {
     match content {
@@ -213,15 +316,10 @@ fn assistant_blocks(blocks: &[Value], i: usize) -> Result<Value, Invalid> {
 // ---- chat request → Messages request (`anthropic/` deployments) ----
 
 /// A chat completions body (already prepared for its deployment) as a Messages body.
-pub fn request_from_openai(request: &Value, model: &str) -> Value {
-    let empty = Vec::new();
-    let turns = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+pub fn request_from_openai(request: &Chat, model: &str) -> Value {
     let mut system = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
-    for turn in turns {
+    for turn in &request.messages {
         let content = turn.get("content").unwrap_or(&Value::Null);
         match turn.get("role").and_then(Value::as_str) {
             Some("system" | "developer") => system.push(text_of(content)),
@@ -252,9 +350,9 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
         }
     }
     // The smaller of the two when both are set (a `null` is not a limit).
-    let max_tokens = ["max_tokens", "max_completion_tokens"]
-        .iter()
-        .filter_map(|field| request.get(*field).and_then(Value::as_u64))
+    let max_tokens = [request.max_tokens, request.max_completion_tokens]
+        .into_iter()
+        .flatten()
         .min()
         .unwrap_or(DEFAULT_MAX_TOKENS);
     let mut out = json!({"model": model, "messages": messages, "max_tokens": max_tokens});
@@ -262,12 +360,15 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
     if !system.is_empty() {
         fields.insert("system".into(), json!(system.join("\n")));
     }
-    for field in ["temperature", "top_p", "stream"] {
-        if let Some(value) = request.get(field).filter(|v| !v.is_null()) {
+    for field in ["temperature", "top_p"] {
+        if let Some(value) = request.rest.get(field).filter(|v| !v.is_null()) {
             fields.insert(field.into(), value.clone());
         }
     }
-    match request.get("stop") {
+    if request.stream {
+        fields.insert("stream".into(), Value::Bool(true));
+    }
+    match request.rest.get("stop") {
         Some(Value::String(stop)) => {
             fields.insert("stop_sequences".into(), json!([stop]));
         }
@@ -276,10 +377,10 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
         }
         _ => {}
     }
-    if let Some(user) = request.get("user").and_then(Value::as_str) {
+    if let Some(user) = request.user() {
         fields.insert("metadata".into(), json!({"user_id": user}));
     }
-    if let Some(tools) = request.get("tools").and_then(Value::as_array) {
+    if let Some(tools) = request.tools.as_ref().and_then(Value::as_array) {
         let tools: Vec<Value> = tools
             .iter()
             .filter_map(|tool| tool.get("function"))
@@ -294,7 +395,7 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
             .collect();
         fields.insert("tools".into(), Value::Array(tools));
     }
-    let choice = match request.get("tool_choice") {
+    let choice = match &request.tool_choice {
         Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
         Some(Value::String(s)) if s == "none" => Some(json!({"type": "none"})),
         Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
@@ -305,7 +406,7 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
         _ => None,
     };
     if let Some(mut choice) = choice {
-        if request.get("parallel_tool_calls") == Some(&json!(false)) {
+        if request.rest.get("parallel_tool_calls") == Some(&json!(false)) {
             choice["disable_parallel_tool_use"] = json!(true);
         }
         fields.insert("tool_choice".into(), choice);
@@ -315,7 +416,7 @@ pub fn request_from_openai(request: &Value, model: &str) -> Value {
 
 /// An assistant's chat message as Anthropic's blocks: its text, then its tool calls as
 /// `tool_use` (arguments that are not JSON become `{}`).
-fn assistant_content(message: &Value) -> Vec<Value> {
+fn assistant_content(message: &Map<String, Value>) -> Vec<Value> {
     let mut blocks = Vec::new();
     let text = text_of(message.get("content").unwrap_or(&Value::Null));
     if !text.is_empty() {
@@ -461,7 +562,11 @@ pub fn answer_to_openai(answer: &Value, id: &str, created: i64) -> Value {
 /// A chat completion as an Anthropic answer (its first choice), named `model`.
 pub fn answer_from_openai(answer: &Value, model: &str) -> Value {
     let choice = answer.pointer("/choices/0").unwrap_or(&Value::Null);
-    let message = choice.get("message").unwrap_or(&Value::Null);
+    let empty = Map::new();
+    let message = choice
+        .get("message")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let content = assistant_content(message);
     json!({
         "id": message_id(answer.get("id").and_then(Value::as_str)),
@@ -863,7 +968,9 @@ mod tests {
         assert_eq!(chat["tool_choice"], "required");
         assert_eq!(chat["tools"][0]["function"]["name"], "weather");
         // And back, as an `anthropic/` deployment gets it.
-        let back = request_from_openai(&chat, "claude-upstream");
+        let typed = Chat::from_fields(chat.as_object().cloned().expect("an object"))
+            .expect("a chat request");
+        let back = request_from_openai(&typed, "claude-upstream");
         assert_eq!(back["system"], "Be brief.");
         assert_eq!(back["model"], "claude-upstream");
         assert_eq!(back["messages"][0]["content"][1]["source"]["data"], "AAAA");

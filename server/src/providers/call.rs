@@ -1,9 +1,8 @@
-//! Calling a model's provider: one request to an OpenAI-compatible server (or the in-process
-//! mock) within the deployment's timeouts, its failures sorted into what a caller may be told.
+//! What every provider's call shares: reading an HTTP answer within the gateway's caps and the
+//! deployment's timeouts, and sorting its failures into what a caller may be told.
 //! An upstream's own error text is passed on only for requests it refused as malformed; its
 //! authentication and server errors stay here, since they can describe the provider's key.
 
-use super::{anthropic, mock, Deployment, Upstream};
 use axum::body::Bytes;
 use futures_util::{stream::BoxStream, StreamExt};
 use serde_json::Value;
@@ -24,21 +23,6 @@ pub struct Caps {
     pub line: usize,
     /// A stream from its first chunk to its end.
     pub stream: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Embeddings,
-}
-
-impl Endpoint {
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::Chat => "chat/completions",
-            Self::Embeddings => "embeddings",
-        }
-    }
 }
 
 /// Why a call to the provider failed.
@@ -68,14 +52,6 @@ pub enum Answer {
     Stream(BoxStream<'static, Result<Bytes, UpstreamError>>),
 }
 
-/// What the mock needs to write its answer.
-pub struct CallInfo<'a> {
-    pub endpoint: Endpoint,
-    pub streaming: bool,
-    pub request_id: &'a str,
-    pub created: i64,
-}
-
 /// What a caller is told of an upstream failure; never the provider's own text, except the
 /// reason it refused a malformed request.
 pub fn describe(err: &UpstreamError) -> String {
@@ -97,110 +73,8 @@ pub fn describe(err: &UpstreamError) -> String {
     }
 }
 
-/// One try: within the deployment's timeouts, and never past `limit` (what is left of the
-/// request's overall deadline) for its answer or its first chunk.
-pub async fn send(
-    http: &reqwest::Client,
-    deployment: &Deployment,
-    body: &Value,
-    info: CallInfo<'_>,
-    limit: Duration,
-    caps: &Caps,
-) -> Result<Answer, UpstreamError> {
-    match &deployment.upstream {
-        Upstream::Mock => Ok(mock_answer(deployment, body, &info)),
-        Upstream::OpenAi {
-            base_url, api_key, ..
-        } => {
-            let mut call = http
-                .post(format!("{base_url}/{}", info.endpoint.path()))
-                .json(body);
-            if let Some(api_key) = api_key {
-                call = call.bearer_auth(api_key);
-            }
-            let secret = api_key.as_deref();
-            if info.streaming {
-                stream(call, deployment.stream_timeout, limit, secret, caps).await
-            } else {
-                tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret, caps))
-                    .await
-                    .map_err(|_| UpstreamError::Timeout)?
-            }
-        }
-        Upstream::Anthropic {
-            url,
-            api_key,
-            model,
-        } => {
-            if info.endpoint != Endpoint::Chat {
-                return Err(UpstreamError::Rejected {
-                    message: "This model serves chat only.".into(),
-                });
-            }
-            let mut call = http
-                .post(url)
-                .header("anthropic-version", anthropic::VERSION)
-                .json(&anthropic::request_from_openai(body, model));
-            if let Some(api_key) = api_key {
-                call = call.header("x-api-key", api_key);
-            }
-            let secret = api_key.as_deref();
-            if info.streaming {
-                let Answer::Stream(events) =
-                    stream(call, deployment.stream_timeout, limit, secret, caps).await?
-                else {
-                    return Err(UpstreamError::BadAnswer);
-                };
-                // Chunks until Anthropic's `message_stop` (or its `error`), then the end.
-                let chunks =
-                    anthropic::ToOpenAiStream::new(info.request_id, info.created, caps.line);
-                let translated = futures_util::stream::unfold(
-                    (events, chunks, false),
-                    |(mut events, mut chunks, ended)| async move {
-                        if ended {
-                            return None;
-                        }
-                        let item = events.next().await?;
-                        let out = item.and_then(|bytes| chunks.feed(&bytes).map(Bytes::from));
-                        let ended = out.is_err() || chunks.done();
-                        Some((out, (events, chunks, ended)))
-                    },
-                );
-                return Ok(Answer::Stream(translated.boxed()));
-            }
-            let answer =
-                tokio::time::timeout(deployment.timeout.min(limit), whole(call, secret, caps))
-                    .await
-                    .map_err(|_| UpstreamError::Timeout)??;
-            let Answer::Json(bytes) = answer else {
-                return Err(UpstreamError::BadAnswer);
-            };
-            let answer = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .filter(Value::is_object)
-                .ok_or(UpstreamError::BadAnswer)?;
-            let answer = anthropic::answer_to_openai(&answer, info.request_id, info.created);
-            Ok(Answer::Json(Bytes::from(answer.to_string())))
-        }
-    }
-}
-
-fn mock_answer(deployment: &Deployment, body: &Value, info: &CallInfo<'_>) -> Answer {
-    let model = &deployment.model_name;
-    if info.streaming {
-        let events = mock::chat_stream(body, model, info.request_id, info.created);
-        return Answer::Stream(
-            futures_util::stream::iter(events.into_iter().map(|e| Ok(Bytes::from(e)))).boxed(),
-        );
-    }
-    let answer = match info.endpoint {
-        Endpoint::Chat => mock::chat_completion(body, model, info.request_id, info.created),
-        Endpoint::Embeddings => mock::embeddings(body, model),
-    };
-    Answer::Json(Bytes::from(answer.to_string()))
-}
-
-async fn whole(
+/// A whole answer, read within the caps.
+pub(super) async fn whole(
     call: reqwest::RequestBuilder,
     secret: Option<&str>,
     caps: &Caps,
@@ -238,7 +112,9 @@ async fn capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, Cu
     Ok(Bytes::from(body))
 }
 
-async fn stream(
+/// A stream of an answer's bytes as they come, each chunk within `timeout`; its start within
+/// `limit` too.
+pub(super) async fn stream(
     call: reqwest::RequestBuilder,
     timeout: Duration,
     limit: Duration,

@@ -4,6 +4,12 @@
 //! `/v1/messages` as Anthropic does (a tool call when tools are offered; usage with cache
 //! reads and writes; model `overloaded` fails its stream with an `error` event).
 
+use super::{
+    adapter::{Entry, Provider, Try},
+    call::{Answer, UpstreamError},
+};
+use crate::request::Request;
+use async_trait::async_trait;
 use axum::{
     body::Bytes,
     http::{header, StatusCode},
@@ -11,9 +17,61 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use futures_util::StreamExt;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 const REPLY: &str = "This is a mock reply from Gatehouse.";
+
+/// The in-process mock: answers at once, as the model its callers name.
+#[derive(Debug)]
+pub struct Mock {
+    model: String,
+}
+
+impl Mock {
+    /// The mock serving `model`.
+    pub fn serving(model: &str) -> Arc<dyn Provider> {
+        Arc::new(Self {
+            model: model.to_string(),
+        })
+    }
+}
+
+pub fn configure(entry: &Entry<'_>) -> anyhow::Result<Arc<dyn Provider>> {
+    Ok(Mock::serving(entry.model_name))
+}
+
+#[async_trait]
+impl Provider for Mock {
+    fn kind(&self) -> &'static str {
+        "mock"
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn api_base(&self) -> Option<&str> {
+        None
+    }
+
+    async fn send(&self, request: &Request, at: &Try<'_>) -> Result<Answer, UpstreamError> {
+        let body = request.to_json();
+        let model = &self.model;
+        if request.streaming() {
+            let events = chat_stream(&body, model, at.request_id, at.created);
+            return Ok(Answer::Stream(
+                futures_util::stream::iter(events.into_iter().map(|e| Ok(Bytes::from(e)))).boxed(),
+            ));
+        }
+        let answer = match request {
+            Request::Chat(_) => chat_completion(&body, model, at.request_id, at.created),
+            Request::Embeddings(_) => embeddings(&body, model),
+        };
+        Ok(Answer::Json(Bytes::from(answer.to_string())))
+    }
+}
 
 /// Words in the messages' text, plus 3 per message: deterministic, and close to real counts.
 pub fn prompt_tokens(body: &Value) -> u64 {

@@ -2,13 +2,16 @@
 //! YAML `model_list` (GATEHOUSE_CONFIG), or the built-in mock models when there is none.
 //! Upstream addresses come only from here; a request can never redirect the gateway.
 
+pub mod adapter;
 pub mod anthropic;
 pub mod call;
 pub mod catalog;
 pub mod lines;
 pub mod mock;
+pub mod openai;
 pub mod router;
 
+use adapter::resolve_secret;
 use anyhow::{bail, Context};
 use catalog::{ModelSpec, Price, Tokenizer};
 use serde::Deserialize;
@@ -19,28 +22,6 @@ use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 /// config says nothing (`litellm_params.timeout` / `stream_timeout`): the OpenAI SDK's default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Where a model's requests go.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Upstream {
-    /// Any OpenAI-compatible server (OpenAI, vLLM, Ollama, Groq, ...).
-    OpenAi {
-        /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
-        base_url: String,
-        api_key: Option<String>,
-        /// The model name the upstream knows.
-        model: String,
-    },
-    /// Anthropic's Messages API: chat requests are translated there and back.
-    Anthropic {
-        /// The whole endpoint, e.g. `https://api.anthropic.com/v1/messages`.
-        url: String,
-        api_key: Option<String>,
-        model: String,
-    },
-    /// Answers in-process, deterministically, with usage computed from the input.
-    Mock,
-}
-
 #[derive(Debug, Clone)]
 pub struct Deployment {
     /// LiteLLM's `model_info.id`, or a hash of what the deployment is (the same on every
@@ -50,7 +31,8 @@ pub struct Deployment {
     pub index: usize,
     /// The name callers use: its group's.
     pub model_name: String,
-    pub upstream: Upstream,
+    /// Its provider's adapter: where its requests go, and how.
+    pub upstream: Arc<dyn adapter::Provider>,
     /// Prices, output limit, tokenizer: what a request's cost is bounded with.
     pub spec: ModelSpec,
     /// The whole of a non-streamed call, per try.
@@ -67,19 +49,12 @@ pub struct Deployment {
 impl Deployment {
     /// The model the provider is asked for.
     pub fn upstream_model(&self) -> &str {
-        match &self.upstream {
-            Upstream::OpenAi { model, .. } | Upstream::Anthropic { model, .. } => model,
-            Upstream::Mock => &self.model_name,
-        }
+        self.upstream.model()
     }
 
     /// Where it is, without its key.
     pub fn api_base(&self) -> Option<&str> {
-        match &self.upstream {
-            Upstream::OpenAi { base_url, .. } => Some(base_url),
-            Upstream::Anthropic { url, .. } => Some(url),
-            Upstream::Mock => None,
-        }
+        self.upstream.api_base()
     }
 }
 
@@ -184,7 +159,7 @@ impl Models {
                 rpm: None,
                 tpm: None,
                 model_name: name.to_string(),
-                upstream: Upstream::Mock,
+                upstream: mock::Mock::serving(name),
                 spec: catalog::builtin(name).unwrap_or_else(|| catalog::unknown(name)),
                 timeout: DEFAULT_TIMEOUT,
                 stream_timeout: DEFAULT_TIMEOUT,
@@ -533,16 +508,6 @@ fn model_id(parts: &[&str]) -> String {
     hex::encode(hash.finalize())
 }
 
-/// Resolves LiteLLM's `os.environ/NAME` indirection.
-fn resolve_secret(value: &str) -> anyhow::Result<String> {
-    match value.strip_prefix("os.environ/") {
-        Some(var) => {
-            std::env::var(var).with_context(|| format!("environment variable {var} is not set"))
-        }
-        None => Ok(value.to_string()),
-    }
-}
-
 fn seconds(field: &str, value: Option<f64>) -> anyhow::Result<Option<Duration>> {
     value
         .map(|secs| {
@@ -567,55 +532,14 @@ impl ModelEntry {
                 params.model
             )
         })?;
-        let default_base = match provider {
-            "mock" => None,
-            "anthropic" => Some("https://api.anthropic.com"),
-            "openai" => Some("https://api.openai.com/v1"),
-            "groq" => Some("https://api.groq.com/openai/v1"),
-            "ollama" | "ollama_chat" => Some("http://localhost:11434/v1"),
-            "hosted_vllm" | "openai_compatible" => None,
-            other => bail!(
-                "provider {other:?} is not supported: use anthropic/<model>, or any \
-                 OpenAI-compatible server as openai/<model> with api_base"
-            ),
-        };
-        let upstream = if provider == "mock" {
-            Upstream::Mock
-        } else {
-            let base_url = match params.api_base.as_deref().map(resolve_secret).transpose()? {
-                Some(base) => base,
-                None => default_base
-                    .with_context(|| format!("provider {provider} needs litellm_params.api_base"))?
-                    .to_string(),
-            };
-            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                bail!("api_base must start with http:// or https://");
-            }
-            let base_url = base_url.trim_end_matches('/').to_string();
-            let api_key = params.api_key.as_deref().map(resolve_secret).transpose()?;
-            if provider == "anthropic" {
-                // As LiteLLM: the key from ANTHROPIC_API_KEY when the entry names none; the
-                // endpoint completed from a bare host or a `/v1` base.
-                let url = if base_url.ends_with("/v1/messages") {
-                    base_url
-                } else if base_url.ends_with("/v1") {
-                    format!("{base_url}/messages")
-                } else {
-                    format!("{base_url}/v1/messages")
-                };
-                Upstream::Anthropic {
-                    url,
-                    api_key: api_key.or_else(|| std::env::var("ANTHROPIC_API_KEY").ok()),
-                    model: model.to_string(),
-                }
-            } else {
-                Upstream::OpenAi {
-                    base_url,
-                    api_key,
-                    model: model.to_string(),
-                }
-            }
-        };
+        let resolve = |value: Option<&String>| value.map(|v| resolve_secret(v)).transpose();
+        let upstream = adapter::configure(&adapter::Entry {
+            provider,
+            model,
+            model_name: &self.model_name,
+            api_base: resolve(params.api_base.as_ref())?,
+            api_key: resolve(params.api_key.as_ref())?,
+        })?;
         let builtin = catalog::builtin(model).or_else(|| catalog::builtin(&self.model_name));
         let known = builtin.is_some();
         let base = builtin.unwrap_or_else(|| catalog::unknown(model));
@@ -632,11 +556,7 @@ impl ModelEntry {
             }
             Some(id) => id,
             None => {
-                let base = match &upstream {
-                    Upstream::OpenAi { base_url, .. } => Some(base_url.as_str()),
-                    Upstream::Anthropic { url, .. } => Some(url.as_str()),
-                    Upstream::Mock => None,
-                };
+                let base = upstream.api_base();
                 // The key as written (`os.environ/NAME`, or the key itself, as LiteLLM hashes
                 // it): deployments of one model on several keys each get their own id.
                 let key = params.api_key.as_deref().unwrap_or_default();
@@ -684,6 +604,15 @@ mod tests {
         &models.group(name).expect(name).deployments[0]
     }
 
+    /// Which adapter a deployment has, the model it asks for, and where.
+    fn target(deployment: &Deployment) -> (&'static str, &str, Option<&str>) {
+        (
+            deployment.upstream.kind(),
+            deployment.upstream_model(),
+            deployment.api_base(),
+        )
+    }
+
     #[test]
     fn reads_a_litellm_model_list() {
         std::env::set_var("GATEHOUSE_TEST_UPSTREAM_KEY", "sk-upstream");
@@ -718,12 +647,8 @@ litellm_settings:
         assert_eq!(models.names(), ["gpt-4o", "local-llama", "fake"]);
         let gpt = first(&models, "gpt-4o");
         assert_eq!(
-            gpt.upstream,
-            Upstream::OpenAi {
-                base_url: "https://api.openai.com/v1".into(),
-                api_key: Some("sk-upstream".into()),
-                model: "gpt-4o".into()
-            }
+            target(gpt),
+            ("openai", "gpt-4o", Some("https://api.openai.com/v1"))
         );
         assert_eq!(gpt.spec, catalog::builtin("gpt-4o").expect("known"));
         assert_eq!(gpt.timeout, DEFAULT_TIMEOUT);
@@ -740,16 +665,15 @@ litellm_settings:
         assert_eq!(llama.spec.tokenizer, Tokenizer::Bytes);
         assert_eq!(llama.timeout, Duration::from_millis(2500));
         assert_eq!(llama.stream_timeout, Duration::from_secs(30));
-        match &llama.upstream {
-            Upstream::OpenAi {
-                base_url, model, ..
-            } => {
-                assert_eq!(base_url, "http://127.0.0.1:8000/v1");
-                assert_eq!(model, "meta-llama/Llama-3-8B");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(first(&models, "fake").upstream, Upstream::Mock);
+        assert_eq!(
+            target(llama),
+            (
+                "openai",
+                "meta-llama/Llama-3-8B",
+                Some("http://127.0.0.1:8000/v1")
+            )
+        );
+        assert_eq!(target(first(&models, "fake")), ("mock", "fake", None));
     }
 
     #[test]
@@ -786,12 +710,12 @@ router_settings:
         assert_eq!(group.deployments[1].weight, Some(1.0));
         assert_eq!(group.deployments[1].id.len(), 64);
         assert_eq!(
-            first(&models, "claude").upstream,
-            Upstream::Anthropic {
-                url: "https://api.anthropic.com/v1/messages".into(),
-                api_key: Some("sk-ant".into()),
-                model: "claude-sonnet-4-5".into()
-            }
+            target(first(&models, "claude")),
+            (
+                "anthropic",
+                "claude-sonnet-4-5",
+                Some("https://api.anthropic.com/v1/messages")
+            )
         );
         let settings = &models.settings;
         assert_eq!(settings.strategy, Strategy::LatencyBased);

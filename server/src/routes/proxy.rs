@@ -7,7 +7,8 @@ use crate::{
     auth::{bearer_token, wrong},
     error::{rate_headers, ApiError},
     extract::ApiBytes,
-    providers::{anthropic, call::Endpoint},
+    providers::anthropic,
+    request::{Chat, Endpoint, Request},
     service::{
         money::nanos_to_usd,
         proxy::{self, Meta, ProxyCtx, ProxyError, Reply},
@@ -135,24 +136,11 @@ async fn messages(
         Err(err) => return err.into_anthropic(),
     };
     let (body, caller) = caller;
-    let translated = serde_json::from_slice::<Value>(&body)
-        .map_err(|err| format!("Invalid JSON body: {err}"))
-        .and_then(|request| {
-            let model = request
-                .get("model")
-                .and_then(Value::as_str)
-                .map(String::from);
-            Ok((
-                anthropic::request_to_openai(&request)?,
-                model.unwrap_or_default(),
-            ))
-        });
-    let (chat, model) = match translated {
+    let (chat, model) = match to_chat(&body) {
         Ok(translated) => translated,
-        Err(message) => return ApiError::bad_request(message).into_anthropic(),
+        Err(err) => return err.into_anthropic(),
     };
-    let chat = serde_json::to_vec(&chat).unwrap_or_default();
-    let reply = proxy::forward(ctx(&state), caller.token, &chat, Endpoint::Chat).await;
+    let reply = proxy::forward_request(ctx(&state), caller.token, chat, body.len()).await;
     match caller.outcome(&state, reply) {
         Ok(Reply::Answer { body, meta }) => {
             let answer = serde_json::from_slice::<Value>(&body).unwrap_or_default();
@@ -215,14 +203,35 @@ async fn count_tokens(
         if let Some(fields) = request.as_object_mut() {
             fields.entry("max_tokens").or_insert(json!(1));
         }
-        let chat = anthropic::request_to_openai(&request).map_err(ApiError::bad_request)?;
-        let tokens = proxy::count_tokens(ctx(&state), caller.token, &chat).await;
+        let chat = chat_of(anthropic::request_to_openai(&request))?;
+        let tokens = proxy::count_tokens(ctx(&state), caller.token, chat).await;
         caller.outcome(&state, tokens)
     };
     match counted.await {
         Ok(tokens) => Json(json!({ "input_tokens": tokens })).into_response(),
         Err(err) => err.into_anthropic(),
     }
+}
+
+/// A Messages body as a chat request, and the model it named.
+fn to_chat(body: &[u8]) -> Result<(Request, String), ApiError> {
+    let request = serde_json::from_slice::<Value>(body)
+        .map_err(|err| ApiError::bad_request(format!("Invalid JSON body: {err}")))?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let chat = chat_of(anthropic::request_to_openai(&request))?;
+    Ok((Request::Chat(chat), model))
+}
+
+/// A translated chat body, typed.
+fn chat_of(translated: Result<Value, anthropic::Invalid>) -> Result<Chat, ApiError> {
+    let Value::Object(fields) = translated.map_err(ApiError::bad_request)? else {
+        return Err(ApiError::bad_request("The body must be a JSON object."));
+    };
+    Chat::from_fields(fields).map_err(|invalid| ApiError::bad_request(invalid.message))
 }
 
 /// A stream's response: its meta headers and server-sent events.

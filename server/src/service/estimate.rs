@@ -9,12 +9,10 @@
 
 use crate::{
     gate::admission::Estimate,
-    providers::{
-        call::Endpoint,
-        catalog::{ModelSpec, Price, Tokenizer},
-    },
+    providers::catalog::{ModelSpec, Price, Tokenizer},
+    request::{invalid, Chat, Embeddings, Input, Invalid, Request},
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Tokens a chat format adds around every message (`<|start|>role<|message|>…<|end|>`).
 pub const TOKENS_PER_MESSAGE: u64 = 4;
@@ -25,8 +23,6 @@ pub const TOKENS_PER_REPLY: u64 = 3;
 pub const TOKENS_FOR_TOOLS: u64 = 512;
 /// Pages a file can have (OpenAI's limit for PDFs); each may be read as an image and its text.
 pub const MAX_FILE_PAGES: u64 = 100;
-/// Choices one request may ask for (`n`), as OpenAI allows.
-pub const MAX_CHOICES: u64 = 128;
 /// Text longer than this is bounded by its byte length instead of being tokenized: every token
 /// of a byte-level tokenizer covers at least one byte, and counting megabytes would stall the
 /// request path.
@@ -75,20 +71,6 @@ impl Bound {
     }
 }
 
-/// A request the bound cannot be computed for: the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub param: &'static str,
-    pub message: String,
-}
-
-fn invalid(param: &'static str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        param,
-        message: message.into(),
-    }
-}
-
 /// Loads the tables of `tokenizers` now rather than on the first request that needs one
 /// (about 30 MiB and half a second each; only what the served models use is loaded).
 pub fn warm_up(tokenizers: &[Tokenizer]) {
@@ -118,26 +100,12 @@ fn count_json(tokenizer: Tokenizer, value: &Value) -> u64 {
     }
 }
 
-/// A positive integer field, `None` when absent or null.
-fn positive(request: &Value, param: &'static str) -> Result<Option<u64>, Invalid> {
-    match request.get(param) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => match value.as_u64() {
-            Some(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(invalid(
-                param,
-                format!("{param} must be a whole number of at least 1"),
-            )),
-        },
-    }
-}
-
-/// The bound of a request to `endpoint` on a model described by `spec`.
-pub fn bound(endpoint: Endpoint, request: &Value, spec: &ModelSpec) -> Result<Bound, Invalid> {
-    match endpoint {
-        Endpoint::Chat => chat_bound(request, spec),
-        Endpoint::Embeddings => Ok(Bound {
-            prompt_tokens: embeddings_prompt(request, spec.tokenizer)?,
+/// The bound of a request on a model described by `spec`.
+pub fn bound(request: &Request, spec: &ModelSpec) -> Result<Bound, Invalid> {
+    match request {
+        Request::Chat(chat) => chat_bound(chat, spec),
+        Request::Embeddings(embeddings) => Ok(Bound {
+            prompt_tokens: embeddings_prompt(embeddings, spec.tokenizer),
             choices: 1,
             output_tokens: 0,
             extra_output_tokens: 0,
@@ -147,20 +115,15 @@ pub fn bound(endpoint: Endpoint, request: &Value, spec: &ModelSpec) -> Result<Bo
     }
 }
 
-fn chat_bound(request: &Value, spec: &ModelSpec) -> Result<Bound, Invalid> {
+fn chat_bound(request: &Chat, spec: &ModelSpec) -> Result<Bound, Invalid> {
     let tokenizer = spec.tokenizer;
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| invalid("messages", "messages must be a non-empty list of messages"))?;
     let mut prompt = TOKENS_PER_REPLY;
-    for message in messages {
+    for message in &request.messages {
         prompt = prompt.saturating_add(message_tokens(message, spec)?);
     }
-    let tools: u64 = ["tools", "functions"]
-        .iter()
-        .filter_map(|field| request.get(*field).filter(|v| !v.is_null()))
+    let tools: u64 = [&request.tools, &request.functions]
+        .into_iter()
+        .flatten()
         .map(|v| count_json(tokenizer, v))
         .fold(0, u64::saturating_add);
     if tools > 0 {
@@ -168,26 +131,19 @@ fn chat_bound(request: &Value, spec: &ModelSpec) -> Result<Bound, Invalid> {
             .saturating_add(tools)
             .saturating_add(TOKENS_FOR_TOOLS);
     }
-    for field in ["tool_choice", "response_format"] {
-        if let Some(value) = request.get(field).filter(|v| v.is_object()) {
-            prompt = prompt.saturating_add(count_json(tokenizer, value));
-        }
+    for value in [&request.tool_choice, &request.response_format]
+        .into_iter()
+        .flatten()
+        .filter(|v| v.is_object())
+    {
+        prompt = prompt.saturating_add(count_json(tokenizer, value));
     }
-
-    let choices = positive(request, "n")?.unwrap_or(1);
-    if choices > MAX_CHOICES {
-        return Err(invalid("n", format!("n must be at most {MAX_CHOICES}")));
-    }
-    let max_tokens = positive(request, "max_tokens")?;
-    let max_completion = positive(request, "max_completion_tokens")?;
+    let (max_tokens, max_completion) = (request.max_tokens, request.max_completion_tokens);
     let (requested, limit_field) = match (max_tokens, max_completion) {
         (Some(a), Some(b)) => (Some(a.max(b)), LimitField::Both),
         (Some(a), None) => (Some(a), LimitField::MaxTokens),
         (None, Some(b)) => (Some(b), LimitField::MaxCompletionTokens),
-        (None, None) => (
-            None,
-            limit_field_for(request.get("model").and_then(Value::as_str).unwrap_or("")),
-        ),
+        (None, None) => (None, limit_field_for(&request.model)),
     };
     if let Some(requested) = requested {
         if requested > spec.max_output_tokens {
@@ -207,11 +163,13 @@ fn chat_bound(request: &Value, spec: &ModelSpec) -> Result<Bound, Invalid> {
         }
     }
     let extra = request
-        .pointer("/prediction/content")
+        .prediction
+        .as_ref()
+        .and_then(|prediction| prediction.get("content"))
         .map_or(0, |content| count_json(tokenizer, content));
     Ok(Bound {
         prompt_tokens: prompt,
-        choices,
+        choices: request.choices(),
         output_tokens: requested.unwrap_or(spec.max_output_tokens),
         extra_output_tokens: extra,
         explicit_limit: requested.is_some(),
@@ -233,13 +191,10 @@ pub fn limit_field_for(model: &str) -> LimitField {
     }
 }
 
-fn message_tokens(message: &Value, spec: &ModelSpec) -> Result<u64, Invalid> {
+fn message_tokens(message: &Map<String, Value>, spec: &ModelSpec) -> Result<u64, Invalid> {
     let tokenizer = spec.tokenizer;
-    let fields = message
-        .as_object()
-        .ok_or_else(|| invalid("messages", "each message must be an object"))?;
     let mut tokens = TOKENS_PER_MESSAGE;
-    for (field, value) in fields {
+    for (field, value) in message {
         let counted = match field.as_str() {
             "content" => content_tokens(value, spec)?,
             "name" => count_json(tokenizer, value).saturating_add(1),
@@ -298,29 +253,17 @@ fn content_tokens(content: &Value, spec: &ModelSpec) -> Result<u64, Invalid> {
     Ok(tokens)
 }
 
-fn embeddings_prompt(request: &Value, tokenizer: Tokenizer) -> Result<u64, Invalid> {
-    let bad = || {
-        invalid(
-            "input",
-            "input must be a string, a list of strings, or a list of token lists",
-        )
-    };
-    let tokens = |item: &Value| -> Result<u64, Invalid> {
+fn embeddings_prompt(request: &Embeddings, tokenizer: Tokenizer) -> u64 {
+    let tokens = |item: &Value| -> u64 {
         match item {
-            Value::String(text) => Ok(count(tokenizer, text)),
-            Value::Number(_) => Ok(1),
-            Value::Array(ids) if ids.iter().all(Value::is_number) => {
-                Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
-            }
-            _ => Err(bad()),
+            Value::String(text) => count(tokenizer, text),
+            Value::Array(ids) => u64::try_from(ids.len()).unwrap_or(u64::MAX),
+            _ => 1,
         }
     };
-    match request.get("input") {
-        Some(Value::String(text)) => Ok(count(tokenizer, text)),
-        Some(Value::Array(items)) if !items.is_empty() => items
-            .iter()
-            .try_fold(0u64, |sum, item| Ok(sum.saturating_add(tokens(item)?))),
-        _ => Err(bad()),
+    match &request.input {
+        Input::Text(text) => count(tokenizer, text),
+        Input::Items(items) => items.iter().map(tokens).fold(0, u64::saturating_add),
     }
 }
 
@@ -353,8 +296,19 @@ pub fn answer_tokens(answer: &Value, tokenizer: Tokenizer) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::catalog::{builtin, unknown};
+    use crate::{
+        providers::catalog::{builtin, unknown},
+        request::Endpoint,
+    };
     use serde_json::json;
+
+    /// The bound of a body as it comes, parsed first.
+    fn bound(endpoint: Endpoint, body: &Value, spec: &ModelSpec) -> Result<Bound, Invalid> {
+        super::bound(
+            &Request::parse(endpoint, body.to_string().as_bytes())?,
+            spec,
+        )
+    }
 
     fn gpt4o() -> ModelSpec {
         builtin("gpt-4o").expect("known")
@@ -419,22 +373,25 @@ mod tests {
             bound(Endpoint::Chat, &r, &spec)
         };
         let huge = ask(json!({"max_tokens": u64::MAX})).expect_err("too large");
-        assert_eq!(huge.param, "max_tokens");
+        assert_eq!(huge.param, Some("max_tokens"));
         assert!(huge.message.contains("16384"), "{}", huge.message);
         assert_eq!(
             ask(json!({"max_tokens": 0})).expect_err("zero").param,
-            "max_tokens"
+            Some("max_tokens")
         );
         assert_eq!(
             ask(json!({"max_tokens": -1})).expect_err("negative").param,
-            "max_tokens"
+            Some("max_tokens")
         );
         assert_eq!(
             ask(json!({"max_tokens": "5"})).expect_err("text").param,
-            "max_tokens"
+            Some("max_tokens")
         );
-        assert_eq!(ask(json!({"n": 129})).expect_err("too many").param, "n");
-        assert_eq!(ask(json!({"n": 0})).expect_err("none").param, "n");
+        assert_eq!(
+            ask(json!({"n": 129})).expect_err("too many").param,
+            Some("n")
+        );
+        assert_eq!(ask(json!({"n": 0})).expect_err("none").param, Some("n"));
         let both = ask(json!({"max_tokens": 5, "max_completion_tokens": 9})).expect("valid");
         assert_eq!(
             (both.output_tokens, both.limit_field),
@@ -451,7 +408,7 @@ mod tests {
             bound(Endpoint::Chat, &json!({"model": "m"}), &spec)
                 .expect_err("no messages")
                 .param,
-            "messages"
+            Some("messages")
         );
     }
 
@@ -469,14 +426,24 @@ mod tests {
         let spec = builtin("text-embedding-3-small").expect("known");
         let b = bound(
             Endpoint::Embeddings,
-            &json!({"input": ["one two", [1, 2, 3]]}),
+            &json!({"model": "e", "input": ["one two", [1, 2, 3]]}),
             &spec,
         )
         .expect("valid");
         assert_eq!(b.prompt_tokens, 2 + 3);
         assert_eq!(b.output_tokens, 0);
-        assert!(bound(Endpoint::Embeddings, &json!({"input": {}}), &spec).is_err());
-        assert!(bound(Endpoint::Embeddings, &json!({"input": []}), &spec).is_err());
+        assert!(bound(
+            Endpoint::Embeddings,
+            &json!({"model": "e", "input": {}}),
+            &spec
+        )
+        .is_err());
+        assert!(bound(
+            Endpoint::Embeddings,
+            &json!({"model": "e", "input": []}),
+            &spec
+        )
+        .is_err());
     }
 
     #[test]

@@ -17,11 +17,13 @@ use crate::{
         Gate, KeyEntry,
     },
     providers::{
-        call::{self, Answer, CallInfo, Endpoint, UpstreamError},
+        adapter::Try,
+        call::{self, Answer, UpstreamError},
         catalog::{self, ModelSpec, Tokens},
         router::{Pick, Router, Unavailable},
         Deployment, Group,
     },
+    request::{Chat, Endpoint, Invalid, Request},
     service::secrets,
     spend::{Durability, SpendSink},
     storage::{member_id, SpendLog, Storage},
@@ -34,16 +36,6 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::sync::{mpsc, oneshot};
-
-/// Fields LiteLLM clients may send that address or authenticate an upstream: dropped, not
-/// forwarded.
-const GATEWAY_ONLY_FIELDS: &[&str] = &[
-    "api_base",
-    "base_url",
-    "api_key",
-    "api_version",
-    "organization",
-];
 
 /// Bodies up to this size are counted on the request's own thread (well under a millisecond).
 const INLINE_ESTIMATE_BYTES: usize = 16 * 1024;
@@ -112,6 +104,12 @@ fn invalid(param: Option<&'static str>, message: impl Into<String>) -> ProxyErro
     ProxyError::Invalid {
         param,
         message: message.into(),
+    }
+}
+
+impl From<Invalid> for ProxyError {
+    fn from(Invalid { param, message }: Invalid) -> Self {
+        Self::Invalid { param, message }
     }
 }
 
@@ -191,14 +189,10 @@ pub async fn models(ctx: ProxyCtx<'_>, token: Option<&str>) -> Result<Vec<String
 pub async fn count_tokens(
     ctx: ProxyCtx<'_>,
     token: Option<&str>,
-    request: &Value,
+    request: Chat,
 ) -> Result<u64, ProxyError> {
     let key = find_key(ctx, token).await?;
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(Some("model"), "model is required"))?;
-    let model = ctx.gate.resolve_model(&key, model);
+    let model = ctx.gate.resolve_model(&key, &request.model);
     let chain = ctx
         .gate
         .authorize(&key, Some(&model))
@@ -210,12 +204,10 @@ pub async fn count_tokens(
         )
     })?;
     // Counting a long prompt takes milliseconds: off the threads that serve requests.
-    let (request, spec) = (request.clone(), group.spec);
-    let bound =
-        tokio::task::spawn_blocking(move || estimate::bound(Endpoint::Chat, &request, &spec))
-            .await
-            .map_err(|_| ProxyError::Internal)?
-            .map_err(|e| invalid(Some(e.param), e.message))?;
+    let (request, spec) = (Request::Chat(request), group.spec);
+    let bound = tokio::task::spawn_blocking(move || estimate::bound(&request, &spec))
+        .await
+        .map_err(|_| ProxyError::Internal)??;
     let grant = ctx
         .gate
         .admission
@@ -228,8 +220,8 @@ pub async fn count_tokens(
     Ok(bound.prompt_tokens)
 }
 
-/// Checks, admits and forwards one request; answers once the provider has (or, for a stream,
-/// once it has started).
+/// Checks, admits and forwards one request as its caller sent it to `endpoint`; answers once
+/// the provider has (or, for a stream, once it has started).
 pub async fn forward(
     ctx: ProxyCtx<'_>,
     token: Option<&str>,
@@ -238,16 +230,32 @@ pub async fn forward(
 ) -> Result<Reply, ProxyError> {
     let started = Instant::now();
     let key = find_key(ctx, token).await?;
-    let request: Value = serde_json::from_slice(body)
-        .map_err(|err| invalid(None, format!("Invalid JSON body: {err}")))?;
-    if !request.is_object() {
-        return Err(invalid(None, "The body must be a JSON object."));
-    }
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(Some("model"), "model is required"))?;
-    let model = ctx.gate.resolve_model(&key, model);
+    let request = Request::parse(endpoint, body)?;
+    admit_and_call(ctx, &key, request, body.len(), started).await
+}
+
+/// [`forward`] for a request already parsed (one translated from another API).
+pub async fn forward_request(
+    ctx: ProxyCtx<'_>,
+    token: Option<&str>,
+    request: Request,
+    size: usize,
+) -> Result<Reply, ProxyError> {
+    let started = Instant::now();
+    let key = find_key(ctx, token).await?;
+    admit_and_call(ctx, &key, request, size, started).await
+}
+
+async fn admit_and_call(
+    ctx: ProxyCtx<'_>,
+    key: &Arc<KeyEntry>,
+    request: Request,
+    size: usize,
+    started: Instant,
+) -> Result<Reply, ProxyError> {
+    let key = key.clone();
+    let endpoint = request.endpoint();
+    let model = ctx.gate.resolve_model(&key, request.model());
     let chain = ctx
         .gate
         .authorize(&key, Some(&model))
@@ -280,20 +288,20 @@ pub async fn forward(
         primary: group,
     };
     let spec = plan.spec();
-    let (request, bound) = if body.len() > INLINE_ESTIMATE_BYTES {
+    let (request, bound) = if size > INLINE_ESTIMATE_BYTES {
         // Counting a long prompt takes milliseconds: off the threads that serve requests.
         tokio::task::spawn_blocking(move || {
-            let bound = estimate::bound(endpoint, &request, &spec);
+            let bound = estimate::bound(&request, &spec);
             (request, bound)
         })
         .await
         .map_err(|_| ProxyError::Internal)?
     } else {
-        let bound = estimate::bound(endpoint, &request, &spec);
+        let bound = estimate::bound(&request, &spec);
         (request, bound)
     };
     let mut request = request;
-    let bound = bound.map_err(|e| invalid(Some(e.param), e.message))?;
+    let bound = bound?;
     if !ctx.spend.accepting() {
         return Err(ProxyError::Denied(Denial::Unavailable(
             Unreachable::Database,
@@ -305,10 +313,13 @@ pub async fn forward(
         .admit(&chain, &bound.estimate(&spec.price))
         .await
         .map_err(ProxyError::Denied)?;
-    let streaming =
-        endpoint == Endpoint::Chat && request.get("stream").and_then(Value::as_bool) == Some(true);
     let lowered_to = (endpoint == Endpoint::Chat && grant.lowered).then_some(grant.output_tokens);
-    prepare(&mut request, streaming);
+    if let Request::Chat(chat) = &mut request {
+        if chat.stream {
+            // The usage chunk is what the stream is charged by.
+            chat.include_usage();
+        }
+    }
     let usage = Estimate {
         output_tokens: grant.output_tokens,
         ..bound.estimate(&spec.price)
@@ -368,8 +379,6 @@ pub async fn forward(
         router: ctx.router.clone(),
         bound,
         request,
-        endpoint,
-        streaming,
         started,
         meta,
         http: ctx.http.clone(),
@@ -401,26 +410,6 @@ impl Plan {
     }
 }
 
-/// The request as every provider gets it (its model and output limit are set per try): the
-/// usage chunk asked for, and nothing that could redirect the gateway.
-fn prepare(request: &mut Value, streaming: bool) {
-    let Some(fields) = request.as_object_mut() else {
-        return;
-    };
-    if streaming {
-        // The usage chunk is what the stream is charged by.
-        let options = fields.entry("stream_options").or_insert_with(|| json!({}));
-        if !options.is_object() {
-            *options = json!({});
-        }
-        options["include_usage"] = json!(true);
-    }
-    // Where a request goes is the configuration's call, never the caller's.
-    for field in GATEWAY_ONLY_FIELDS {
-        fields.remove(*field);
-    }
-}
-
 /// An admitted request on its way to the provider and back.
 struct Call {
     reservation: Reservation,
@@ -434,9 +423,8 @@ struct Call {
     usage: Estimate,
     router: Arc<Router>,
     bound: Bound,
-    request: Value,
-    endpoint: Endpoint,
-    streaming: bool,
+    /// As every provider gets it: its model and output limit are set per try.
+    request: Request,
     started: Instant,
     meta: Meta,
     http: reqwest::Client,
@@ -458,12 +446,7 @@ enum Got {
 /// The output limit one try sends: what admission granted, within the deployment's own limit
 /// (a request that may fall back to a model with a smaller one), in the field the caller used —
 /// or, when it set none, the one the deployment's model takes.
-fn output_limit(
-    fields: &mut serde_json::Map<String, Value>,
-    bound: &Bound,
-    granted: u64,
-    deployment: &Deployment,
-) {
+fn output_limit(chat: &mut Chat, bound: &Bound, granted: u64, deployment: &Deployment) {
     use estimate::LimitField;
     let limit = granted.min(deployment.spec.max_output_tokens);
     if bound.explicit_limit && limit == bound.output_tokens {
@@ -474,18 +457,13 @@ fn output_limit(
     } else {
         estimate::limit_field_for(deployment.upstream_model())
     };
-    let names: &[&str] = match field {
-        LimitField::MaxTokens => &["max_tokens"],
-        LimitField::MaxCompletionTokens => &["max_completion_tokens"],
-        LimitField::Both => &["max_tokens", "max_completion_tokens"],
+    let (max_tokens, max_completion_tokens) = match field {
+        LimitField::MaxTokens => (true, false),
+        LimitField::MaxCompletionTokens => (false, true),
+        LimitField::Both => (true, true),
     };
-    for name in ["max_tokens", "max_completion_tokens"] {
-        if names.contains(&name) {
-            fields.insert(name.to_string(), json!(limit));
-        } else if !bound.explicit_limit {
-            fields.remove(name); // a `null` the caller sent
-        }
-    }
+    chat.max_tokens = max_tokens.then_some(limit);
+    chat.max_completion_tokens = max_completion_tokens.then_some(limit);
 }
 
 /// Why the last try (or pick) failed.
@@ -622,31 +600,20 @@ impl Call {
         deployment: &Deployment,
         left: Duration,
     ) -> Result<Got, UpstreamError> {
-        if let Some(fields) = self.request.as_object_mut() {
-            fields.insert(
-                "model".into(),
-                Value::String(deployment.upstream_model().to_string()),
-            );
-            if self.endpoint == Endpoint::Chat {
-                output_limit(fields, &self.bound, self.usage.output_tokens, deployment);
-            }
+        self.request.set_model(deployment.upstream_model());
+        if let Request::Chat(chat) = &mut self.request {
+            output_limit(chat, &self.bound, self.usage.output_tokens, deployment);
         }
-        let info = CallInfo {
-            endpoint: self.endpoint,
-            streaming: self.streaming,
+        let at = Try {
+            http: &self.http,
             request_id: &self.log.request_id,
             created: self.log.ts_ms / 1000,
+            timeout: deployment.timeout,
+            stream_timeout: deployment.stream_timeout,
+            limit: left,
+            caps: &self.caps,
         };
-        match call::send(
-            &self.http,
-            deployment,
-            &self.request,
-            info,
-            left,
-            &self.caps,
-        )
-        .await?
-        {
+        match deployment.upstream.send(&self.request, &at).await? {
             Answer::Json(body) => {
                 let answer = serde_json::from_slice::<Value>(&body)
                     .ok()

@@ -15,10 +15,8 @@ use server::{
         local::LocalAdmission,
         redis::RedisAdmission,
     },
-    providers::{
-        call::Endpoint,
-        catalog::{ImageTokens, ModelSpec, Price, Tokenizer, Tokens},
-    },
+    providers::catalog::{ImageTokens, ModelSpec, Price, Tokenizer, Tokens},
+    request::{self, Endpoint},
     service::estimate,
 };
 use std::sync::Arc;
@@ -207,10 +205,19 @@ fn body(request: &Request) -> Value {
     body
 }
 
+/// The bound of a chat body, parsed as the proxy parses it.
+fn chat_bound(
+    body: &serde_json::Value,
+    spec: &ModelSpec,
+) -> Result<estimate::Bound, request::Invalid> {
+    let parsed = request::Request::parse(Endpoint::Chat, body.to_string().as_bytes())?;
+    estimate::bound(&parsed, spec)
+}
+
 /// One request's life as the proxy lives it: bound, admit, then settle what the provider
 /// reported (or what was counted) through the reservation, or release it.
 async fn live(backend: Arc<dyn Admission>, spec: ModelSpec, chain: Vec<Level>, r: Request) {
-    let Ok(bound) = estimate::bound(Endpoint::Chat, &body(&r), &spec) else {
+    let Ok(bound) = chat_bound(&body(&r), &spec) else {
         return; // refused as invalid: nothing reserved
     };
     let levels: Vec<Level> = chain
@@ -322,8 +329,7 @@ fn the_tail_of_a_budget_still_admits_a_smaller_answer() {
                 },
                 window: 0,
             };
-            let bound = estimate::bound(
-                Endpoint::Chat,
+            let bound = chat_bound(
                 &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
                 &spec,
             )
