@@ -151,9 +151,9 @@ impl Chat {
     /// The envelope of a request's fields; the rest kept as they are.
     pub fn from_fields(mut fields: Map<String, Value>) -> Result<Self, Invalid> {
         for field in GATEWAY_ONLY_FIELDS {
-            fields.remove(*field);
+            fields.shift_remove(*field);
         }
-        let mut take = |name: &str| fields.remove(name).filter(|v| !v.is_null());
+        let mut take = |name: &str| fields.shift_remove(name).filter(|v| !v.is_null());
         let model = model(take("model"))?;
         let messages = match take("messages") {
             Some(Value::Array(messages)) if !messages.is_empty() => messages
@@ -291,16 +291,16 @@ pub enum Input {
 impl Embeddings {
     pub fn from_fields(mut fields: Map<String, Value>) -> Result<Self, Invalid> {
         for field in GATEWAY_ONLY_FIELDS {
-            fields.remove(*field);
+            fields.shift_remove(*field);
         }
-        let model = model(fields.remove("model").filter(|v| !v.is_null()))?;
+        let model = model(fields.shift_remove("model").filter(|v| !v.is_null()))?;
         let bad = || {
             invalid(
                 "input",
                 "input must be a string, a list of strings, or a list of token lists",
             )
         };
-        let input = match fields.remove("input") {
+        let input = match fields.shift_remove("input") {
             Some(Value::String(text)) => Input::Text(text),
             Some(Value::Array(items)) if !items.is_empty() => {
                 let item_ok = |item: &Value| match item {

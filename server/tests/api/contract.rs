@@ -111,6 +111,43 @@ async fn the_model_limit_is_sent_when_the_request_sets_none() {
 }
 
 #[tokio::test]
+async fn fields_reach_the_upstream_in_the_order_the_caller_wrote_them() {
+    // Strict JSON-schema outputs and prompt-cache keys depend on the order of a body's keys:
+    // what the gateway does not change goes on as written, nested objects included.
+    let (app, faults) = TestApp::spawn_faults().await;
+    let key = team_key(&app, json!({"team_id": "t"})).await;
+    let body = r#"{"zeta_vendor_field": 1, "model": "honest", "alpha_vendor_field": 2,
+        "messages": [{"role": "user", "content": "one two three", "name": "z", "annotations": []}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema":
+            {"type": "object", "properties": {"verdict": {"type": "string"},
+            "confidence": {"type": "number"}, "because": {"type": "string"}},
+            "required": ["verdict", "confidence", "because"]}}},
+        "mid_vendor_field": {"y": 1, "b": 2, "x": 3}}"#;
+    let reply = app
+        .client
+        .post(format!("{}/v1/chat/completions", app.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let seen = faults.last_seen();
+    let keys = |value: &Value| -> Vec<String> {
+        value.as_object().expect("object").keys().cloned().collect()
+    };
+    let sent = keys(&seen);
+    let position = |name: &str| sent.iter().position(|k| k == name).expect(name);
+    assert!(position("zeta_vendor_field") < position("alpha_vendor_field"), "{sent:?}");
+    assert!(position("alpha_vendor_field") < position("mid_vendor_field"), "{sent:?}");
+    assert_eq!(keys(&seen["mid_vendor_field"]), ["y", "b", "x"]);
+    assert_eq!(keys(&seen["messages"][0]), ["role", "content", "name", "annotations"]);
+    let schema = &seen["response_format"]["json_schema"]["schema"];
+    assert_eq!(keys(&schema["properties"]), ["verdict", "confidence", "because"]);
+}
+
+#[tokio::test]
 async fn a_prompt_the_budget_cannot_cover_is_refused_with_what_is_left() {
     let (app, _faults) = TestApp::spawn_faults().await;
     let key = team_key(&app, json!({"team_id": "t", "max_budget": 0.00001})).await;
