@@ -3,8 +3,9 @@
 
 use crate::{
     gate::admission::{Denial, LevelKind, RateInfo, Unreachable},
+    money::Nanos,
     providers::{call::UpstreamError, router::Unavailable},
-    service::{self, money::nanos_to_usd, proxy},
+    service::{self, proxy},
     storage::StorageError,
 };
 use app::types::{ErrorBody, ErrorDetail};
@@ -140,7 +141,7 @@ fn no_deployment_message(unavailable: &Unavailable) -> String {
 
 /// What a refusal says, in LiteLLM's words where it has them.
 fn denial_message(denial: &Denial) -> String {
-    let usd = |nanos: i64| nanos_to_usd(nanos);
+    let usd = |amount: Nanos| amount.usd();
     match denial {
         Denial::KeyBlocked => "This key is blocked; ask your admin to unblock it.".into(),
         Denial::KeyExpired => "This key has expired; ask your admin for a new one.".into(),

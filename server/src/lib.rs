@@ -11,6 +11,7 @@ pub mod files;
 pub mod gate;
 pub mod live;
 pub mod metrics;
+pub mod money;
 pub mod notices;
 pub mod oidc;
 pub mod pace;

@@ -7,9 +7,9 @@
 //! Recording takes no lock another request holds: each worker thread records into a shard of
 //! its own (a map per family), and a scrape adds the shards up. Label values are kept as given.
 
+use crate::money::Nanos;
 use crate::{
     gate::admission::{Denial, LevelKind},
-    service::money::nanos_to_usd,
     storage::{RefusalCount, SpendLog},
 };
 use std::{
@@ -170,8 +170,8 @@ pub struct BudgetGauge {
     pub alias: Option<String>,
     pub team: String,
     /// Nano-dollars.
-    pub spend: i64,
-    pub max_budget: Option<i64>,
+    pub spend: Nanos,
+    pub max_budget: Option<Nanos>,
     /// Seconds until the budget resets, if it does.
     pub resets_in: Option<i64>,
 }
@@ -311,7 +311,7 @@ impl Metrics {
         figures.completion_tokens = figures
             .completion_tokens
             .saturating_add(to_u64(log.completion_tokens));
-        figures.spend_nanos = figures.spend_nanos.saturating_add(to_u64(log.cost));
+        figures.spend_nanos = figures.spend_nanos.saturating_add(to_u64(log.cost.0));
         figures
             .latency
             .observe(Duration::from_millis(to_u64(log.latency_ms)));
@@ -480,7 +480,11 @@ impl Metrics {
                 "gatehouse_spend_usd_total",
                 "counter",
                 "Spend charged, USD.",
-                |u| nanos_to_usd(i64::try_from(u.spend_nanos).unwrap_or(i64::MAX)).to_string(),
+                |u| {
+                    Nanos(i64::try_from(u.spend_nanos).unwrap_or(i64::MAX))
+                        .usd()
+                        .to_string()
+                },
             ),
         ];
         for (name, kind, help, value) in families {
@@ -522,7 +526,11 @@ impl Metrics {
             (
                 "litellm_spend_metric",
                 "Total spend, USD (LiteLLM's name).",
-                |u| nanos_to_usd(i64::try_from(u.spend_nanos).unwrap_or(i64::MAX)).to_string(),
+                |u| {
+                    Nanos(i64::try_from(u.spend_nanos).unwrap_or(i64::MAX))
+                        .usd()
+                        .to_string()
+                },
             ),
             (
                 "litellm_requests_metric",
@@ -613,7 +621,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn render_budgets(out: &mut String, budgets: &Budgets) {
-    let usd = |nanos: i64| nanos_to_usd(nanos).to_string();
+    let usd = |amount: Nanos| amount.usd().to_string();
     let remaining = |b: &BudgetGauge| b.max_budget.map(|max| usd(max.saturating_sub(b.spend)));
     let team_labels = |b: &BudgetGauge| {
         format!(

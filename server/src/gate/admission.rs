@@ -9,7 +9,10 @@
 //! into spend, so spend never passes a budget.
 
 use super::window::RateKind;
-use crate::storage::BudgetOwner;
+use crate::{
+    money::{Nanos, Picos},
+    storage::BudgetOwner,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -90,8 +93,8 @@ impl std::fmt::Display for LevelId {
 /// The budget and rate limits of one level: the same shape for every level.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
-    /// Nano-dollars per budget window.
-    pub max_budget: Option<i64>,
+    /// Per budget window.
+    pub max_budget: Option<Nanos>,
     pub rpm_limit: Option<u64>,
     pub tpm_limit: Option<u64>,
     /// Requests in flight at once.
@@ -111,10 +114,10 @@ pub struct Level {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Estimate {
     pub prompt_tokens: u64,
-    /// The prompt at the dearest prompt price, pico-dollars.
-    pub prompt_picos: u128,
-    /// One more output token in every choice at the dearest output price, pico-dollars.
-    pub output_picos: u128,
+    /// The prompt at the dearest prompt price.
+    pub prompt_picos: Picos,
+    /// One more output token in every choice at the dearest output price.
+    pub output_picos: Picos,
     /// Choices: each output token per choice counts this many times.
     pub choices: u64,
     /// Output tokens per choice the request may write: its own limit or the model's.
@@ -126,15 +129,15 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    fn picos(&self, output: u64) -> u128 {
-        let per_choice = u128::from(output) + u128::from(self.extra_output_tokens);
+    fn picos(&self, output: u64) -> Picos {
+        let per_choice = output.saturating_add(self.extra_output_tokens);
         self.prompt_picos
-            .saturating_add(self.output_picos.saturating_mul(per_choice))
+            .saturating_add(self.output_picos.times(per_choice))
     }
 
-    /// The reservation, in nano-dollars (rounded up), with `output` tokens per choice.
-    pub fn cost(&self, output: u64) -> i64 {
-        crate::providers::catalog::picos_to_nanos(self.picos(output))
+    /// The reservation (rounded up to a nano-dollar), with `output` tokens per choice.
+    pub fn cost(&self, output: u64) -> Nanos {
+        self.picos(output).to_nanos()
     }
 
     /// Tokens reserved against TPM limits, with `output` tokens per choice.
@@ -144,18 +147,14 @@ impl Estimate {
             .saturating_add(self.choices.saturating_mul(per_choice))
     }
 
-    /// The most output tokens per choice whose reservation fits in `left` nano-dollars; `None`
-    /// when not even the prompt fits.
-    pub fn affordable(&self, left: i64) -> Option<u64> {
-        let room = u128::try_from(left).ok()?.saturating_mul(1000);
-        let fixed = self.picos(0);
-        if fixed > room {
-            return None;
+    /// The most output tokens per choice whose reservation fits in `left`; `None` when not
+    /// even the prompt fits.
+    pub fn affordable(&self, left: Nanos) -> Option<u64> {
+        let room = left.to_picos()?.checked_sub(self.picos(0))?;
+        match room.fits(self.output_picos) {
+            None => Some(u64::MAX),
+            Some(tokens) => Some(u64::try_from(tokens).unwrap_or(u64::MAX)),
         }
-        if self.output_picos == 0 {
-            return Some(u64::MAX);
-        }
-        Some(u64::try_from((room - fixed) / self.output_picos).unwrap_or(u64::MAX))
     }
 }
 
@@ -190,8 +189,8 @@ impl RateInfo {
 pub struct Grant {
     /// The chain's levels, each with the budget window the request was admitted in.
     pub levels: Vec<(LevelId, i64)>,
-    /// Nano-dollars reserved at every level.
-    pub cost: i64,
+    /// Reserved at every level.
+    pub cost: Nanos,
     /// Tokens reserved against every level's TPM limit.
     pub tokens: u64,
     /// Output tokens per choice the request may write.
@@ -220,12 +219,12 @@ pub enum Denial {
     },
     OverBudget {
         level: LevelId,
-        spend: i64,
-        max: i64,
+        spend: Nanos,
+        max: Nanos,
         /// What the budget has left after the requests in flight.
-        left: i64,
+        left: Nanos,
         /// The request's reservation with the output it asked for (or the model's limit).
-        request_cost: i64,
+        request_cost: Nanos,
     },
     RateLimited {
         level: LevelId,
@@ -251,7 +250,7 @@ pub enum Unreachable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
     /// Spend of each level of the grant, in its order, in the current window.
-    pub spend: Vec<i64>,
+    pub spend: Vec<Nanos>,
 }
 
 #[async_trait]
@@ -262,7 +261,7 @@ pub trait Admission: Send + Sync {
 
     /// Moves the reservation into spend as `cost` (at most the reservation) and `tokens`.
     /// A level whose window was reset since admission is not charged in its new window.
-    async fn settle(&self, grant: &Grant, cost: i64, tokens: u64) -> Settled;
+    async fn settle(&self, grant: &Grant, cost: Nanos, tokens: u64) -> Settled;
 
     /// Gives the reservation back: the request cost nothing.
     async fn release(&self, grant: &Grant);
@@ -272,13 +271,13 @@ pub trait Admission: Send + Sync {
 
     /// Storage's spend of a level in window `window` (at start, or for a new level). A backend
     /// that already counts that window keeps its own count: it is ahead of storage.
-    async fn load(&self, level: &LevelId, spend: i64, window: i64);
+    async fn load(&self, level: &LevelId, spend: Nanos, window: i64);
 
     /// Drops a deleted level's counters.
     async fn forget(&self, level: &LevelId);
 
     /// A level's spend in its current window, when the backend has it.
-    async fn spend(&self, level: &LevelId) -> Option<i64>;
+    async fn spend(&self, level: &LevelId) -> Option<Nanos>;
 }
 
 /// A grant that is released if nobody settles it (a panic, a dropped task): the explicit
@@ -302,7 +301,7 @@ impl Reservation {
             .expect("a reservation holds its grant until settled")
     }
 
-    pub async fn settle(mut self, cost: i64, tokens: u64) -> Settled {
+    pub async fn settle(mut self, cost: Nanos, tokens: u64) -> Settled {
         let grant = self.grant.take().expect("settled once");
         self.admission
             .settle(&grant, cost.min(grant.cost), tokens)
@@ -334,8 +333,8 @@ mod tests {
     fn estimate(prompt_picos: u128, output_picos: u128, output: u64) -> Estimate {
         Estimate {
             prompt_tokens: 10,
-            prompt_picos,
-            output_picos,
+            prompt_picos: Picos(prompt_picos),
+            output_picos: Picos(output_picos),
             choices: 1,
             output_tokens: output,
             extra_output_tokens: 0,
@@ -346,13 +345,13 @@ mod tests {
     #[test]
     fn costs_round_up_and_never_wrap() {
         let e = estimate(1_500, 2_000, 3);
-        assert_eq!(e.cost(3), 8); // 7.5 nano-dollars, rounded up
+        assert_eq!(e.cost(3), Nanos(8)); // 7.5 nano-dollars, rounded up
         let huge = Estimate {
-            output_picos: u128::MAX,
+            output_picos: Picos(u128::MAX),
             choices: u64::MAX,
             ..estimate(u128::MAX, 1, u64::MAX)
         };
-        assert_eq!(huge.cost(u64::MAX), i64::MAX);
+        assert_eq!(huge.cost(u64::MAX), Nanos::MAX);
         assert_eq!(huge.tokens(u64::MAX), u64::MAX);
     }
 
@@ -360,11 +359,11 @@ mod tests {
     fn affordable_output_fits_what_is_left() {
         let e = estimate(10_000, 3_000, 1000);
         // 10 nano-dollars of prompt, 3 an output token: (100 - 10) / 3 = 30 tokens.
-        assert_eq!(e.affordable(100), Some(30));
-        assert!(e.cost(30) <= 100 && e.cost(31) > 100);
-        assert_eq!(e.affordable(10), Some(0));
-        assert_eq!(e.affordable(9), None);
-        assert_eq!(e.affordable(-5), None);
-        assert_eq!(estimate(0, 0, 5).affordable(0), Some(u64::MAX));
+        assert_eq!(e.affordable(Nanos(100)), Some(30));
+        assert!(e.cost(30) <= Nanos(100) && e.cost(31) > Nanos(100));
+        assert_eq!(e.affordable(Nanos(10)), Some(0));
+        assert_eq!(e.affordable(Nanos(9)), None);
+        assert_eq!(e.affordable(Nanos(-5)), None);
+        assert_eq!(estimate(0, 0, 5).affordable(Nanos::ZERO), Some(u64::MAX));
     }
 }

@@ -8,6 +8,7 @@ use super::{
     clock::Clock,
     window::{RateKind, Window},
 };
+use crate::money::Nanos;
 use async_trait::async_trait;
 use std::{
     collections::HashMap,
@@ -16,10 +17,10 @@ use std::{
 
 #[derive(Debug, Default)]
 struct Counters {
-    /// Settled spend in the current window, nano-dollars.
-    spend: i64,
-    /// Reservations of requests admitted and not yet settled, nano-dollars.
-    reserved: i64,
+    /// Settled spend in the current window.
+    spend: Nanos,
+    /// Reservations of requests admitted and not yet settled.
+    reserved: Nanos,
     /// Tokens of requests admitted and not yet settled.
     tokens_reserved: u64,
     /// Requests admitted and not yet settled.
@@ -38,7 +39,7 @@ impl Counters {
     fn enter(&mut self, window: i64) {
         if window > self.window {
             self.window = window;
-            self.spend = 0;
+            self.spend = Nanos::ZERO;
         }
         self.loaded = true;
     }
@@ -128,7 +129,7 @@ impl Admission for LocalAdmission {
             let lowerable = estimate.lowerable && affordable.is_some_and(|out| out >= 1);
             if !lowerable {
                 let c = guards[counters_at(i)].as_ref().expect("locked");
-                let max = chain[i].limits.max_budget.unwrap_or(0);
+                let max = chain[i].limits.max_budget.unwrap_or(Nanos::ZERO);
                 return Err(Denial::OverBudget {
                     level: chain[i].id.clone(),
                     spend: c.spend,
@@ -136,7 +137,7 @@ impl Admission for LocalAdmission {
                     left: max
                         .saturating_sub(c.spend)
                         .saturating_sub(c.reserved)
-                        .max(0),
+                        .max(Nanos::ZERO),
                     request_cost: estimate.cost(wanted),
                 });
             }
@@ -201,9 +202,9 @@ impl Admission for LocalAdmission {
         })
     }
 
-    async fn settle(&self, grant: &Grant, cost: i64, tokens: u64) -> Settled {
+    async fn settle(&self, grant: &Grant, cost: Nanos, tokens: u64) -> Settled {
         let now = self.clock.now_secs();
-        let cost = cost.clamp(0, grant.cost);
+        let cost = cost.clamp(Nanos::ZERO, grant.cost);
         let mut spend = Vec::with_capacity(grant.levels.len());
         let mut seen: Vec<&LevelId> = Vec::with_capacity(grant.levels.len());
         for (level, window) in &grant.levels {
@@ -211,7 +212,7 @@ impl Admission for LocalAdmission {
             let mut c = lock(&cell);
             if !seen.contains(&level) {
                 seen.push(level);
-                c.reserved = c.reserved.saturating_sub(grant.cost).max(0);
+                c.reserved = c.reserved.saturating_sub(grant.cost).max(Nanos::ZERO);
                 c.tokens_reserved = c.tokens_reserved.saturating_sub(grant.tokens);
                 c.in_flight = c.in_flight.saturating_sub(1);
                 c.tokens.add(now, tokens);
@@ -233,7 +234,7 @@ impl Admission for LocalAdmission {
             seen.push(level);
             if let Some(cell) = self.existing(level) {
                 let mut c = lock(&cell);
-                c.reserved = c.reserved.saturating_sub(grant.cost).max(0);
+                c.reserved = c.reserved.saturating_sub(grant.cost).max(Nanos::ZERO);
                 c.tokens_reserved = c.tokens_reserved.saturating_sub(grant.tokens);
                 c.in_flight = c.in_flight.saturating_sub(1);
             }
@@ -245,7 +246,7 @@ impl Admission for LocalAdmission {
         lock(&cell).enter(window);
     }
 
-    async fn load(&self, level: &LevelId, spend: i64, window: i64) {
+    async fn load(&self, level: &LevelId, spend: Nanos, window: i64) {
         let cell = self.counters(level);
         let mut c = lock(&cell);
         if !c.loaded || window > c.window {
@@ -262,7 +263,7 @@ impl Admission for LocalAdmission {
             .remove(level);
     }
 
-    async fn spend(&self, level: &LevelId) -> Option<i64> {
+    async fn spend(&self, level: &LevelId) -> Option<Nanos> {
         self.existing(level).map(|cell| lock(&cell).spend)
     }
 }

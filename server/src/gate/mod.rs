@@ -11,6 +11,7 @@ pub mod redis;
 pub mod window;
 
 use crate::{
+    money::Nanos,
     notices::{Change, Notices},
     service::duration::Period,
     storage::{
@@ -86,11 +87,11 @@ impl LevelConfig {
     }
 }
 
-/// What the console follows live of a team or key (money in nano-USD, times in Unix seconds).
+/// What the console follows live of a team or key (times in Unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Figures {
-    pub spend: i64,
-    pub max_budget: Option<i64>,
+    pub spend: Nanos,
+    pub max_budget: Option<Nanos>,
     pub reset_at: Option<i64>,
     pub blocked: bool,
 }
@@ -653,7 +654,7 @@ impl Gate {
 
     /// A level's live spend: ahead of the database by up to one flush. (Its next reset is the
     /// database's: a window starts there first.)
-    pub async fn budget(&self, kind: LevelKind, id: &str) -> Option<i64> {
+    pub async fn budget(&self, kind: LevelKind, id: &str) -> Option<Nanos> {
         let entry = self.entry(&LevelId::new(kind, id))?;
         // Without the counters (Redis unreachable), the caller shows the database's figure.
         self.admission.spend(&entry.level).await

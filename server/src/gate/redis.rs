@@ -19,7 +19,7 @@ use super::admission::{
     Admission, Denial, Estimate, Grant, Level, LevelId, LevelKind, RateInfo, Settled, Unreachable,
 };
 use super::window::RateKind;
-use crate::storage::Storage;
+use crate::{money::Nanos, storage::Storage};
 use anyhow::Context;
 use async_trait::async_trait;
 use redis::{aio::ConnectionManager, Script, Value};
@@ -84,8 +84,8 @@ enum Outcome {
     Missing(usize),
     Budget {
         level: usize,
-        spend: i64,
-        reserved: i64,
+        spend: Nanos,
+        reserved: Nanos,
     },
     Rate {
         level: usize,
@@ -132,8 +132,8 @@ fn parse_outcome(reply: &[Value], levels: usize) -> Option<Outcome> {
         "missing" => Outcome::Missing(index(reply.get(1)?)?),
         "budget" => Outcome::Budget {
             level: index(reply.get(1)?)?,
-            spend: int(reply.get(2)?)?,
-            reserved: int(reply.get(3)?)?,
+            spend: Nanos(int(reply.get(2)?)?),
+            reserved: Nanos(int(reply.get(3)?)?),
         },
         kind @ ("requests" | "tokens" | "parallel") => Outcome::Rate {
             level: index(reply.get(1)?)?,
@@ -205,11 +205,11 @@ impl RedisAdmission {
     fn member<'a>(
         &self,
         lease: u64,
-        cost: i64,
+        cost: Nanos,
         tokens: u64,
         levels: impl Iterator<Item = &'a LevelId>,
     ) -> String {
-        let mut member = format!("{lease}\n{cost}\n{tokens}");
+        let mut member = format!("{lease}\n{}\n{tokens}", cost.0);
         for level in levels {
             member.push('\n');
             member.push_str(&self.state_key(level));
@@ -226,7 +226,7 @@ impl RedisAdmission {
     async fn try_admit(
         &self,
         chain: &[Level],
-        cost: i64,
+        cost: Nanos,
         tokens: u64,
         member: &str,
     ) -> redis::RedisResult<Option<Outcome>> {
@@ -236,13 +236,13 @@ impl RedisAdmission {
         }
         call.key(self.leases_key());
         call.arg(chain.len())
-            .arg(cost)
+            .arg(cost.0)
             .arg(tokens)
             .arg(member)
             .arg(LEASE_MS);
         for level in chain {
             call.arg(level.window)
-                .arg(optional(level.limits.max_budget))
+                .arg(optional(level.limits.max_budget.map(|max| max.0)))
                 .arg(optional(level.limits.rpm_limit))
                 .arg(optional(level.limits.tpm_limit))
                 .arg(optional(level.limits.max_parallel));
@@ -285,17 +285,23 @@ impl RedisAdmission {
             tracing::warn!(level = %level.id, %err, "cannot read a level's spend from storage");
             Denial::Unavailable(Unreachable::Database)
         })?;
-        let (spend, window) = row.map_or((0, level.window), |b| (b.spend, b.budget_window));
+        let (spend, window) =
+            row.map_or((Nanos::ZERO, level.window), |b| (b.spend, b.budget_window));
         self.load_spend(&level.id, spend, window)
             .await
             .map_err(|err| unavailable(&err))
     }
 
-    async fn load_spend(&self, level: &LevelId, spend: i64, window: i64) -> redis::RedisResult<()> {
+    async fn load_spend(
+        &self,
+        level: &LevelId,
+        spend: Nanos,
+        window: i64,
+    ) -> redis::RedisResult<()> {
         self.scripts
             .load
             .key(self.state_key(level))
-            .arg(spend)
+            .arg(spend.0)
             .arg(window)
             .invoke_async::<()>(&mut self.con.clone())
             .await
@@ -424,13 +430,13 @@ impl Admission for RedisAdmission {
                     spend,
                     reserved,
                 }) => {
-                    let max = levels[level].limits.max_budget.unwrap_or(0);
+                    let max = levels[level].limits.max_budget.unwrap_or(Nanos::ZERO);
                     let left = max.saturating_sub(spend).saturating_sub(reserved);
                     let denial = Denial::OverBudget {
                         level: levels[level].id.clone(),
                         spend,
                         max,
-                        left: left.max(0),
+                        left: left.max(Nanos::ZERO),
                         request_cost: estimate.cost(wanted),
                     };
                     match estimate.affordable(left) {
@@ -464,7 +470,7 @@ impl Admission for RedisAdmission {
         Err(refusal.unwrap_or(Denial::Unavailable(Unreachable::SharedCounters)))
     }
 
-    async fn settle(&self, grant: &Grant, cost: i64, tokens: u64) -> Settled {
+    async fn settle(&self, grant: &Grant, cost: Nanos, tokens: u64) -> Settled {
         let levels = distinct(&grant.levels, |(level, _)| level);
         let member = self.held().remove(&grant.lease).unwrap_or_else(|| {
             self.member(
@@ -480,10 +486,10 @@ impl Admission for RedisAdmission {
         }
         call.key(self.leases_key())
             .arg(levels.len())
-            .arg(cost.clamp(0, grant.cost))
+            .arg(cost.clamp(Nanos::ZERO, grant.cost).0)
             .arg(tokens)
             .arg(member)
-            .arg(grant.cost)
+            .arg(grant.cost.0)
             .arg(grant.tokens);
         for (_, window) in &levels {
             call.arg(*window);
@@ -499,7 +505,7 @@ impl Admission for RedisAdmission {
                             .position(|l| &l.0 == level)
                             .and_then(|at| spends.get(at))
                             .and_then(int)
-                            .unwrap_or(0)
+                            .map_or(Nanos::ZERO, Nanos)
                     })
                     .collect(),
             },
@@ -539,7 +545,7 @@ impl Admission for RedisAdmission {
         }
     }
 
-    async fn load(&self, level: &LevelId, spend: i64, window: i64) {
+    async fn load(&self, level: &LevelId, spend: Nanos, window: i64) {
         if let Err(err) = self.load_spend(level, spend, window).await {
             tracing::warn!(%level, %err, "cannot load a level's spend into Redis");
         }
@@ -556,7 +562,7 @@ impl Admission for RedisAdmission {
         }
     }
 
-    async fn spend(&self, level: &LevelId) -> Option<i64> {
+    async fn spend(&self, level: &LevelId) -> Option<Nanos> {
         redis::cmd("HGET")
             .arg(self.state_key(level))
             .arg("spend")
@@ -564,6 +570,7 @@ impl Admission for RedisAdmission {
             .await
             .ok()
             .flatten()
+            .map(Nanos)
     }
 }
 

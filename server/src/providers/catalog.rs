@@ -1,9 +1,9 @@
 //! What Gatehouse knows of a model without asking its provider: the price of each kind of token,
 //! the most it writes in one answer, how its prompts are counted and what an image can cost.
-//! A config's `model_info` (or `litellm_params`) overrides each. Prices are pico-dollars per
+//! A config's `model_info` (or `litellm_params`) overrides each. Prices are [`Picos`] per
 //! token so the cheapest models stay exact.
 
-const PICOS_PER_USD: f64 = 1e12;
+use crate::money::{Nanos, Picos};
 
 /// Output tokens assumed for a model whose limit is known neither here nor from its config.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4_096;
@@ -59,16 +59,16 @@ impl Tokenizer {
 /// separately cost what a plain input or output token costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Price {
-    pub input: i64,
-    pub output: i64,
-    pub input_audio: Option<i64>,
-    pub output_audio: Option<i64>,
+    pub input: Picos,
+    pub output: Picos,
+    pub input_audio: Option<Picos>,
+    pub output_audio: Option<Picos>,
     /// Prompt tokens read from the provider's cache.
-    pub cache_read: Option<i64>,
+    pub cache_read: Option<Picos>,
     /// Prompt tokens written to the provider's cache.
-    pub cache_write: Option<i64>,
+    pub cache_write: Option<Picos>,
     /// Completion tokens spent reasoning.
-    pub output_reasoning: Option<i64>,
+    pub output_reasoning: Option<Picos>,
 }
 
 /// Tokens of an answer, split by what they are priced as.
@@ -101,25 +101,8 @@ impl Tokens {
     }
 }
 
-pub fn usd_to_picos(usd: f64) -> Option<i64> {
-    (usd.is_finite() && (0.0..=1.0).contains(&usd)).then(|| (usd * PICOS_PER_USD).round() as i64)
-}
-
-pub fn picos_to_usd(picos: i64) -> f64 {
-    picos as f64 / PICOS_PER_USD
-}
-
-/// Pico-dollars to nano-dollars, rounded up so no fraction of spend is dropped.
-pub fn picos_to_nanos(picos: u128) -> i64 {
-    i64::try_from(picos.div_ceil(1000)).unwrap_or(i64::MAX)
-}
-
-fn picos(price: i64) -> u128 {
-    u128::try_from(price).unwrap_or(0)
-}
-
 impl Price {
-    pub fn plain(input: i64, output: i64) -> Self {
+    pub fn plain(input: Picos, output: Picos) -> Self {
         Self {
             input,
             output,
@@ -128,28 +111,28 @@ impl Price {
     }
 
     pub fn is_free(&self) -> bool {
-        self.dearest_input() == 0 && self.dearest_output() == 0
+        self.dearest_input() == Picos::ZERO && self.dearest_output() == Picos::ZERO
     }
 
     /// The most a prompt token can cost, whatever kind it turns out to be.
-    pub fn dearest_input(&self) -> i64 {
+    pub fn dearest_input(&self) -> Picos {
         [self.input_audio, self.cache_read, self.cache_write]
             .into_iter()
             .flatten()
-            .fold(self.input, i64::max)
+            .fold(self.input, Picos::max)
     }
 
     /// The most an output token can cost.
-    pub fn dearest_output(&self) -> i64 {
+    pub fn dearest_output(&self) -> Picos {
         [self.output_audio, self.output_reasoning]
             .into_iter()
             .flatten()
-            .fold(self.output, i64::max)
+            .fold(self.output, Picos::max)
     }
 
-    /// The cost of an answer's tokens in pico-dollars, each kind at its own price. Never more
-    /// than the same counts at the dearest prices.
-    pub fn cost_picos(&self, t: &Tokens) -> u128 {
+    /// The cost of an answer's tokens, each kind at its own price. Never more than the same
+    /// counts at the dearest prices.
+    pub fn cost_picos(&self, t: &Tokens) -> Picos {
         let audio_in = t.prompt_audio.min(t.prompt);
         let cached = t.prompt_cached.min(t.prompt - audio_in);
         let written = t.prompt_cache_write.min(t.prompt - audio_in - cached);
@@ -157,19 +140,24 @@ impl Price {
         let audio_out = t.completion_audio.min(t.completion);
         let reasoning = t.completion_reasoning.min(t.completion - audio_out);
         let text_out = t.completion - audio_out - reasoning;
-        let part = |tokens: u64, price: i64| u128::from(tokens) * picos(price);
-        part(text_in, self.input)
-            + part(audio_in, self.input_audio.unwrap_or(self.input))
-            + part(cached, self.cache_read.unwrap_or(self.input))
-            + part(written, self.cache_write.unwrap_or(self.input))
-            + part(text_out, self.output)
-            + part(audio_out, self.output_audio.unwrap_or(self.output))
-            + part(reasoning, self.output_reasoning.unwrap_or(self.output))
+        [
+            self.input.times(text_in),
+            self.input_audio.unwrap_or(self.input).times(audio_in),
+            self.cache_read.unwrap_or(self.input).times(cached),
+            self.cache_write.unwrap_or(self.input).times(written),
+            self.output.times(text_out),
+            self.output_audio.unwrap_or(self.output).times(audio_out),
+            self.output_reasoning
+                .unwrap_or(self.output)
+                .times(reasoning),
+        ]
+        .into_iter()
+        .sum()
     }
 
     /// [`Price::cost_picos`] in nano-dollars, rounded up.
-    pub fn cost_nanos(&self, t: &Tokens) -> i64 {
-        picos_to_nanos(self.cost_picos(t))
+    pub fn cost(&self, t: &Tokens) -> Nanos {
+        self.cost_picos(t).to_nanos()
     }
 }
 
@@ -179,7 +167,7 @@ impl Price {
 /// tokenizer that counts at least what either does.
 pub fn either(a: &ModelSpec, b: &ModelSpec) -> ModelSpec {
     let (p, q) = (&a.price, &b.price);
-    let part = |x: Option<i64>, x_plain: i64, y: Option<i64>, y_plain: i64| {
+    let part = |x: Option<Picos>, x_plain: Picos, y: Option<Picos>, y_plain: Picos| {
         (x.is_some() || y.is_some()).then(|| x.unwrap_or(x_plain).max(y.unwrap_or(y_plain)))
     };
     ModelSpec {
@@ -327,7 +315,7 @@ fn row(model: &str) -> Option<&'static Row> {
 pub fn builtin(model: &str) -> Option<ModelSpec> {
     let (_, input, output, max_output, images) = row(model)?;
     Some(ModelSpec {
-        price: Price::plain(usd_to_picos(*input)?, usd_to_picos(*output)?),
+        price: Price::plain(Picos::from_usd(*input)?, Picos::from_usd(*output)?),
         max_output_tokens: *max_output,
         tokenizer: Tokenizer::for_model(model),
         image_tokens: *images,
@@ -352,12 +340,15 @@ mod tests {
     #[test]
     fn prices_are_exact_and_costs_round_up() {
         let mini = builtin("gpt-4o-mini").expect("known").price;
-        assert_eq!(mini, Price::plain(150_000, 600_000));
+        assert_eq!(mini, Price::plain(Picos(150_000), Picos(600_000)));
         // 1000 prompt + 500 completion tokens of gpt-4o-mini: $0.00015 + $0.0003.
-        assert_eq!(mini.cost_nanos(&Tokens::plain(1000, 500)), 450_000);
+        assert_eq!(mini.cost(&Tokens::plain(1000, 500)), Nanos(450_000));
         let small = builtin("text-embedding-3-small").expect("known").price;
-        assert_eq!(small.cost_nanos(&Tokens::plain(1, 0)), 20);
-        assert_eq!(Price::plain(1, 0).cost_nanos(&Tokens::plain(1, 0)), 1);
+        assert_eq!(small.cost(&Tokens::plain(1, 0)), Nanos(20));
+        assert_eq!(
+            Price::plain(Picos(1), Picos(0)).cost(&Tokens::plain(1, 0)),
+            Nanos(1)
+        );
     }
 
     #[test]
@@ -380,16 +371,16 @@ mod tests {
     #[test]
     fn components_cost_their_own_price_and_never_more_than_the_dearest() {
         let price = Price {
-            input: 10,
-            output: 20,
-            input_audio: Some(100),
-            output_audio: Some(200),
-            cache_read: Some(1),
-            cache_write: Some(15),
-            output_reasoning: Some(30),
+            input: Picos(10),
+            output: Picos(20),
+            input_audio: Some(Picos(100)),
+            output_audio: Some(Picos(200)),
+            cache_read: Some(Picos(1)),
+            cache_write: Some(Picos(15)),
+            output_reasoning: Some(Picos(30)),
         };
-        assert_eq!(price.dearest_input(), 100);
-        assert_eq!(price.dearest_output(), 200);
+        assert_eq!(price.dearest_input(), Picos(100));
+        assert_eq!(price.dearest_output(), Picos(200));
         let t = Tokens {
             prompt: 10,
             prompt_audio: 2,
@@ -401,11 +392,11 @@ mod tests {
         };
         assert_eq!(
             price.cost_picos(&t),
-            4 * 10 + 2 * 100 + 3 + 15 + 2 * 20 + 200 + 2 * 30
+            Picos(4 * 10 + 2 * 100 + 3 + 15 + 2 * 20 + 200 + 2 * 30)
         );
         // Two deployments' spec bounds each of them.
         let cheap = ModelSpec {
-            price: Price::plain(5, 50),
+            price: Price::plain(Picos(5), Picos(50)),
             max_output_tokens: 100,
             tokenizer: Tokenizer::O200k,
             image_tokens: DEFAULT_IMAGE_TOKENS,
@@ -417,9 +408,9 @@ mod tests {
             image_tokens: DEFAULT_IMAGE_TOKENS,
         };
         let both = either(&cheap, &dear);
-        assert_eq!(both.price.dearest_input(), 100);
-        assert_eq!(both.price.dearest_output(), 200);
-        assert_eq!(both.price.cache_read, Some(5));
+        assert_eq!(both.price.dearest_input(), Picos(100));
+        assert_eq!(both.price.dearest_output(), Picos(200));
+        assert_eq!(both.price.cache_read, Some(Picos(5)));
         assert!(both.price.cost_picos(&t) >= cheap.price.cost_picos(&t));
         assert!(both.price.cost_picos(&t) >= dear.price.cost_picos(&t));
         assert_eq!(both.max_output_tokens, 100);
@@ -432,6 +423,6 @@ mod tests {
             completion_audio: 9,
             ..Tokens::default()
         };
-        assert!(price.cost_picos(&lying) <= 2 * 100 + 200);
+        assert!(price.cost_picos(&lying) <= Picos(2 * 100 + 200));
     }
 }

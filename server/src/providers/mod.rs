@@ -11,6 +11,7 @@ pub mod mock;
 pub mod openai;
 pub mod router;
 
+use crate::money::Picos;
 use adapter::resolve_secret;
 use anyhow::{bail, Context};
 use catalog::{ModelSpec, Price, Tokenizer};
@@ -432,10 +433,10 @@ impl ModelInfo {
 
     /// The built-in knowledge of the model with this entry's overrides applied.
     fn apply(self, mut spec: ModelSpec, known: bool, name: &str) -> anyhow::Result<ModelSpec> {
-        let usd = |field: &str, value: Option<f64>| -> anyhow::Result<Option<i64>> {
+        let usd = |field: &str, value: Option<f64>| -> anyhow::Result<Option<Picos>> {
             value
                 .map(|usd| {
-                    catalog::usd_to_picos(usd)
+                    Picos::from_usd(usd)
                         .with_context(|| format!("{field} must be between 0 and 1 USD"))
                 })
                 .transpose()
@@ -656,9 +657,9 @@ litellm_settings:
         assert_eq!(
             llama.spec.price,
             Price {
-                output_reasoning: Some(3_000_000),
-                cache_read: Some(100_000),
-                ..Price::plain(1_000_000, 2_000_000)
+                output_reasoning: Some(Picos(3_000_000)),
+                cache_read: Some(Picos(100_000)),
+                ..Price::plain(Picos(1_000_000), Picos(2_000_000))
             }
         );
         assert_eq!(llama.spec.max_output_tokens, 2048);

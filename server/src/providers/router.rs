@@ -12,6 +12,7 @@ use crate::{
         admission::{Admission, Denial, Estimate, Level, LevelId, LevelKind, Limits, Reservation},
         clock::Clock,
     },
+    money::{Nanos, Picos},
     notices::Notices,
 };
 use std::{
@@ -97,7 +98,7 @@ impl Pick {
             if tokens == 0 {
                 slot.release().await;
             } else {
-                slot.settle(0, tokens).await;
+                slot.settle(Nanos::ZERO, tokens).await;
             }
         }
     }
@@ -231,8 +232,8 @@ impl Router {
             .order(group, tried, now_ms)
             .map_err(|retry_after| Unavailable::Cooling { retry_after })?;
         let usage = Estimate {
-            prompt_picos: 0,
-            output_picos: 0,
+            prompt_picos: Picos::ZERO,
+            output_picos: Picos::ZERO,
             lowerable: false,
             ..*estimate
         };

@@ -16,6 +16,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// next try).
 #[utoipa::path(get, path = "/alert/list", tag = "audit", params(AlertQuery),
     responses((status = 200, description = "A page of alerts", body = AlertList)))]
+#[tracing::instrument(name = "alerts.list", level = "debug", skip_all)]
 async fn list(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `target_id`, `actor`, `start`/`end`; paged by `page` and `size`.
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "A page of the log", body = AuditList)))]
+#[tracing::instrument(name = "audit.list", level = "debug", skip_all)]
 async fn list(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,

@@ -14,6 +14,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/health", tag = "operations", security(()),
     responses((status = 200, description = "The server is up", body = Object,
         example = json!({"status": "ok"}))))]
+#[tracing::instrument(name = "health.health", level = "debug", skip_all)]
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -38,6 +39,7 @@ fn at(ms: i64) -> String {
             "api_base": "https://api.openai.com/v1", "status": "healthy",
             "cooling_down_until": null, "in_flight": 0, "latency_ms": 412.5,
             "weight": null, "rpm": null, "tpm": null, "recent_errors": []}]}))))]
+#[tracing::instrument(name = "health.deployments", level = "debug", skip_all)]
 async fn deployments(State(state): State<AppState>) -> Json<Value> {
     let states = state.router.states();
     let unhealthy = states

@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// old secret keeps working for `grace_period` (e.g. `"24h"`; none: it stops at once).
 #[utoipa::path(post, path = "/key/regenerate", tag = "keys", request_body = KeyRegenerate,
     responses((status = 200, description = "The key, with its new secret", body = GeneratedKey)))]
+#[tracing::instrument(name = "keys.regenerate", level = "debug", skip_all)]
 async fn regenerate(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -63,6 +64,7 @@ async fn regenerate(
     params(("key" = String, Path, description = "The key's token (or its SHA-256)")),
     request_body(content = Option<KeyRegenerate>),
     responses((status = 200, description = "The key, with its new secret", body = GeneratedKey)))]
+#[tracing::instrument(name = "keys.regenerate_named", level = "debug", skip_all)]
 async fn regenerate_named(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -103,6 +105,7 @@ async fn regenerate_named(
 /// Issues a virtual key in a team: the secret is in this answer only.
 #[utoipa::path(post, path = "/key/generate", tag = "keys", request_body = NewKey,
     responses((status = 200, description = "The key, with its secret", body = GeneratedKey)))]
+#[tracing::instrument(name = "keys.generate", level = "debug", skip_all)]
 async fn generate(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -118,6 +121,7 @@ async fn generate(
 /// A key, named by its secret or its token.
 #[utoipa::path(get, path = "/key/info", tag = "keys", params(KeyInfoQuery),
     responses((status = 200, description = "The key", body = KeyInfoResponse)))]
+#[tracing::instrument(name = "keys.info", level = "debug", skip_all)]
 async fn info(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -140,6 +144,7 @@ async fn info(
 /// A page of keys, by team or user.
 #[utoipa::path(get, path = "/key/list", tag = "keys", params(KeyListQuery),
     responses((status = 200, description = "The keys", body = KeyList)))]
+#[tracing::instrument(name = "keys.list", level = "debug", skip_all)]
 async fn list(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -154,6 +159,7 @@ async fn list(
 /// Changes the fields present; `null` clears one.
 #[utoipa::path(post, path = "/key/update", tag = "keys", request_body = KeyUpdate,
     responses((status = 200, description = "The key as changed", body = KeyInfo)))]
+#[tracing::instrument(name = "keys.update", level = "debug", skip_all)]
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -169,6 +175,7 @@ async fn update(
 /// Revokes keys.
 #[utoipa::path(post, path = "/key/delete", tag = "keys", request_body = KeyDelete,
     responses((status = 200, description = "The revoked keys", body = KeysDeleted)))]
+#[tracing::instrument(name = "keys.delete", level = "debug", skip_all)]
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -187,6 +194,7 @@ async fn delete(
 /// Blocks a key until it is unblocked.
 #[utoipa::path(post, path = "/key/block", tag = "keys", request_body = KeyRef,
     responses((status = 200, description = "The key", body = KeyInfo)))]
+#[tracing::instrument(name = "keys.block", level = "debug", skip_all)]
 async fn block(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -202,6 +210,7 @@ async fn block(
 /// Unblocks a key.
 #[utoipa::path(post, path = "/key/unblock", tag = "keys", request_body = KeyRef,
     responses((status = 200, description = "The key", body = KeyInfo)))]
+#[tracing::instrument(name = "keys.unblock", level = "debug", skip_all)]
 async fn unblock(
     State(db): Db,
     Extension(actor): Extension<Actor>,

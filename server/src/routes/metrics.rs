@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus' text format", body = String,
         content_type = "text/plain; version=0.0.4; charset=utf-8")))]
+#[tracing::instrument(name = "metrics.metrics", level = "debug", skip_all)]
 async fn metrics(
     _reader: MetricsReader,
     State(state): State<AppState>,

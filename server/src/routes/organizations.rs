@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/organization/new", tag = "organizations",
     request_body = NewOrganization,
     responses((status = 200, description = "The new organization", body = Organization)))]
+#[tracing::instrument(name = "organizations.create", level = "debug", skip_all)]
 async fn create(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -47,6 +48,7 @@ async fn create(
 #[utoipa::path(get, path = "/organization/info", tag = "organizations",
     params(OrganizationInfoQuery),
     responses((status = 200, description = "The organization", body = Organization)))]
+#[tracing::instrument(name = "organizations.info", level = "debug", skip_all)]
 async fn info(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -61,6 +63,7 @@ async fn info(
 /// Every organization, oldest first (LiteLLM's bare list).
 #[utoipa::path(get, path = "/organization/list", tag = "organizations",
     responses((status = 200, description = "The organizations", body = Vec<Organization>)))]
+#[tracing::instrument(name = "organizations.list", level = "debug", skip_all)]
 async fn list(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -75,6 +78,7 @@ async fn list(
 #[utoipa::path(patch, path = "/organization/update", tag = "organizations",
     request_body = OrganizationUpdate,
     responses((status = 200, description = "The organization as changed", body = Organization)))]
+#[tracing::instrument(name = "organizations.update", level = "debug", skip_all)]
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -92,6 +96,7 @@ async fn update(
 #[utoipa::path(delete, path = "/organization/delete", tag = "organizations",
     request_body = OrganizationDelete,
     responses((status = 200, description = "The organizations deleted, as they were", body = Vec<Organization>)))]
+#[tracing::instrument(name = "organizations.delete", level = "debug", skip_all)]
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -109,6 +114,7 @@ async fn delete(
 #[utoipa::path(post, path = "/organization/member_add", tag = "organizations",
     request_body = OrgMemberAdd,
     responses((status = 200, description = "The members added", body = OrgMembersAdded)))]
+#[tracing::instrument(name = "organizations.member_add", level = "debug", skip_all)]
 async fn member_add(
     State(db): Db,
     Extension(actor): Extension<Actor>,

@@ -10,7 +10,6 @@ use crate::{
     providers::anthropic,
     request::{Chat, Endpoint, Request},
     service::{
-        money::nanos_to_usd,
         proxy::{self, Meta, ProxyCtx, ProxyError, Reply},
         secrets,
     },
@@ -69,6 +68,7 @@ fn ctx(state: &AppState) -> ProxyCtx<'_> {
     request_body(content = Object, description = "OpenAI's chat completion request"),
     responses((status = 200, description = "OpenAI's chat completion, or its stream of chunks",
         content((Object = "application/json"), (String = "text/event-stream")))))]
+#[tracing::instrument(name = "proxy.chat", level = "debug", skip_all)]
 async fn chat(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -82,6 +82,7 @@ async fn chat(
 #[utoipa::path(post, path = "/v1/embeddings", tag = "proxy",
     request_body(content = Object, description = "OpenAI's embeddings request"),
     responses((status = 200, description = "OpenAI's embeddings answer", body = Object)))]
+#[tracing::instrument(name = "proxy.embeddings", level = "debug", skip_all)]
 async fn embeddings(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -124,6 +125,7 @@ struct AnthropicErrorDetail {
         (status = 400, description = ANTHROPIC_ERROR, body = AnthropicError),
         (status = 401, description = ANTHROPIC_ERROR, body = AnthropicError),
         (status = "default", description = ANTHROPIC_ERROR, body = AnthropicError)))]
+#[tracing::instrument(name = "proxy.messages", level = "debug", skip_all)]
 async fn messages(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -189,6 +191,7 @@ async fn messages(
         (status = 400, description = ANTHROPIC_ERROR, body = AnthropicError),
         (status = 401, description = ANTHROPIC_ERROR, body = AnthropicError),
         (status = "default", description = ANTHROPIC_ERROR, body = AnthropicError)))]
+#[tracing::instrument(name = "proxy.count_tokens", level = "debug", skip_all)]
 async fn count_tokens(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -327,6 +330,7 @@ impl<'a> Caller<'a> {
     }
 }
 
+#[tracing::instrument(name = "proxy.forward", level = "debug", skip_all)]
 async fn forward(
     state: &AppState,
     peer: SocketAddr,
@@ -371,10 +375,10 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
         }
     };
     if let Some(cost) = meta.cost {
-        put("x-litellm-response-cost", nanos_to_usd(cost).to_string());
+        put("x-litellm-response-cost", cost.usd().to_string());
     }
     if let Some(spend) = meta.key_spend {
-        put("x-litellm-key-spend", nanos_to_usd(spend).to_string());
+        put("x-litellm-key-spend", spend.usd().to_string());
     }
     if let Some(limit) = meta.lowered_to {
         put("x-gatehouse-max-tokens", limit.to_string());
@@ -390,6 +394,7 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
 /// The models the virtual key may use, as OpenAI lists models.
 #[utoipa::path(get, path = "/v1/models", tag = "proxy",
     responses((status = 200, description = "OpenAI's model list", body = Object)))]
+#[tracing::instrument(name = "proxy.models", level = "debug", skip_all)]
 async fn models(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -59,6 +59,7 @@ fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
 /// and password. Failed attempts are throttled per address and per account.
 #[utoipa::path(post, path = "/session/login", tag = "session", security(()), request_body = Login,
     responses((status = 200, description = "Signed in; the cookie is set", body = Session)))]
+#[tracing::instrument(name = "session.login", level = "debug", skip_all)]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -147,6 +148,7 @@ async fn login(
 /// role allows.
 #[utoipa::path(get, path = "/session/me", tag = "people",
     responses((status = 200, description = "The caller", body = Me)))]
+#[tracing::instrument(name = "session.me", level = "debug", skip_all)]
 async fn me(Extension(actor): Extension<Actor>) -> Json<Me> {
     Json(Me {
         user_id: actor.user_id.clone(),
@@ -164,6 +166,7 @@ async fn me(Extension(actor): Extension<Actor>) -> Json<Me> {
 /// (`internal_user`) and the membership when new.
 #[utoipa::path(post, path = "/invitation/new", tag = "people", request_body = InvitationNew,
     responses((status = 200, description = "The link, shown once", body = InvitationCreated)))]
+#[tracing::instrument(name = "session.invite", level = "debug", skip_all)]
 async fn invite(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -192,6 +195,7 @@ async fn invite(
     request_body = InvitationAccept,
     responses((status = 200, description = "The password is set; sign in with it",
         body = InvitationAccepted)))]
+#[tracing::instrument(name = "session.accept", level = "debug", skip_all)]
 async fn accept(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -226,6 +230,7 @@ async fn accept(
 #[utoipa::path(post, path = "/session/logout", tag = "session", security(()),
     responses((status = 200, description = "Signed out", body = Object,
         example = json!({"signed_out": true}))))]
+#[tracing::instrument(name = "session.logout", level = "debug", skip_all)]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
         // Another site must not be able to sign the admin out either.
@@ -261,6 +266,7 @@ fn sso_not_configured() -> ApiError {
 #[utoipa::path(get, path = "/session/oidc/login", tag = "session", security(()),
     responses((status = 303, description = "To the provider's sign-in page; a short-lived cookie \
         keeps the way back")))]
+#[tracing::instrument(name = "session.oidc_login", level = "debug", skip_all)]
 async fn oidc_login(State(state): State<AppState>) -> Result<Response, ApiError> {
     let oidc = state.oidc.as_ref().ok_or_else(sso_not_configured)?;
     let started = oidc.start().await.map_err(|why| sso_unavailable(&why))?;
@@ -295,6 +301,7 @@ pub struct OidcCallback {
     params(OidcCallback),
     responses((status = 200, description = "Signed in; the page goes on to the console",
         content_type = "text/html")))]
+#[tracing::instrument(name = "session.oidc_callback", level = "debug", skip_all)]
 async fn oidc_callback(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

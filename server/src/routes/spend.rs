@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The request log, newest first, filtered and paged.
 #[utoipa::path(get, path = "/spend/logs", tag = "spend", params(SpendLogQuery),
     responses((status = 200, description = "A page of the log", body = SpendLogList)))]
+#[tracing::instrument(name = "spend.logs", level = "debug", skip_all)]
 async fn logs(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -35,6 +36,7 @@ async fn logs(
 /// A team's spend per day, optionally split by model or key.
 #[utoipa::path(get, path = "/spend/daily", tag = "spend", params(DailySpendQuery),
     responses((status = 200, description = "Every day of the range", body = DailySpend)))]
+#[tracing::instrument(name = "spend.daily", level = "debug", skip_all)]
 async fn daily(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -50,6 +52,7 @@ async fn daily(
 /// Spend per team, and the top models and keys, over a range.
 #[utoipa::path(get, path = "/spend/summary", tag = "spend", params(SpendSummaryQuery),
     responses((status = 200, description = "The summary", body = SpendSummary)))]
+#[tracing::instrument(name = "spend.summary", level = "debug", skip_all)]
 async fn summary(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -65,6 +68,7 @@ async fn summary(
 /// Refused requests per minute, level and reason.
 #[utoipa::path(get, path = "/spend/refusals", tag = "spend", params(RefusalsQuery),
     responses((status = 200, description = "The refusals", body = Refusals)))]
+#[tracing::instrument(name = "spend.refusals", level = "debug", skip_all)]
 async fn refusals(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,

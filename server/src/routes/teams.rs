@@ -43,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// users that do not exist are made (`internal_user`).
 #[utoipa::path(post, path = "/team/member_add", tag = "teams", request_body = MemberAdd,
     responses((status = 200, description = "The team and the members added", body = MembersAdded)))]
+#[tracing::instrument(name = "teams.member_add", level = "debug", skip_all)]
 async fn member_add(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -58,6 +59,7 @@ async fn member_add(
 /// Changes a member's role, budget in the team (`max_budget_in_team`), limits or models.
 #[utoipa::path(post, path = "/team/member_update", tag = "teams", request_body = MemberUpdate,
     responses((status = 200, description = "The membership as changed", body = TeamMembership)))]
+#[tracing::instrument(name = "teams.member_update", level = "debug", skip_all)]
 async fn member_update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -73,6 +75,7 @@ async fn member_update(
 /// Removes a member from the team, with the member's keys in the team.
 #[utoipa::path(post, path = "/team/member_delete", tag = "teams", request_body = MemberDelete,
     responses((status = 200, description = "The team, and the keys deleted", body = MemberDeleted)))]
+#[tracing::instrument(name = "teams.member_delete", level = "debug", skip_all)]
 async fn member_delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -88,6 +91,7 @@ async fn member_delete(
 /// Creates a team.
 #[utoipa::path(post, path = "/team/new", tag = "teams", request_body = NewTeam,
     responses((status = 200, description = "The new team", body = Team)))]
+#[tracing::instrument(name = "teams.create", level = "debug", skip_all)]
 async fn create(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -103,6 +107,7 @@ async fn create(
 /// Lists teams: all of them, or a page (`page`, `size`, `sort`, `search`).
 #[utoipa::path(get, path = "/team/list", tag = "teams", params(TeamListQuery),
     responses((status = 200, description = "The teams", body = TeamList)))]
+#[tracing::instrument(name = "teams.list", level = "debug", skip_all)]
 async fn list(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -117,6 +122,7 @@ async fn list(
 /// A team with its keys and members.
 #[utoipa::path(get, path = "/team/info", tag = "teams", params(TeamInfoQuery),
     responses((status = 200, description = "The team", body = TeamInfo)))]
+#[tracing::instrument(name = "teams.info", level = "debug", skip_all)]
 async fn info(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -136,6 +142,7 @@ async fn info(
         the followed teams whose figures changed (the first: all of them), and `keys` events, \
         a JSON list of key figures the same way",
         content((Vec<TeamFigures> = "text/event-stream")))))]
+#[tracing::instrument(name = "teams.events", level = "debug", skip_all)]
 async fn events(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -183,6 +190,7 @@ async fn events(
 /// Changes the fields present; `null` clears one.
 #[utoipa::path(post, path = "/team/update", tag = "teams", request_body = TeamUpdate,
     responses((status = 200, description = "The team as changed", body = TeamUpdated)))]
+#[tracing::instrument(name = "teams.update", level = "debug", skip_all)]
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -199,6 +207,7 @@ async fn update(
 /// Deletes teams and their keys.
 #[utoipa::path(post, path = "/team/delete", tag = "teams", request_body = TeamDelete,
     responses((status = 200, description = "The deleted teams", body = TeamsDeleted)))]
+#[tracing::instrument(name = "teams.delete", level = "debug", skip_all)]
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -212,6 +221,7 @@ async fn delete(
 /// Blocks a team: its keys are refused until it is unblocked.
 #[utoipa::path(post, path = "/team/block", tag = "teams", request_body = TeamRef,
     responses((status = 200, description = "The team", body = Team)))]
+#[tracing::instrument(name = "teams.block", level = "debug", skip_all)]
 async fn block(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -227,6 +237,7 @@ async fn block(
 /// Unblocks a team.
 #[utoipa::path(post, path = "/team/unblock", tag = "teams", request_body = TeamRef,
     responses((status = 200, description = "The team", body = Team)))]
+#[tracing::instrument(name = "teams.unblock", level = "debug", skip_all)]
 async fn unblock(
     State(db): Db,
     Extension(actor): Extension<Actor>,

@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// named by `teams` (the secret is in this answer only).
 #[utoipa::path(post, path = "/user/new", tag = "users", request_body = NewUser,
     responses((status = 200, description = "The new user, with the key's secret", body = UserCreated)))]
+#[tracing::instrument(name = "users.create", level = "debug", skip_all)]
 async fn create(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -45,6 +46,7 @@ async fn create(
 /// A user with their keys and teams.
 #[utoipa::path(get, path = "/user/info", tag = "users", params(UserInfoQuery),
     responses((status = 200, description = "The user", body = UserInfo)))]
+#[tracing::instrument(name = "users.info", level = "debug", skip_all)]
 async fn info(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -66,6 +68,7 @@ async fn info(
 /// A page of users (`page`, `page_size`), filtered by `role`, `user_ids`, `user_email`.
 #[utoipa::path(get, path = "/user/list", tag = "users", params(UserListQuery),
     responses((status = 200, description = "The users", body = UserList)))]
+#[tracing::instrument(name = "users.list", level = "debug", skip_all)]
 async fn list(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -80,6 +83,7 @@ async fn list(
 /// Changes the fields present; `null` clears one.
 #[utoipa::path(post, path = "/user/update", tag = "users", request_body = UserUpdate,
     responses((status = 200, description = "The user as changed", body = UserUpdated)))]
+#[tracing::instrument(name = "users.update", level = "debug", skip_all)]
 async fn update(
     State(db): Db,
     Extension(actor): Extension<Actor>,
@@ -95,6 +99,7 @@ async fn update(
 /// Deletes the users and their keys, all or none; answers how many users (LiteLLM's shape).
 #[utoipa::path(post, path = "/user/delete", tag = "users", request_body = UserDelete,
     responses((status = 200, description = "How many users were deleted", body = u64)))]
+#[tracing::instrument(name = "users.delete", level = "debug", skip_all)]
 async fn delete(
     State(db): Db,
     Extension(actor): Extension<Actor>,

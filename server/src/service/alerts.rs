@@ -5,8 +5,9 @@
 //! database keeps one row per event and destination — and is kept in the outbox until a
 //! delivery succeeds, so a receiver sees each crossing once, with retries across restarts.
 
-use super::{duration::Period, money::nanos_to_usd, secrets, timestamp, timestamp_ms, validate};
+use super::{duration::Period, secrets, timestamp, timestamp_ms, validate};
 use super::{Ctx, Error};
+use crate::money::Nanos;
 use crate::storage::{AlertFilter, AlertRow, BudgetLevel, BudgetOwner, Storage, StorageError};
 use app::types::{AlertEntry, AlertList, AlertQuery};
 use chrono::{DateTime, Utc};
@@ -88,7 +89,7 @@ fn crossings(settings: &AlertSettings, level: &BudgetLevel, now: DateTime<Utc>) 
     let b = &level.budget;
     let spend = i128::from(b.spend);
     let mut found = Vec::new();
-    if let Some(max) = b.max_budget.filter(|m| *m > 0) {
+    if let Some(max) = b.max_budget.filter(|m| *m > Nanos::ZERO) {
         for threshold in &settings.thresholds {
             if spend * 100 >= i128::from(max) * i128::from(*threshold) {
                 found.push(Crossing {
@@ -100,11 +101,11 @@ fn crossings(settings: &AlertSettings, level: &BudgetLevel, now: DateTime<Utc>) 
         }
         if let Some(projected) = forecast(level, now).filter(|p| *p > i128::from(max)) {
             if spend < i128::from(max) {
-                let projected = i64::try_from(projected).unwrap_or(i64::MAX);
+                let projected = Nanos(i64::try_from(projected).unwrap_or(i64::MAX));
                 found.push(Crossing {
                     event: "budget_forecast",
                     label: "forecast".to_string(),
-                    fields: json!({ "forecast_spend": nanos_to_usd(projected) }),
+                    fields: json!({ "forecast_spend": projected.usd() }),
                 });
             }
         }
@@ -114,7 +115,7 @@ fn crossings(settings: &AlertSettings, level: &BudgetLevel, now: DateTime<Utc>) 
             found.push(Crossing {
                 event: "soft_budget",
                 label: "soft".to_string(),
-                fields: json!({ "soft_budget": nanos_to_usd(soft) }),
+                fields: json!({ "soft_budget": soft.usd() }),
             });
         }
     }
@@ -128,7 +129,7 @@ fn forecast(level: &BudgetLevel, now: DateTime<Utc>) -> Option<i128> {
     let period = Period::parse("budget_duration", b.budget_duration.as_deref()?).ok()?;
     let length = (period.after(reset) - reset).num_seconds();
     let elapsed = length - (reset - now).num_seconds();
-    if length <= 0 || b.spend <= 0 || elapsed * 10 < length {
+    if length <= 0 || b.spend <= Nanos::ZERO || elapsed * 10 < length {
         return None;
     }
     Some(i128::from(b.spend) * i128::from(length) / i128::from(elapsed))
@@ -185,8 +186,8 @@ pub async fn detect(
                     "event": crossing.event,
                     "scope": owner.name(),
                     "id": level.id,
-                    "spend": nanos_to_usd(b.spend),
-                    "max_budget": b.max_budget.map(nanos_to_usd),
+                    "spend": b.spend.usd(),
+                    "max_budget": b.max_budget.map(Nanos::usd),
                     "budget_reset_at": b.budget_reset_at.map(timestamp),
                 });
                 if let (Some(payload), Some(fields)) =
@@ -300,9 +301,9 @@ mod tests {
             id: "t".to_string(),
             team_id: Some("t".to_string()),
             budget: BudgetRow {
-                max_budget: max,
-                soft_budget: soft,
-                spend,
+                max_budget: max.map(Nanos),
+                soft_budget: soft.map(Nanos),
+                spend: Nanos(spend),
                 ..BudgetRow::default()
             },
         }
@@ -333,8 +334,8 @@ mod tests {
         let now = Utc::now();
         let window = |spend: i64, days_left: i64| BudgetLevel {
             budget: BudgetRow {
-                max_budget: Some(1000),
-                spend,
+                max_budget: Some(Nanos(1000)),
+                spend: Nanos(spend),
                 budget_duration: Some("10d".to_string()),
                 budget_reset_at: Some((now + chrono::Duration::days(days_left)).timestamp()),
                 ..BudgetRow::default()

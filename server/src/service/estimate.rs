@@ -57,12 +57,10 @@ impl Bound {
     /// The reservation this bound makes: every prompt token at the dearest prompt price, every
     /// output token of every choice at the dearest output price.
     pub fn estimate(&self, price: &Price) -> Estimate {
-        let input = u128::try_from(price.dearest_input()).unwrap_or(0);
-        let output = u128::try_from(price.dearest_output()).unwrap_or(0);
         Estimate {
             prompt_tokens: self.prompt_tokens,
-            prompt_picos: input.saturating_mul(u128::from(self.prompt_tokens)),
-            output_picos: output.saturating_mul(u128::from(self.choices)),
+            prompt_picos: price.dearest_input().times(self.prompt_tokens),
+            output_picos: price.dearest_output().times(self.choices),
             choices: self.choices,
             output_tokens: self.output_tokens,
             extra_output_tokens: self.extra_output_tokens,

@@ -3,7 +3,8 @@
 //! leaves a field unchanged and `Some(None)` clears it.
 
 use super::Error;
-use super::{duration::Period, money::nanos_to_usd, money::usd_to_nanos, timestamp, validate};
+use super::{duration::Period, money::usd_to_nanos, timestamp, validate};
+use crate::money::Nanos;
 use crate::storage::{BudgetPatch, BudgetRow};
 use app::types::{Budget, BudgetUpdate, NewBudget};
 use chrono::{DateTime, Utc};
@@ -25,12 +26,12 @@ fn budget_period(
     }
 }
 
-fn max_budget(usd: Option<f64>) -> Result<Option<i64>, Error> {
+fn max_budget(usd: Option<f64>) -> Result<Option<Nanos>, Error> {
     usd_field("max_budget", usd)
 }
 
-/// An amount in USD a request sets, in nano-dollars (checked: finite, not negative).
-fn usd_field(param: &str, usd: Option<f64>) -> Result<Option<i64>, Error> {
+/// An amount in USD a request sets (checked: finite, not negative).
+fn usd_field(param: &str, usd: Option<f64>) -> Result<Option<Nanos>, Error> {
     usd.map(|usd| usd_to_nanos(param, usd)).transpose()
 }
 
@@ -40,7 +41,7 @@ pub fn new_budget(b: &NewBudget, now: DateTime<Utc>) -> Result<BudgetRow, Error>
     Ok(BudgetRow {
         max_budget: max_budget(b.max_budget)?,
         soft_budget: usd_field("soft_budget", b.soft_budget)?,
-        spend: 0,
+        spend: Nanos::ZERO,
         tpm_limit: validate::limit("tpm_limit", b.tpm_limit)?,
         rpm_limit: validate::limit("rpm_limit", b.rpm_limit)?,
         max_parallel_requests: validate::limit("max_parallel_requests", b.max_parallel_requests)?,
@@ -92,12 +93,12 @@ pub fn patched(row: &BudgetRow, patch: &BudgetPatch) -> BudgetRow {
 
 /// A level's budget as the API shows it, with the request path's spend when the gate has it
 /// (ahead of the database by up to one flush).
-pub fn budget_view(row: &BudgetRow, live_spend: Option<i64>) -> Budget {
+pub fn budget_view(row: &BudgetRow, live_spend: Option<Nanos>) -> Budget {
     let spend = live_spend.unwrap_or(row.spend);
     Budget {
-        max_budget: row.max_budget.map(nanos_to_usd),
-        soft_budget: row.soft_budget.map(nanos_to_usd),
-        spend: nanos_to_usd(spend),
+        max_budget: row.max_budget.map(Nanos::usd),
+        soft_budget: row.soft_budget.map(Nanos::usd),
+        spend: spend.usd(),
         tpm_limit: row.tpm_limit.and_then(|v| u64::try_from(v).ok()),
         rpm_limit: row.rpm_limit.and_then(|v| u64::try_from(v).ok()),
         max_parallel_requests: row

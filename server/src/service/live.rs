@@ -1,6 +1,7 @@
 //! What a live stream (`/team/events`) follows, and its figures as the API shows them.
 
-use super::{money::nanos_to_usd, timestamp, validate, Ctx, Error};
+use super::{timestamp, validate, Ctx, Error};
+use crate::money::Nanos;
 use crate::{
     gate::{
         admission::{LevelId, LevelKind},
@@ -111,8 +112,8 @@ pub fn views(changed: Vec<(LevelId, Figures)>) -> (Vec<TeamFigures>, Vec<KeyFigu
     let mut keys = Vec::new();
     for (level, f) in changed {
         let figures = LiveFigures {
-            spend: nanos_to_usd(f.spend),
-            max_budget: f.max_budget.map(nanos_to_usd),
+            spend: f.spend.usd(),
+            max_budget: f.max_budget.map(Nanos::usd),
             budget_reset_at: f.reset_at.map(timestamp),
             blocked: f.blocked,
         };

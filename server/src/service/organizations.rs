@@ -92,7 +92,11 @@ pub fn check_team(
     )?;
     let org = &organization.budget;
     for (param, team, bound) in [
-        ("max_budget", team_budget.max_budget, org.max_budget),
+        (
+            "max_budget",
+            team_budget.max_budget.map(|max| max.0),
+            org.max_budget.map(|max| max.0),
+        ),
         ("tpm_limit", team_budget.tpm_limit, org.tpm_limit),
         ("rpm_limit", team_budget.rpm_limit, org.rpm_limit),
         (
@@ -105,7 +109,7 @@ pub fn check_team(
             if team > bound {
                 let shown = |v: i64| {
                     if param == "max_budget" {
-                        format!("${}", super::money::nanos_to_usd(v))
+                        format!("${}", crate::money::Nanos(v).usd())
                     } else {
                         v.to_string()
                     }

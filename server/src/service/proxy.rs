@@ -16,6 +16,7 @@ use crate::{
         admission::{Denial, Estimate, LevelId, LevelKind, RateInfo, Reservation, Unreachable},
         Gate, KeyEntry,
     },
+    money::Nanos,
     providers::{
         adapter::Try,
         call::{self, Answer, UpstreamError},
@@ -80,8 +81,8 @@ pub struct Meta {
     /// The output limit the gateway sent instead of none, to fit what is left of a budget.
     pub lowered_to: Option<u64>,
     /// What the request cost and the key's spend after it (whole answers only).
-    pub cost: Option<i64>,
-    pub key_spend: Option<i64>,
+    pub cost: Option<Nanos>,
+    pub key_spend: Option<Nanos>,
     /// The deployment that answered, and the tries besides its own.
     pub model_id: Option<String>,
     pub retries: u32,
@@ -359,7 +360,7 @@ async fn admit_and_call(
             model,
             prompt_tokens: 0,
             completion_tokens: 0,
-            cost: 0,
+            cost: Nanos::ZERO,
             latency_ms: 0,
             status: 0,
             key_window,
@@ -799,17 +800,17 @@ impl Call {
 
     /// Settles the reservation to what `tokens` cost (never more than it) and logs the
     /// request; answers its cost, the key's spend after it, and the meta to send.
-    async fn charge(mut self, tokens: Tokens, status: u16) -> (i64, i64, Meta) {
+    async fn charge(mut self, tokens: Tokens, status: u16) -> (Nanos, Nanos, Meta) {
         if let Some(pick) = self.pick.take() {
             pick.settle(tokens.total()).await;
         }
-        let mut cost = self.deployment.spec.price.cost_nanos(&tokens);
+        let mut cost = self.deployment.spec.price.cost(&tokens);
         let reserved = self.reservation.grant().cost;
         if cost > reserved {
             tracing::warn!(
                 model = %self.log.model,
-                cost,
-                reserved,
+                cost = cost.0,
+                reserved = reserved.0,
                 prompt_tokens = tokens.prompt,
                 completion_tokens = tokens.completion,
                 "the provider reported more than the request's bound; charged the bound"
@@ -817,7 +818,7 @@ impl Call {
             cost = reserved;
         }
         let settled = self.reservation.settle(cost, tokens.total()).await;
-        let key_spend = settled.spend.first().copied().unwrap_or(0);
+        let key_spend = settled.spend.first().copied().unwrap_or(Nanos::ZERO);
         self.log.prompt_tokens = i64::try_from(tokens.prompt).unwrap_or(i64::MAX);
         self.log.completion_tokens = i64::try_from(tokens.completion).unwrap_or(i64::MAX);
         self.log.cost = cost;

@@ -2,7 +2,8 @@
 //! and for callers.
 
 use super::{access::Actor, Error};
-use super::{keys, money::nanos_to_usd, teams, validate, Ctx};
+use super::{keys, teams, validate, Ctx};
+use crate::money::Nanos;
 use crate::storage::{DailySpend as DailySpendRow, GroupSpend, SpendFilter, SpendGrouping};
 use app::types::{
     DailySpend, DailySpendEntry, DailySpendQuery, RefusalCount, RefusalTotal, Refusals,
@@ -104,7 +105,7 @@ pub async fn logs(ctx: Ctx<'_>, query: SpendLogQuery) -> Result<SpendLogList, Er
                 prompt_tokens: count(r.prompt_tokens),
                 completion_tokens: count(r.completion_tokens),
                 total_tokens: count(r.prompt_tokens + r.completion_tokens),
-                spend: nanos_to_usd(r.cost),
+                spend: r.cost.usd(),
                 latency_ms: count(r.latency_ms),
                 status: u16::try_from(r.status).unwrap_or(0),
                 model_id: r.model_id,
@@ -171,7 +172,7 @@ fn split(group_by: Option<&str>) -> Result<Option<SpendGrouping>, Error> {
 fn group(row: &DailySpendRow) -> SpendGroup {
     SpendGroup {
         id: row.group_id.clone(),
-        spend: nanos_to_usd(row.spend),
+        spend: row.spend.usd(),
         requests: u64::try_from(row.requests).unwrap_or(0),
         tokens: u64::try_from(row.tokens).unwrap_or(0),
     }
@@ -216,7 +217,7 @@ pub async fn daily(
                 groups
             });
             DailySpendEntry {
-                spend: nanos_to_usd(sum(|r| r.spend)),
+                spend: parts.iter().map(|r| r.spend).sum::<Nanos>().usd(),
                 requests: u64::try_from(sum(|r| r.requests)).unwrap_or(0),
                 tokens: u64::try_from(sum(|r| r.tokens)).unwrap_or(0),
                 groups,
@@ -250,7 +251,7 @@ pub async fn summary(
         rows.into_iter()
             .map(|r| SpendGroup {
                 id: r.id,
-                spend: nanos_to_usd(r.spend),
+                spend: r.spend.usd(),
                 requests: u64::try_from(r.requests).unwrap_or(0),
                 tokens: u64::try_from(r.tokens).unwrap_or(0),
             })

@@ -6,6 +6,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
+use crate::money::Nanos;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -50,12 +51,12 @@ pub type Aliases = std::collections::BTreeMap<String, String>;
 /// The budget and limits every level holds (teams, keys, and the levels to come), as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct BudgetRow {
-    /// Nano-dollars per window.
-    pub max_budget: Option<i64>,
-    /// Spend (nano-dollars) past which an alert is sent; nothing is refused for it.
-    pub soft_budget: Option<i64>,
-    /// Spend in the current window, nano-dollars.
-    pub spend: i64,
+    /// Per window.
+    pub max_budget: Option<Nanos>,
+    /// Spend past which an alert is sent; nothing is refused for it.
+    pub soft_budget: Option<Nanos>,
+    /// Spend in the current window.
+    pub spend: Nanos,
     pub tpm_limit: Option<i64>,
     pub rpm_limit: Option<i64>,
     pub max_parallel_requests: Option<i64>,
@@ -69,8 +70,8 @@ pub struct BudgetRow {
 /// The budget fields to change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct BudgetPatch {
-    pub max_budget: Option<Option<i64>>,
-    pub soft_budget: Option<Option<i64>>,
+    pub max_budget: Option<Option<Nanos>>,
+    pub soft_budget: Option<Option<Nanos>>,
     pub tpm_limit: Option<Option<i64>>,
     pub rpm_limit: Option<Option<i64>>,
     pub max_parallel_requests: Option<Option<i64>>,
@@ -437,8 +438,7 @@ pub struct SpendLog {
     pub model: String,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
-    /// Nano-dollars.
-    pub cost: i64,
+    pub cost: Nanos,
     pub latency_ms: i64,
     /// The HTTP status the caller got.
     pub status: i64,
@@ -510,7 +510,7 @@ pub struct DailySpend {
     pub day: String,
     /// The model or key of this part of the day, when split; empty otherwise.
     pub group_id: String,
-    pub spend: i64,
+    pub spend: Nanos,
     pub requests: i64,
     pub tokens: i64,
 }
@@ -538,7 +538,7 @@ impl SpendGrouping {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct GroupSpend {
     pub id: String,
-    pub spend: i64,
+    pub spend: Nanos,
     pub requests: i64,
     pub tokens: i64,
 }

@@ -139,12 +139,24 @@ async fn fields_reach_the_upstream_in_the_order_the_caller_wrote_them() {
     };
     let sent = keys(&seen);
     let position = |name: &str| sent.iter().position(|k| k == name).expect(name);
-    assert!(position("zeta_vendor_field") < position("alpha_vendor_field"), "{sent:?}");
-    assert!(position("alpha_vendor_field") < position("mid_vendor_field"), "{sent:?}");
+    assert!(
+        position("zeta_vendor_field") < position("alpha_vendor_field"),
+        "{sent:?}"
+    );
+    assert!(
+        position("alpha_vendor_field") < position("mid_vendor_field"),
+        "{sent:?}"
+    );
     assert_eq!(keys(&seen["mid_vendor_field"]), ["y", "b", "x"]);
-    assert_eq!(keys(&seen["messages"][0]), ["role", "content", "name", "annotations"]);
+    assert_eq!(
+        keys(&seen["messages"][0]),
+        ["role", "content", "name", "annotations"]
+    );
     let schema = &seen["response_format"]["json_schema"]["schema"];
-    assert_eq!(keys(&schema["properties"]), ["verdict", "confidence", "because"]);
+    assert_eq!(
+        keys(&schema["properties"]),
+        ["verdict", "confidence", "because"]
+    );
 }
 
 #[tokio::test]

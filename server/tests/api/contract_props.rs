@@ -15,6 +15,7 @@ use server::{
         local::LocalAdmission,
         redis::RedisAdmission,
     },
+    money::{Nanos, Picos},
     providers::catalog::{ImageTokens, ModelSpec, Price, Tokenizer, Tokens},
     request::{self, Endpoint},
     service::estimate,
@@ -93,9 +94,9 @@ fn tokenizer() -> impl Strategy<Value = Tokenizer> {
 
 fn spec() -> impl Strategy<Value = ModelSpec> {
     (
-        0i64..200_000,
-        0i64..600_000,
-        proptest::option::of(0i64..1_000_000),
+        0u128..200_000,
+        0u128..600_000,
+        proptest::option::of(0u128..1_000_000),
         1u64..200_000,
         tokenizer(),
         1u64..50_000,
@@ -103,9 +104,9 @@ fn spec() -> impl Strategy<Value = ModelSpec> {
         .prop_map(
             |(input, output, audio, max_output, tokenizer, image)| ModelSpec {
                 price: Price {
-                    input,
-                    output,
-                    input_audio: audio,
+                    input: Picos(input),
+                    output: Picos(output),
+                    input_audio: audio.map(Picos),
                     ..Price::default()
                 },
                 max_output_tokens: max_output,
@@ -182,7 +183,7 @@ fn chain(case: &Case, run: usize) -> Vec<Level> {
                 &format!("run{run}-level{i}"),
             ),
             limits: Limits {
-                max_budget: *max,
+                max_budget: max.map(Nanos),
                 ..Limits::default()
             },
             window: 0,
@@ -242,16 +243,19 @@ async fn live(backend: Arc<dyn Admission>, spec: ModelSpec, chain: Vec<Level>, r
         Outcome::Fails => return reservation.release().await,
     };
     reservation
-        .settle(spec.price.cost_nanos(&tokens), tokens.total())
+        .settle(spec.price.cost(&tokens), tokens.total())
         .await;
 }
 
 async fn check(backend: &Arc<dyn Admission>, case: &Case, chain: &[Level]) -> Result<(), String> {
     for level in chain {
-        let spend = backend.spend(&level.id).await.unwrap_or(0);
+        let spend = backend.spend(&level.id).await.unwrap_or(Nanos::ZERO);
         if let Some(max) = level.limits.max_budget {
             if spend > max {
-                return Err(format!("{} spent {spend} of {max} in {case:?}", level.id));
+                return Err(format!(
+                    "{} spent {spend:?} of {max:?} in {case:?}",
+                    level.id
+                ));
             }
         }
     }
@@ -316,7 +320,7 @@ fn the_tail_of_a_budget_still_admits_a_smaller_answer() {
     for (name, backend) in runtime.block_on(backends()) {
         runtime.block_on(async {
             let spec = ModelSpec {
-                price: Price::plain(1_000, 2_000),
+                price: Price::plain(Picos(1_000), Picos(2_000)),
                 max_output_tokens: 10_000,
                 tokenizer: Tokenizer::O200k,
                 image_tokens: ImageTokens { low: 1, high: 1 },
@@ -324,7 +328,7 @@ fn the_tail_of_a_budget_still_admits_a_smaller_answer() {
             let level = Level {
                 id: LevelId::new(LevelKind::Team, "tail"),
                 limits: Limits {
-                    max_budget: Some(100),
+                    max_budget: Some(Nanos(100)),
                     ..Limits::default()
                 },
                 window: 0,
@@ -343,7 +347,7 @@ fn the_tail_of_a_budget_still_admits_a_smaller_answer() {
                 grant.output_tokens >= 1 && grant.output_tokens < 10_000,
                 "{name}"
             );
-            assert!(grant.cost <= 100, "{name}");
+            assert!(grant.cost <= Nanos(100), "{name}");
             backend.release(&grant).await;
         });
     }

@@ -4,6 +4,7 @@
 use crate::helpers::{Reply, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use server::money::Nanos;
 use std::time::{Duration, Instant};
 
 /// 6 prompt tokens and 5 completion tokens: 6 × $0.000001 + 5 × $0.000002.
@@ -175,7 +176,7 @@ async fn spend_from_every_instance_adds_up() {
     assert_eq!(ok, 60);
     let logs = apps[1].wait_for_logs("t", 60).await;
     assert_eq!(logs["total_count"], 60);
-    let logged: i64 = apps[0]
+    let logged = apps[0]
         .running_storage()
         .spend_logs(
             &server::storage::SpendFilter {
@@ -190,8 +191,8 @@ async fn spend_from_every_instance_adds_up() {
         .0
         .iter()
         .map(|log| log.cost)
-        .sum();
-    assert_eq!(logged, 60 * 16_000);
+        .sum::<Nanos>();
+    assert_eq!(logged, Nanos(60 * 16_000));
     assert_eq!(apps[2].stored_team("t").await.budget.spend, logged);
     for app in &apps {
         assert!((spend(&app.team_info("t").await) - 60.0 * COST).abs() < 1e-12);
@@ -228,7 +229,7 @@ async fn a_budget_resets_once_for_the_fleet() {
     assert_eq!(a + b, 0);
     apps[0].wait_for_logs("t", 4).await;
     let stored = apps[0].stored_team("t").await.budget;
-    assert_eq!((stored.budget_window, stored.spend), (1, 16_000));
+    assert_eq!((stored.budget_window, stored.spend), (1, Nanos(16_000)));
     for app in &apps {
         assert!((spend(&app.team_info("t").await) - COST).abs() < 1e-12);
     }

@@ -5,6 +5,7 @@
 use crate::helpers::{redis_prefix, redis_url, TestApp, TestDatabase};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use server::money::Nanos;
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -150,7 +151,7 @@ async fn losing_redis_answers_503_and_counters_come_back_from_the_database() {
         (live - 0.000032).abs() < 1e-12,
         "spend {live} after the outage"
     );
-    assert_eq!(app.stored_team("t").await.budget.spend, 2 * COST);
+    assert_eq!(app.stored_team("t").await.budget.spend, Nanos(2 * COST));
 }
 
 /// A PostgreSQL test database reached through a cable.
@@ -189,7 +190,7 @@ async fn losing_postgres_refuses_admin_writes_and_queues_spend() {
     cable.restore();
 
     app.wait_for_logs("t", 5).await;
-    assert_eq!(app.stored_team("t").await.budget.spend, 5 * COST);
+    assert_eq!(app.stored_team("t").await.budget.spend, Nanos(5 * COST));
     let write = app
         .update_team(json!({"team_id": "t", "max_budget": 5.0}))
         .await;
@@ -245,7 +246,11 @@ async fn with_strict_durability_losing_postgres_refuses_requests() {
     let logs = app.wait_for_logs("t", 1).await["total_count"]
         .as_i64()
         .expect("count");
-    assert_eq!(stored, logs * COST, "every answered request charged once");
+    assert_eq!(
+        stored,
+        Nanos(logs * COST),
+        "every answered request charged once"
+    );
 }
 
 #[tokio::test]
@@ -277,5 +282,5 @@ async fn a_full_spend_queue_refuses_new_requests_and_loses_nothing_answered() {
     // Once the queue is written, requests are admitted again, and each answer is charged once.
     until(&app, &key, StatusCode::OK, Duration::from_secs(20)).await;
     app.wait_for_logs("t", 4).await;
-    assert_eq!(app.stored_team("t").await.budget.spend, 4 * COST);
+    assert_eq!(app.stored_team("t").await.budget.spend, Nanos(4 * COST));
 }

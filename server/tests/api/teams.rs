@@ -219,7 +219,10 @@ async fn teams_survive_a_restart() {
         .expect("team kept");
     assert_eq!(row.team_alias.as_deref(), Some("Engineering Team"));
     // $1000 in nano-dollars: money is stored as an integer.
-    assert_eq!(row.budget.max_budget, Some(1_000_000_000_000));
+    assert_eq!(
+        row.budget.max_budget,
+        Some(server::money::Nanos(1_000_000_000_000))
+    );
 }
 
 #[tokio::test]
